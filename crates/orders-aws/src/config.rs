@@ -1,0 +1,53 @@
+//! Configuration read once at cold start.
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use std::time::Duration;
+
+/// A missing or malformed environment variable, named, so a bad deployment fails its first
+/// invocation with a message that says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// An optional variable parsed with `parse`, or `default` when unset.
+pub fn optional<T>(
+    name: &'static str,
+    default: T,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => parse(value.trim()).ok_or(ConfigError::Invalid {
+            name,
+            reason: format!("cannot parse {value:?}"),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// SDK configuration for request/response functions: API Gateway gives up after 30 s and
+/// our functions after 10 s, so a hung connection must fail fast and leave time to answer
+/// with a clean 503 instead of a gateway timeout.
+pub async fn sdk_config_for_api() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(6))
+                .build(),
+        )
+        .load()
+        .await
+}

@@ -1,0 +1,224 @@
+//! The orders table: conditional creates and index-backed listings (see the module above).
+
+use super::{LIST_SHARDS, shard_of};
+use crate::errors::{classify, corrupt};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use futures::future::try_join_all;
+use orders_core::listing::{ListOrders, OrderPage};
+use orders_core::ports::{Created, OrderStore};
+use orders_core::{Order, OrderError, OrderId, OrderStatus};
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoOrderStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOrderStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(sdk), table)
+    }
+
+    /// Reads by consistent `GetItem`: the caller just wrote, or must see the latest status.
+    async fn get_consistent(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("orderId", AttributeValue::S(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        output.item.map(order_from_item).transpose()
+    }
+
+    /// Up to `want` orders of one index partition, newest first, older than `before`.
+    async fn query_partition(
+        &self,
+        partition: Partition,
+        before: Option<OrderId>,
+        status: Option<OrderStatus>,
+        want: usize,
+    ) -> Result<Vec<Order>, OrderError> {
+        let mut found = Vec::new();
+        let mut start_key: Option<Item> = None;
+        loop {
+            let mut key_condition = "#pk = :pk".to_owned();
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(partition.index)
+                .expression_attribute_names("#pk", partition.key_attribute)
+                .expression_attribute_values(":pk", AttributeValue::S(partition.value.clone()))
+                .scan_index_forward(false)
+                .select(Select::AllAttributes)
+                .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start_key.take());
+            if let Some(before) = before {
+                key_condition.push_str(" AND orderId < :before");
+                request = request
+                    .expression_attribute_values(":before", AttributeValue::S(before.to_string()));
+            }
+            if let Some(status) = status {
+                request = request
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(
+                        ":status",
+                        AttributeValue::S(status.as_str().to_owned()),
+                    );
+            }
+            let output = request
+                .key_condition_expression(key_condition)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in output.items.unwrap_or_default() {
+                found.push(order_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if found.len() < want => start_key = Some(key),
+                _ => break,
+            }
+        }
+        found.truncate(want);
+        Ok(found)
+    }
+}
+
+/// One partition of one listing index.
+#[derive(Debug, Clone)]
+struct Partition {
+    index: &'static str,
+    key_attribute: &'static str,
+    value: String,
+}
+
+fn status_shard(status: OrderStatus, shard: u32) -> String {
+    format!("{status}#{shard}")
+}
+
+/// The stored item: the order as JSON-shaped attributes plus the index keys derived from it.
+/// Every write of an order goes through here, so the index keys can never disagree with it.
+pub fn order_item(order: &Order) -> Result<Item, OrderError> {
+    let mut item: Item =
+        serde_dynamo::to_item(order).map_err(|e| corrupt("serialising an order", e))?;
+    let shard = shard_of(&order.order_id.to_string());
+    item.insert(
+        "statusShard".into(),
+        AttributeValue::S(status_shard(order.status, shard)),
+    );
+    item.insert("listShard".into(), AttributeValue::S(shard.to_string()));
+    Ok(item)
+}
+
+fn order_from_item(item: Item) -> Result<Order, OrderError> {
+    serde_dynamo::from_item(item).map_err(|e| corrupt("reading an order item", e))
+}
+
+#[async_trait]
+impl OrderStore for DynamoOrderStore {
+    async fn create(&self, order: &Order) -> Result<Created, OrderError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(order_item(order)?))
+            .condition_expression("attribute_not_exists(orderId)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::New),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let existing = self.get_consistent(&order.order_id).await?.ok_or_else(|| {
+                    OrderError::Unexpected("order vanished after a conflicting create".into())
+                })?;
+                Ok(Created::AlreadyExists(Box::new(existing)))
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn get(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+        self.get_consistent(id).await
+    }
+
+    async fn list(&self, query: &ListOrders) -> Result<OrderPage, OrderError> {
+        // One more than the page, to know whether a next page exists without an empty last page.
+        let want = query.limit + 1;
+        let (partitions, status_filter) = match (&query.customer_id, query.status) {
+            (Some(customer), status) => (
+                vec![Partition {
+                    index: "byCustomer",
+                    key_attribute: "customerId",
+                    value: customer.to_string(),
+                }],
+                status,
+            ),
+            (None, Some(status)) => (
+                (0..LIST_SHARDS)
+                    .map(|n| Partition {
+                        index: "byStatus",
+                        key_attribute: "statusShard",
+                        value: status_shard(status, n),
+                    })
+                    .collect(),
+                None,
+            ),
+            (None, None) => (
+                (0..LIST_SHARDS)
+                    .map(|n| Partition {
+                        index: "byCreated",
+                        key_attribute: "listShard",
+                        value: n.to_string(),
+                    })
+                    .collect(),
+                None,
+            ),
+        };
+        let pages = try_join_all(
+            partitions
+                .into_iter()
+                .map(|p| self.query_partition(p, query.before, status_filter, want)),
+        )
+        .await?;
+        let mut orders: Vec<Order> = pages.into_iter().flatten().collect();
+        orders.sort_unstable_by_key(|o| std::cmp::Reverse(o.order_id));
+        orders.truncate(want);
+        let next = if orders.len() > query.limit {
+            orders.truncate(query.limit);
+            orders.last().map(|o| o.order_id)
+        } else {
+            None
+        };
+        Ok(OrderPage { orders, next })
+    }
+
+    async fn ping(&self) -> Result<(), OrderError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! AWS adapters for the `orders-core` ports.
+//!
+//! # Layout
+//! - [`config`]: reading configuration from the environment once, with clear errors, and
+//!   building the SDK configuration (which honours `AWS_ENDPOINT_URL`, so the same binary
+//!   talks to AWS, LocalStack or moto).
+//! - [`dynamo`]: the orders table (and its listing indexes) and the idempotency table.
+//! - [`kinesis`]: the event publisher.
+//! - [`errors`]: turning SDK errors into the domain's retryable/non-retryable kinds, keeping
+//!   the SDK error as the source.
+
+pub mod config;
+pub mod dynamo;
+pub mod errors;
+pub mod kinesis;
+
+pub use dynamo::idempotency::DynamoIdempotencyStore;
+pub use dynamo::orders::DynamoOrderStore;
+pub use kinesis::KinesisPublisher;

@@ -1,0 +1,59 @@
+//! The use-case error shared by every function. The HTTP edge maps it to a status code in
+//! exactly one place (`orders-http`); stream consumers use [`OrderError::is_retryable`].
+
+use std::error::Error as StdError;
+
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// One bad field of a request, named by its JSON path (`items[0].quantity`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// The client sent something we will not accept; nothing was written.
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+
+    #[error("order {0} was not found")]
+    NotFound(String),
+
+    /// The `Idempotency-Key` was first used with a different request body.
+    #[error("the Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+
+    /// AWS asked us to slow down; the client should retry after a moment.
+    #[error("a dependency is throttling requests")]
+    Throttled(#[source] BoxError),
+
+    /// A dependency failed or timed out; a retry may succeed.
+    #[error("a dependency is unavailable")]
+    Unavailable(#[source] BoxError),
+
+    /// A bug or corrupt data; retrying will not help.
+    #[error(transparent)]
+    Unexpected(BoxError),
+}
+
+impl OrderError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// Whether retrying the same request later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Throttled(_) | Self::Unavailable(_))
+    }
+}

@@ -1,0 +1,198 @@
+//! Identifiers that parse: once you hold one, it is valid.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use ulid::Ulid;
+
+/// Maximum length of client-chosen ids (customers, products).
+pub const MAX_ID_LEN: usize = 64;
+/// Maximum length of an `Idempotency-Key` header.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// Why an id was rejected; the message is shown to API clients as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidId(pub &'static str);
+
+const SAFE_ID_MESSAGE: &str = "must be 1 to 64 characters: letters, digits, '-', '_', '.' or ':'";
+
+/// Client-chosen ids share one safe charset: no spaces, slashes or `#` (which our storage keys
+/// use as a separator), so an id can appear in a URL path and a DynamoDB key unescaped.
+fn parse_safe_id(s: &str) -> Result<&str, InvalidId> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(s)
+    } else {
+        Err(InvalidId(SAFE_ID_MESSAGE))
+    }
+}
+
+macro_rules! safe_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, InvalidId> {
+                parse_safe_id(s).map(|s| Self(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+safe_id!(
+    /// The customer who placed an order, as the client's system names them.
+    CustomerId
+);
+safe_id!(
+    /// A catalog product (SKU).
+    ProductId
+);
+
+/// A time-ordered order id (ULID): sorting ids sorts orders by creation time, which is what
+/// lets the listing indexes return newest-first with the id alone as the sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderId(Ulid);
+
+impl OrderId {
+    pub fn new(ulid: Ulid) -> Self {
+        Self(ulid)
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        // Ulid::from_str accepts lowercase too; we only hand out the canonical uppercase form,
+        // so accepting other spellings would create two URLs for one order.
+        if s.len() != ulid::ULID_LEN || s.bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(InvalidId("must be a 26-character order id"));
+        }
+        Ulid::from_str(s)
+            .map(Self)
+            .map_err(|_| InvalidId("must be a 26-character order id"))
+    }
+
+    /// Milliseconds since the Unix epoch encoded in the id.
+    pub fn timestamp_ms(&self) -> u64 {
+        self.0.timestamp_ms()
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for OrderId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The value of an `Idempotency-Key` header: 1–128 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_IDEMPOTENCY_KEY_LEN
+            && s.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidId(
+                "must be 1 to 128 visible ASCII characters (a UUID is a good choice)",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_ids_accept_the_charset_and_length() {
+        assert!(CustomerId::parse("c-1").is_ok());
+        assert!(ProductId::parse("sku_1.blue:XL").is_ok());
+        assert!(ProductId::parse(&"a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn safe_ids_reject_empty_long_and_unsafe() {
+        for bad in ["", &"a".repeat(65), "a b", "a/b", "a#b", "é", "a\n"] {
+            assert!(
+                CustomerId::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn order_ids_are_canonical_ulids() {
+        let id = OrderId::new(Ulid::from_parts(1_700_000_000_000, 42));
+        let s = id.to_string();
+        assert_eq!(OrderId::parse(&s), Ok(id));
+        assert_eq!(id.timestamp_ms(), 1_700_000_000_000);
+        assert!(OrderId::parse(&s.to_lowercase()).is_err());
+        assert!(OrderId::parse("not-an-id").is_err());
+        assert!(OrderId::parse("").is_err());
+    }
+
+    #[test]
+    fn order_ids_sort_by_time() {
+        let older = OrderId::new(Ulid::from_parts(1_000, u128::MAX >> 48));
+        let newer = OrderId::new(Ulid::from_parts(1_001, 0));
+        assert!(older < newer);
+        assert!(older.to_string() < newer.to_string());
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_visible_ascii() {
+        assert!(IdempotencyKey::parse("3f2b6c1e-8a8e-4f7a-9a51-0c1d2e3f4a5b").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(128)).is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(129)).is_err());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("has space").is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! The order aggregate and its status flow.
+
+use crate::ids::{CustomerId, OrderId, ProductId};
+use crate::money::{Currency, Money, Quantity};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where an order is in its life.
+///
+/// ```text
+/// PENDING ──► PROCESSED ──► SHIPPED ──► DELIVERED
+///    │            │
+///    ├──► FAILED  └──► CANCELLED
+///    └──► CANCELLED
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    Processed,
+    Failed,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::Pending,
+        OrderStatus::Processed,
+        OrderStatus::Failed,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Processed => "PROCESSED",
+            OrderStatus::Failed => "FAILED",
+            OrderStatus::Shipped => "SHIPPED",
+            OrderStatus::Delivered => "DELIVERED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Whether the status flow allows moving from `self` to `next`.
+    pub fn can_become(&self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Processed | Failed | Cancelled)
+                | (Processed, Shipped | Cancelled)
+                | (Shipped, Delivered)
+        )
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OrderStatus {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or(())
+    }
+}
+
+/// One product line of an order. `line_total` is derived but stored, so readers (the
+/// dashboard, analytics) never recompute money.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineItem {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+    pub line_total: Money,
+}
+
+/// A validated request to place an order (see [`crate::validation`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaceOrder {
+    pub customer_id: CustomerId,
+    pub currency: Currency,
+    pub items: Vec<NewLineItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewLineItem {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+}
+
+impl PlaceOrder {
+    /// A stable digest of the request's meaning (not its bytes): key order, whitespace and
+    /// an omitted-but-defaulted currency do not change it. Used to tell an idempotent retry
+    /// from a reuse of the key with another body.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_vec(self).expect("a command always serialises");
+        hex::encode(Sha256::digest(&canonical))
+    }
+}
+
+/// An order: the aggregate every event and read model is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    pub status: OrderStatus,
+    pub currency: Currency,
+    pub items: Vec<LineItem>,
+    pub total: Money,
+    /// Incremented by every change; writes are conditional on it (optimistic concurrency),
+    /// and clients see it as the `ETag`.
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Order {
+    /// A new `PENDING` order at version 1. Validation has already bounded quantities and
+    /// prices so totals cannot overflow; the `expect`s document that invariant.
+    pub fn place(order_id: OrderId, command: &PlaceOrder, now: Timestamp) -> Self {
+        let items: Vec<LineItem> = command
+            .items
+            .iter()
+            .map(|item| LineItem {
+                product_id: item.product_id.clone(),
+                quantity: item.quantity,
+                unit_price: item.unit_price,
+                line_total: item
+                    .unit_price
+                    .checked_mul(item.quantity)
+                    .expect("validated line totals fit in i64"),
+            })
+            .collect();
+        let total = items
+            .iter()
+            .try_fold(Money::ZERO, |sum, item| sum.checked_add(item.line_total))
+            .expect("validated order totals fit in i64");
+        Self {
+            order_id,
+            customer_id: command.customer_id.clone(),
+            status: OrderStatus::Pending,
+            currency: command.currency.clone(),
+            items,
+            total,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Total units across all lines.
+    pub fn units(&self) -> u64 {
+        self.items.iter().map(|i| u64::from(i.quantity.get())).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ulid::Ulid;
+
+    fn command() -> PlaceOrder {
+        PlaceOrder {
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            items: vec![
+                NewLineItem {
+                    product_id: ProductId::parse("sku-1").unwrap(),
+                    quantity: Quantity::new(2).unwrap(),
+                    unit_price: Money::from_minor(1999).unwrap(),
+                },
+                NewLineItem {
+                    product_id: ProductId::parse("sku-2").unwrap(),
+                    quantity: Quantity::new(1).unwrap(),
+                    unit_price: Money::from_minor(500).unwrap(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn placing_an_order_computes_totals_and_starts_pending_at_version_1() {
+        let now = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
+        let id = OrderId::new(Ulid::from_parts(now.unix_millis() as u64, 7));
+        let order = Order::place(id, &command(), now);
+        assert_eq!(order.status, OrderStatus::Pending);
+        assert_eq!(order.version, 1);
+        assert_eq!(order.items[0].line_total.minor(), 3998);
+        assert_eq!(order.total.minor(), 4498);
+        assert_eq!(order.units(), 3);
+        assert_eq!(order.created_at, now);
+    }
+
+    #[test]
+    fn order_json_shape() {
+        let now = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
+        let id = OrderId::new(Ulid::from_parts(now.unix_millis() as u64, 7));
+        let json = serde_json::to_value(Order::place(id, &command(), now)).unwrap();
+        assert_eq!(json["status"], "PENDING");
+        assert_eq!(json["customerId"], "c-1");
+        assert_eq!(json["items"][0]["unitPrice"], 1999);
+        assert_eq!(json["items"][0]["lineTotal"], 3998);
+        assert_eq!(json["createdAt"], "2026-11-21T10:00:00.000Z");
+        let back: Order = serde_json::from_value(json).unwrap();
+        assert_eq!(back.total.minor(), 4498);
+    }
+
+    #[test]
+    fn fingerprint_depends_on_meaning_only() {
+        let a = command();
+        let mut b = command();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        b.items[0].quantity = Quantity::new(3).unwrap();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn status_flow() {
+        use OrderStatus::*;
+        assert!(Pending.can_become(Processed));
+        assert!(Pending.can_become(Cancelled));
+        assert!(Processed.can_become(Shipped));
+        assert!(Shipped.can_become(Delivered));
+        assert!(!Shipped.can_become(Cancelled));
+        assert!(!Processed.can_become(Pending));
+        assert!(!Pending.can_become(Shipped));
+        assert!(!Delivered.can_become(Cancelled));
+        for s in OrderStatus::ALL {
+            assert_eq!(s.as_str().parse::<OrderStatus>(), Ok(s));
+            assert!(!s.can_become(s));
+        }
+    }
+}

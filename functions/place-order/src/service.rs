@@ -1,0 +1,108 @@
+//! The place-order use case, generic over the ports so tests can drive it against the
+//! emulator (or fakes) with a controlled clock and ids.
+
+use orders_core::idempotency::{Claim, IdempotencyRecord, StoredResponse};
+use orders_core::ports::{Clock, Created, EventPublisher, IdempotencyStore, OrderIds, OrderStore};
+use orders_core::{
+    Currency, EventEnvelope, IdempotencyKey, Order, OrderError, OrderEvent, PlaceOrder,
+};
+use std::sync::Arc;
+use tracing::{info, instrument, warn};
+
+pub struct PlaceOrderService<S, P, I> {
+    pub store: S,
+    pub publisher: P,
+    pub idempotency: I,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn OrderIds>,
+    pub currency: Currency,
+    pub idempotency_ttl_seconds: i64,
+}
+
+/// The answer to a place-order request: status and the exact JSON body, so an idempotent
+/// replay is byte-identical to the first answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub status: u16,
+    pub body: String,
+    pub order_id: String,
+    /// True when this is a stored answer to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+impl<S: OrderStore, P: EventPublisher, I: IdempotencyStore> PlaceOrderService<S, P, I> {
+    #[instrument(skip_all, fields(customer_id = %command.customer_id, idempotency_key = key.as_ref().map(|k| k.as_str())))]
+    pub async fn place(
+        &self,
+        command: PlaceOrder,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Placed, OrderError> {
+        let now = self.clock.now();
+        let mut order_id = self.ids.next_id(now);
+
+        if let Some(key) = &key {
+            let record = IdempotencyRecord {
+                key: key.clone(),
+                request_fingerprint: command.fingerprint(),
+                order_id,
+                created_at: now,
+                expires_at: now.plus_seconds(self.idempotency_ttl_seconds),
+                response: None,
+            };
+            if let Claim::Existing(existing) = self.idempotency.claim(&record).await? {
+                if existing.request_fingerprint != record.request_fingerprint {
+                    return Err(OrderError::IdempotencyKeyReused);
+                }
+                if let Some(response) = existing.response {
+                    info!(order_id = %existing.order_id, "idempotent replay");
+                    return Ok(Placed {
+                        status: response.status,
+                        body: response.body,
+                        order_id: existing.order_id.to_string(),
+                        replayed: true,
+                    });
+                }
+                // An earlier attempt claimed the key but did not finish: finish *its* order.
+                info!(order_id = %existing.order_id, "resuming an unfinished request");
+                order_id = existing.order_id;
+            }
+        }
+
+        let new_order = Order::place(order_id, &command, now);
+        let order = match self.store.create(&new_order).await? {
+            Created::New => new_order,
+            Created::AlreadyExists(existing) => *existing,
+        };
+        self.publisher
+            .publish(&EventEnvelope::new(OrderEvent::OrderPlaced {
+                order: order.clone(),
+            }))
+            .await?;
+
+        let body = serde_json::to_string(&order).map_err(|e| OrderError::Unexpected(e.into()))?;
+        if let Some(key) = &key {
+            let response = StoredResponse {
+                status: 201,
+                body: body.clone(),
+            };
+            // The order and its event exist; failing to remember the answer only means a retry
+            // redoes the (idempotent) create and publish, so the client still gets its 201.
+            if let Err(err) = self.idempotency.complete(key, &response).await {
+                warn!(error = %err, order_id = %order.order_id, "could not record the idempotent response");
+            }
+        }
+        info!(
+            order_id = %order.order_id,
+            total = order.total.minor(),
+            currency = %order.currency,
+            lines = order.items.len(),
+            "order placed"
+        );
+        Ok(Placed {
+            status: 201,
+            body,
+            order_id: order.order_id.to_string(),
+            replayed: false,
+        })
+    }
+}

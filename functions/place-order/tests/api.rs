@@ -1,0 +1,404 @@
+//! place-order against the emulator, through the production adapters, with requests built
+//! from a real API Gateway v2 event (`fixtures/post-order.json`). Each test gets its own
+//! tables (cloned from the Terraform-deployed schema) and its own stream.
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use orders_aws::{DynamoIdempotencyStore, DynamoOrderStore, KinesisPublisher};
+use orders_core::ports::{EventPublisher, SystemClock, UlidIds};
+use orders_core::{Currency, EventEnvelope, OrderError};
+use orders_tests::Emulator;
+use place_order::{PlaceOrderService, handle};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const FIXTURE: &str = include_str!("fixtures/post-order.json");
+
+/// The real Kinesis publisher, made to fail its first `failures` calls with throttling —
+/// the one failure we cannot cause on demand in the emulator.
+struct FlakyPublisher {
+    inner: KinesisPublisher,
+    failures: AtomicUsize,
+}
+
+#[async_trait]
+impl EventPublisher for FlakyPublisher {
+    async fn publish(&self, event: &EventEnvelope) -> Result<(), OrderError> {
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(OrderError::Throttled(
+                "injected: ProvisionedThroughputExceededException".into(),
+            ));
+        }
+        self.inner.publish(event).await
+    }
+}
+
+struct Stack {
+    emulator: Emulator,
+    orders_table: String,
+    idempotency_table: String,
+    stream: String,
+    service: PlaceOrderService<DynamoOrderStore, FlakyPublisher, DynamoIdempotencyStore>,
+}
+
+struct Reply {
+    status: u16,
+    headers: lambda_http::http::HeaderMap,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+async fn spawn_stack(publish_failures: usize) -> Stack {
+    let emulator = Emulator::connect().await;
+    let (orders_table, idempotency_table, stream) = tokio::join!(
+        emulator.clone_table("orders_table"),
+        emulator.clone_table("idempotency_table"),
+        emulator.fresh_stream()
+    );
+    let service = PlaceOrderService {
+        store: DynamoOrderStore::from_sdk(&emulator.sdk, &orders_table),
+        publisher: FlakyPublisher {
+            inner: KinesisPublisher::from_sdk(&emulator.sdk, &stream),
+            failures: AtomicUsize::new(publish_failures),
+        },
+        idempotency: DynamoIdempotencyStore::from_sdk(&emulator.sdk, &idempotency_table),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UlidIds),
+        currency: Currency::parse("USD").unwrap(),
+        idempotency_ttl_seconds: 86_400,
+    };
+    Stack {
+        emulator,
+        orders_table,
+        idempotency_table,
+        stream,
+        service,
+    }
+}
+
+/// The fixture event with another body and extra (or replaced) headers.
+fn request(body: &str, headers: &[(&str, &str)]) -> lambda_http::Request {
+    let mut event: Value = serde_json::from_str(FIXTURE).unwrap();
+    event["body"] = Value::String(body.to_owned());
+    for (name, value) in headers {
+        if value.is_empty() {
+            event["headers"].as_object_mut().unwrap().remove(*name);
+        } else {
+            event["headers"][name] = Value::String((*value).to_owned());
+        }
+    }
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
+}
+
+impl Stack {
+    async fn call(&self, request: lambda_http::Request) -> Reply {
+        let response = handle(&self.service, request).await;
+        let text = match response.body() {
+            lambda_http::Body::Text(t) => t.clone(),
+            lambda_http::Body::Empty => String::new(),
+            lambda_http::Body::Binary(b) => String::from_utf8(b.clone()).unwrap(),
+            _ => String::new(),
+        };
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text,
+        }
+    }
+
+    async fn post(&self, body: &Value, key: Option<&str>) -> Reply {
+        let mut headers = vec![];
+        if let Some(key) = key {
+            headers.push(("idempotency-key", key));
+        }
+        self.call(request(&body.to_string(), &headers)).await
+    }
+
+    async fn events(&self) -> Vec<(String, Value)> {
+        self.emulator.stream_records(&self.stream).await
+    }
+}
+
+fn order_body() -> Value {
+    json!({"customerId":"c-1","items":[{"productId":"sku-1","quantity":2,"unitPrice":1999},{"productId":"sku-2","quantity":1,"unitPrice":500}],"currency":"USD"})
+}
+
+#[tokio::test]
+async fn places_an_order_stores_it_and_publishes_its_event() {
+    let stack = spawn_stack(0).await;
+    let reply = stack.post(&order_body(), None).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let order = reply.json();
+    let id = order["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(reply.headers["location"], format!("/orders/{id}").as_str());
+    assert_eq!(reply.headers["content-type"], "application/json");
+    assert_eq!(order["status"], "PENDING");
+    assert_eq!(order["version"], 1);
+    assert_eq!(order["total"], 4498);
+    assert_eq!(order["currency"], "USD");
+    assert_eq!(order["items"][0]["lineTotal"], 3998);
+
+    let stored = stack
+        .emulator
+        .dynamodb()
+        .get_item()
+        .table_name(&stack.orders_table)
+        .key(
+            "orderId",
+            aws_sdk_dynamodb::types::AttributeValue::S(id.clone()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the order is in DynamoDB");
+    assert_eq!(stored["status"].as_s().unwrap(), "PENDING");
+    assert_eq!(stored["total"].as_n().unwrap(), "4498");
+    assert!(
+        stored["statusShard"]
+            .as_s()
+            .unwrap()
+            .starts_with("PENDING#")
+    );
+
+    let events = stack.events().await;
+    assert_eq!(events.len(), 1);
+    let (partition_key, event) = &events[0];
+    assert_eq!(partition_key, &id, "partition key = order id");
+    assert_eq!(event["eventType"], "OrderPlaced");
+    assert_eq!(event["schemaVersion"], 1);
+    assert_eq!(event["orderId"], id.as_str());
+    assert_eq!(event["payload"]["order"], order);
+}
+
+#[tokio::test]
+async fn currency_defaults_to_the_deployment_currency() {
+    let stack = spawn_stack(0).await;
+    let reply = stack
+        .post(
+            &json!({"customerId":"c-2","items":[{"productId":"p","quantity":1,"unitPrice":100}]}),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.json()["currency"], "USD");
+}
+
+#[tokio::test]
+async fn same_key_and_body_replays_the_same_response_and_creates_one_order() {
+    let stack = spawn_stack(0).await;
+    let first = stack.post(&order_body(), Some("key-replay")).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    // Same meaning, different bytes: key order and an explicit default currency.
+    let reordered =
+        json!({"currency":"USD","items":order_body()["items"].clone(),"customerId":"c-1"});
+    let second = stack.post(&reordered, Some("key-replay")).await;
+    assert_eq!(second.status, first.status);
+    assert_eq!(second.text, first.text, "byte-identical body");
+    assert_eq!(second.headers["location"], first.headers["location"]);
+    assert_eq!(second.headers["idempotent-replayed"], "true");
+    assert_eq!(stack.emulator.item_count(&stack.orders_table).await, 1);
+    assert_eq!(stack.events().await.len(), 1);
+}
+
+#[tokio::test]
+async fn same_key_with_another_body_is_refused() {
+    let stack = spawn_stack(0).await;
+    assert_eq!(
+        stack.post(&order_body(), Some("key-reuse")).await.status,
+        201
+    );
+    let mut other = order_body();
+    other["items"][0]["quantity"] = json!(3);
+    let reply = stack.post(&other, Some("key-reuse")).await;
+    assert_eq!(reply.status, 422);
+    assert_eq!(reply.json()["error"]["code"], "idempotency_key_reused");
+    assert_eq!(stack.emulator.item_count(&stack.orders_table).await, 1);
+    assert_eq!(stack.events().await.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_create_one_order() {
+    let stack = spawn_stack(0).await;
+    let body = order_body();
+    let replies = join_all((0..8).map(|_| stack.post(&body, Some("key-concurrent")))).await;
+    let ids: std::collections::HashSet<String> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.json()["orderId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "every duplicate got the same order");
+    assert!(
+        replies.windows(2).all(|w| w[0].text == w[1].text),
+        "same body for all"
+    );
+    assert_eq!(stack.emulator.item_count(&stack.orders_table).await, 1);
+    // Racing requests may each publish, but always the same event (same derived eventId).
+    let events = stack.events().await;
+    assert!(!events.is_empty());
+    let event_ids: std::collections::HashSet<_> =
+        events.iter().map(|(_, e)| e["eventId"].clone()).collect();
+    assert_eq!(event_ids.len(), 1);
+}
+
+#[tokio::test]
+async fn throttled_publish_is_a_503_and_the_retry_completes_the_same_order() {
+    let stack = spawn_stack(1).await;
+    let failed = stack.post(&order_body(), Some("key-retry")).await;
+    assert_eq!(failed.status, 503, "{}", failed.text);
+    assert_eq!(failed.headers["retry-after"], "1");
+    assert_eq!(failed.json()["error"]["code"], "throttled");
+    assert_eq!(stack.events().await.len(), 0, "the publish failed");
+    assert_eq!(
+        stack.emulator.item_count(&stack.orders_table).await,
+        1,
+        "the order was stored"
+    );
+
+    let retried = stack.post(&order_body(), Some("key-retry")).await;
+    assert_eq!(retried.status, 201, "{}", retried.text);
+    let order = retried.json();
+    assert_eq!(
+        stack.emulator.item_count(&stack.orders_table).await,
+        1,
+        "still one order"
+    );
+    let events = stack.events().await;
+    assert_eq!(events.len(), 1, "the retry published the event");
+    assert_eq!(events[0].1["orderId"], order["orderId"]);
+
+    let replay = stack.post(&order_body(), Some("key-retry")).await;
+    assert_eq!(replay.text, retried.text);
+    assert_eq!(stack.events().await.len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_404_in_the_error_shape() {
+    let stack = spawn_stack(0).await;
+    let mut event: Value = serde_json::from_str(FIXTURE).unwrap();
+    event["routeKey"] = json!("PUT /orders");
+    event["requestContext"]["routeKey"] = json!("PUT /orders");
+    let reply = stack
+        .call(lambda_http::request::from_str(&event.to_string()).unwrap())
+        .await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["error"]["code"], "not_found");
+}
+
+/// (case, body, headers, status, code, field named in the error)
+type BadInput<'a> = (
+    &'a str,
+    String,
+    Vec<(&'a str, &'a str)>,
+    u16,
+    &'a str,
+    Option<&'a str>,
+);
+
+/// Bad input: each case gets the right 4xx and names what is wrong; afterwards nothing was
+/// written to the orders table, the idempotency table or the stream.
+#[tokio::test]
+async fn bad_input_is_refused_and_writes_nothing() {
+    let stack = spawn_stack(0).await;
+    let item = |q: Value, p: Value| json!({"customerId":"c-1","items":[{"productId":"sku-1","quantity":q,"unitPrice":p}]});
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"productId":format!("p{i}"),"quantity":1,"unitPrice":1}))
+        .collect();
+    let huge = format!(
+        r#"{{"customerId":"c-1","items":[],"pad":"{}"}}"#,
+        "x".repeat(70_000)
+    );
+    let long_key = "k".repeat(129);
+    let cases: Vec<BadInput> = vec![
+        ("malformed JSON", r#"{"customerId":"#.into(), vec![], 400, "malformed_json", None),
+        ("empty body", String::new(), vec![], 400, "malformed_json", None),
+        ("trailing garbage", format!("{} x", order_body()), vec![], 400, "malformed_json", None),
+        ("text/plain", order_body().to_string(), vec![("content-type", "text/plain")], 415, "unsupported_media_type", None),
+        ("no content type", order_body().to_string(), vec![("content-type", "")], 415, "unsupported_media_type", None),
+        ("form encoded", "customerId=c-1".into(), vec![("content-type", "application/x-www-form-urlencoded")], 415, "unsupported_media_type", None),
+        ("body over 64 KiB", huge, vec![], 413, "payload_too_large", None),
+        ("array body", "[]".into(), vec![], 400, "validation_failed", Some("$")),
+        ("null body", "null".into(), vec![], 400, "validation_failed", Some("$")),
+        ("missing customerId", json!({"items":[{"productId":"p","quantity":1,"unitPrice":1}]}).to_string(), vec![], 400, "validation_failed", Some("customerId")),
+        ("customerId too long", json!({"customerId":"c".repeat(65),"items":[{"productId":"p","quantity":1,"unitPrice":1}]}).to_string(), vec![], 400, "validation_failed", Some("customerId")),
+        ("customerId with a slash", json!({"customerId":"a/b","items":[{"productId":"p","quantity":1,"unitPrice":1}]}).to_string(), vec![], 400, "validation_failed", Some("customerId")),
+        ("customerId a number", json!({"customerId":12,"items":[{"productId":"p","quantity":1,"unitPrice":1}]}).to_string(), vec![], 400, "validation_failed", Some("customerId")),
+        ("missing items", json!({"customerId":"c-1"}).to_string(), vec![], 400, "validation_failed", Some("items")),
+        ("no items", json!({"customerId":"c-1","items":[]}).to_string(), vec![], 400, "validation_failed", Some("items")),
+        ("101 items", json!({"customerId":"c-1","items":many}).to_string(), vec![], 400, "validation_failed", Some("items")),
+        ("items an object", json!({"customerId":"c-1","items":{}}).to_string(), vec![], 400, "validation_failed", Some("items")),
+        ("quantity 0", item(json!(0), json!(1)).to_string(), vec![], 400, "validation_failed", Some("items[0].quantity")),
+        ("quantity 10001", item(json!(10_001), json!(1)).to_string(), vec![], 400, "validation_failed", Some("items[0].quantity")),
+        ("quantity a string", item(json!("2"), json!(1)).to_string(), vec![], 400, "validation_failed", Some("items[0].quantity")),
+        ("quantity fractional", item(json!(1.5), json!(1)).to_string(), vec![], 400, "validation_failed", Some("items[0].quantity")),
+        ("price in major units", item(json!(1), json!(19.99)).to_string(), vec![], 400, "validation_failed", Some("items[0].unitPrice")),
+        ("negative price", item(json!(1), json!(-1)).to_string(), vec![], 400, "validation_failed", Some("items[0].unitPrice")),
+        ("price too large", item(json!(1), json!(100_000_000)).to_string(), vec![], 400, "validation_failed", Some("items[0].unitPrice")),
+        ("missing productId", json!({"customerId":"c-1","items":[{"quantity":1,"unitPrice":1}]}).to_string(), vec![], 400, "validation_failed", Some("items[0].productId")),
+        ("duplicate product", json!({"customerId":"c-1","items":[{"productId":"p","quantity":1,"unitPrice":1},{"productId":"p","quantity":2,"unitPrice":1}]}).to_string(), vec![], 400, "validation_failed", Some("items[1].productId")),
+        ("other currency", json!({"customerId":"c-1","currency":"EUR","items":[{"productId":"p","quantity":1,"unitPrice":1}]}).to_string(), vec![], 400, "validation_failed", Some("currency")),
+        ("lowercase currency", json!({"customerId":"c-1","currency":"usd","items":[{"productId":"p","quantity":1,"unitPrice":1}]}).to_string(), vec![], 400, "validation_failed", Some("currency")),
+        ("unknown field", json!({"customerId":"c-1","coupon":"X","items":[{"productId":"p","quantity":1,"unitPrice":1}]}).to_string(), vec![], 400, "validation_failed", Some("coupon")),
+        ("Idempotency-Key too long", order_body().to_string(), vec![("idempotency-key", long_key.as_str())], 400, "validation_failed", Some("Idempotency-Key")),
+        ("Idempotency-Key with a space", order_body().to_string(), vec![("idempotency-key", "a b")], 400, "validation_failed", Some("Idempotency-Key")),
+    ];
+    assert!(cases.len() >= 20);
+    for (name, body, headers, status, code, field) in cases {
+        let reply = stack.call(request(&body, &headers)).await;
+        assert_eq!(reply.status, status, "{name}: {}", reply.text);
+        let error = &reply.json()["error"];
+        assert_eq!(error["code"], code, "{name}");
+        assert!(
+            !error["message"].as_str().unwrap_or_default().is_empty(),
+            "{name}: a message"
+        );
+        if let Some(field) = field {
+            let named = error["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| f["field"] == field);
+            assert!(named, "{name}: expected field {field} in {error}");
+        }
+    }
+    assert_eq!(stack.emulator.item_count(&stack.orders_table).await, 0);
+    assert_eq!(stack.emulator.item_count(&stack.idempotency_table).await, 0);
+    assert!(stack.events().await.is_empty());
+}
+
+#[tokio::test]
+async fn every_bad_field_is_named_in_one_response() {
+    let stack = spawn_stack(0).await;
+    let body = json!({"customerId":"","currency":"EUR","items":[{"productId":"sku-1","quantity":0,"unitPrice":1.5}]});
+    let reply = stack.post(&body, None).await;
+    assert_eq!(reply.status, 400);
+    let fields: Vec<String> = reply.json()["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "customerId",
+            "currency",
+            "items[0].quantity",
+            "items[0].unitPrice"
+        ]
+    );
+}

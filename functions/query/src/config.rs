@@ -1,0 +1,16 @@
+//! Configuration, read once at cold start.
+
+use orders_aws::config::{ConfigError, required};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub orders_table: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            orders_table: required("ORDERS_TABLE")?,
+        })
+    }
+}

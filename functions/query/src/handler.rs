@@ -1,0 +1,96 @@
+//! HTTP entry point for reads.
+
+use lambda_http::http::StatusCode;
+use lambda_http::http::header::{CACHE_CONTROL, ETAG};
+use orders_core::listing::{ListOrders, encode_cursor};
+use orders_core::ports::OrderStore;
+use orders_core::{FieldError, Order, OrderError, OrderId};
+use orders_http::request::{path_parameter, query_pairs, route_key};
+use orders_http::response::json;
+use orders_http::{ApiError, Body, Request, Response};
+use serde::Serialize;
+use tracing::instrument;
+
+pub struct QueryService<S> {
+    pub store: S,
+}
+
+pub async fn handle<S: OrderStore>(service: &QueryService<S>, request: Request) -> Response<Body> {
+    let result = match route_key(&request).as_deref() {
+        Some("GET /orders/{orderId}") => get_order(service, &request).await,
+        Some("GET /orders") => list_orders(service, &request).await,
+        Some("GET /health") => health(service).await,
+        other => Err(ApiError::not_found(format!(
+            "no such route on query: {}",
+            other.unwrap_or("(none)")
+        ))),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+#[instrument(skip_all)]
+async fn get_order<S: OrderStore>(
+    service: &QueryService<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let raw = path_parameter(request, "orderId").unwrap_or_default();
+    let id = OrderId::parse(&raw)
+        .map_err(|e| ApiError::validation(vec![FieldError::new("orderId", e.0)]))?;
+    let order = service
+        .store
+        .get(&id)
+        .await?
+        .ok_or_else(|| OrderError::NotFound(id.to_string()))?;
+    let mut response = json(StatusCode::OK, &order);
+    let headers = response.headers_mut();
+    headers.insert(
+        ETAG,
+        format!("\"{}\"", order.version)
+            .parse()
+            .expect("a number is header-safe"),
+    );
+    // Orders change status within seconds of being placed: let clients revalidate, not cache.
+    headers.insert(CACHE_CONTROL, "no-cache".parse().expect("static header"));
+    Ok(response)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderList {
+    orders: Vec<Order>,
+    next_cursor: Option<String>,
+}
+
+#[instrument(skip_all)]
+async fn list_orders<S: OrderStore>(
+    service: &QueryService<S>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let pairs = query_pairs(request);
+    let query = ListOrders::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(ApiError::validation)?;
+    let page = service.store.list(&query).await?;
+    Ok(json(
+        StatusCode::OK,
+        &OrderList {
+            orders: page.orders,
+            next_cursor: page.next.as_ref().map(encode_cursor),
+        },
+    ))
+}
+
+/// Any failure to reach the table is "not ready" (503), whatever its cause: a load balancer
+/// or deploy check only needs to know whether to send traffic here.
+async fn health<S: OrderStore>(service: &QueryService<S>) -> Result<Response<Body>, ApiError> {
+    match service.store.ping().await {
+        Ok(()) => Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+        Err(err) => {
+            tracing::warn!(error = %err, detail = ?err, "health check failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unhealthy",
+                "the orders table is not reachable",
+            ))
+        }
+    }
+}

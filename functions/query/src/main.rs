@@ -1,0 +1,22 @@
+//! Lambda entry point: configuration and clients are built once per cold start.
+
+use lambda_http::{Error, service_fn};
+use orders_aws::DynamoOrderStore;
+use query::{Config, QueryService, handle};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = orders_aws::config::sdk_config_for_api().await;
+    let service = Arc::new(QueryService {
+        store: DynamoOrderStore::from_sdk(&sdk, &config.orders_table),
+    });
+    lambda_http::run(service_fn(move |request| {
+        let service = Arc::clone(&service);
+        async move { Ok::<_, Infallible>(handle(&service, request).await) }
+    }))
+    .await
+}

@@ -1,0 +1,11 @@
+output "api_id" { value = module.orders.api_id }
+output "api_endpoint" { value = module.orders.api_endpoint }
+output "orders_table" { value = module.orders.orders_table }
+output "idempotency_table" { value = module.orders.idempotency_table }
+output "events_stream_name" { value = module.orders.events_stream_name }
+output "events_stream_arn" { value = module.orders.events_stream_arn }
+output "process_order_dlq_url" { value = module.orders.process_order_dlq_url }
+output "aggregate_dlq_url" { value = module.orders.aggregate_dlq_url }
+output "function_names" { value = module.orders.function_names }
+output "endpoint" { value = var.endpoint }
+output "region" { value = var.region }

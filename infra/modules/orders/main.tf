@@ -1,0 +1,56 @@
+locals {
+  # HTTP API routes: route_key => function binary. Add a route in one line.
+  routes = {
+    "POST /orders"          = "place-order"
+    "GET /orders"           = "query"
+    "GET /orders/{orderId}" = "query"
+    "GET /health"           = "query"
+  }
+
+  # Kinesis consumers (event source mappings): binary => its DLQ key.
+  stream_consumers = {
+    "process-order" = "process-order"
+    "aggregate"     = "aggregate"
+  }
+
+  api_functions = toset(values(local.routes))
+
+  log_env = { RUST_LOG = var.log_level }
+
+  # Every function: binary => settings. Function name is "${name_prefix}-<bin>".
+  functions = {
+    "place-order" = {
+      timeout = var.api_timeout
+      environment = merge(local.log_env, {
+        ORDERS_TABLE          = aws_dynamodb_table.orders.name
+        IDEMPOTENCY_TABLE     = aws_dynamodb_table.idempotency.name
+        EVENTS_STREAM_NAME    = aws_kinesis_stream.events.name
+        DEFAULT_CURRENCY      = var.currency
+        IDEMPOTENCY_TTL_HOURS = tostring(var.idempotency_ttl_hours)
+      })
+    }
+    "query" = {
+      timeout = var.api_timeout
+      environment = merge(local.log_env, {
+        ORDERS_TABLE = aws_dynamodb_table.orders.name
+      })
+    }
+    "process-order" = {
+      timeout = var.stream_timeout
+      environment = merge(local.log_env, {
+        ORDERS_TABLE       = aws_dynamodb_table.orders.name
+        EVENTS_STREAM_NAME = aws_kinesis_stream.events.name
+        DLQ_URL            = aws_sqs_queue.dlq["process-order"].url
+      })
+    }
+    "aggregate" = {
+      timeout = var.stream_timeout
+      environment = merge(local.log_env, {
+        ORDERS_TABLE = aws_dynamodb_table.orders.name
+        DLQ_URL      = aws_sqs_queue.dlq["aggregate"].url
+      })
+    }
+  }
+
+  function_names = { for bin in keys(local.functions) : bin => "${var.name_prefix}-${bin}" }
+}

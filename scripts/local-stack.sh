@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The local stack: emulator + Terraform + the real function binaries behind 127.0.0.1:3000.
+#
+#   scripts/local-stack.sh run    # foreground; Ctrl-C stops everything (`make run`)
+#   scripts/local-stack.sh test   # bring the stack up, run every test, tear down (`make test`)
+#
+# Steps: build the binaries (debug) -> start moto_server unless AWS_ENDPOINT_URL is reachable
+# -> terraform apply infra/envs/local -> local-runner reads the functions, routes and
+# environment Terraform created and serves them. Logs: .local/*.log
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+LOCAL="$ROOT/.local"
+mkdir -p "$LOCAL"
+MODE="${1:-run}"
+LISTEN="${LISTEN:-127.0.0.1:3000}"
+export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT:-4566}}"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export ORDERS_API_URL="http://$LISTEN"
+
+say() { echo "==> $*" >&2; }
+die() { echo "error: $*" >&2; exit 1; }
+
+for tool in cargo terraform python3 curl; do
+  command -v "$tool" >/dev/null || die "$tool is required but not on PATH"
+done
+if curl -s -o /dev/null --max-time 1 "http://$LISTEN/"; then
+  die "something already listens on $LISTEN (another 'make run'?); stop it first"
+fi
+
+started_emulator=0
+runner_pid=""
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$runner_pid" ] && kill -0 "$runner_pid" 2>/dev/null; then
+    kill -TERM "$runner_pid" 2>/dev/null || true
+    wait "$runner_pid" 2>/dev/null || true
+  fi
+  if [ "$started_emulator" = 1 ]; then scripts/emulator.sh stop >/dev/null 2>&1 || true; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "building the functions and the local runner"
+cargo build --quiet --workspace --bins
+
+if ! scripts/emulator.sh status >/dev/null 2>&1; then started_emulator=1; fi
+scripts/emulator.sh start
+say "applying infra/envs/local to $AWS_ENDPOINT_URL"
+scripts/deploy-local.sh
+
+api_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_id"]["value"])' "$LOCAL/outputs.json")"
+: >"$LOCAL/cold-init.jsonl"
+runner=(target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --bin-dir target/debug
+        --metrics-file "$LOCAL/cold-init.jsonl")
+
+case "$MODE" in
+  run)
+    say "serving http://$LISTEN (Ctrl-C to stop); try: curl -s http://$LISTEN/health"
+    "${runner[@]}" &
+    runner_pid=$!
+    wait "$runner_pid"
+    ;;
+  test)
+    "${runner[@]}" >"$LOCAL/runner.log" 2>&1 &
+    runner_pid=$!
+    for _ in $(seq 1 120); do
+      curl -s -o /dev/null --max-time 2 "http://$LISTEN/health" && break
+      kill -0 "$runner_pid" 2>/dev/null || { tail -n 40 "$LOCAL/runner.log" >&2; die "local-runner exited"; }
+      sleep 0.5
+    done
+    say "stack up on http://$LISTEN (runner log: .local/runner.log)"
+    if cargo nextest --version >/dev/null 2>&1; then
+      cargo nextest run --workspace --no-fail-fast --failure-output final
+    else
+      cargo test --workspace --no-fail-fast
+    fi
+    ;;
+  *) die "usage: $0 run|test" ;;
+esac

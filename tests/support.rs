@@ -1,0 +1,220 @@
+//! Test support for integration tests that run against the emulator.
+//!
+//! Resources are never described twice: a test that needs its own table *clones the schema
+//! of the table Terraform deployed* (read back with `DescribeTable`), so tests exercise the
+//! real keys and indexes, yet run in parallel without seeing each other's data.
+//!
+//! The emulator endpoint comes from `AWS_ENDPOINT_URL` (default `http://127.0.0.1:4566`)
+//! and the deployed names from `.local/outputs.json`, both written by `make test`.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, Projection,
+};
+use aws_sdk_kinesis::types::ShardIteratorType;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
+
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned())
+}
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// What Terraform deployed to the emulator.
+pub struct Emulator {
+    pub sdk: SdkConfig,
+    outputs: Value,
+}
+
+impl Emulator {
+    /// Connects to the emulator; fails with instructions when the local stack is not up.
+    pub async fn connect() -> Self {
+        let path = std::env::var("ORDERS_OUTPUTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join(".local/outputs.json"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {} ({e}): integration tests need the local stack; run `make test`",
+                path.display()
+            )
+        });
+        let outputs = serde_json::from_str(&text).expect("outputs.json is terraform output -json");
+        // SAFETY of the defaults: moto accepts any credentials; real AWS is never the target
+        // here because the endpoint is always set explicitly.
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint())
+            .region(Region::new(
+                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            ))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .load()
+            .await;
+        let emulator = Self { sdk, outputs };
+        let table = emulator.output("orders_table");
+        aws_sdk_dynamodb::Client::new(&emulator.sdk)
+            .describe_table()
+            .table_name(&table)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the emulator at {} has no table {table} ({e:?}): run `make test`",
+                    endpoint()
+                )
+            });
+        emulator
+    }
+
+    /// A `terraform output` value as text.
+    pub fn output(&self, name: &str) -> String {
+        match &self.outputs[name]["value"] {
+            Value::String(s) => s.clone(),
+            other => panic!("terraform output {name} is not a string: {other}"),
+        }
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
+        aws_sdk_kinesis::Client::new(&self.sdk)
+    }
+
+    /// A new, empty table with exactly the schema of the deployed table `output_name`.
+    pub async fn clone_table(&self, output_name: &str) -> String {
+        let source = self.output(output_name);
+        let client = self.dynamodb();
+        let description = client
+            .describe_table()
+            .table_name(&source)
+            .send()
+            .await
+            .expect("describe the deployed table")
+            .table
+            .expect("a table description");
+        let name = format!("{source}-test-{}", uuid::Uuid::new_v4().simple());
+        let indexes: Vec<GlobalSecondaryIndex> = description
+            .global_secondary_indexes()
+            .iter()
+            .map(|gsi| {
+                GlobalSecondaryIndex::builder()
+                    .index_name(gsi.index_name().expect("index name"))
+                    .set_key_schema(Some(gsi.key_schema().to_vec()))
+                    .projection(
+                        gsi.projection()
+                            .cloned()
+                            .unwrap_or_else(|| Projection::builder().build()),
+                    )
+                    .build()
+                    .expect("a valid index")
+            })
+            .collect();
+        let keys: Vec<KeySchemaElement> = description.key_schema().to_vec();
+        let attributes: Vec<AttributeDefinition> = description.attribute_definitions().to_vec();
+        client
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_key_schema(Some(keys))
+            .set_attribute_definitions(Some(attributes))
+            .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+            .send()
+            .await
+            .expect("create the test table");
+        name
+    }
+
+    /// A new one-shard stream, so a test can read back exactly the events it caused.
+    pub async fn fresh_stream(&self) -> String {
+        let name = format!("orders-test-{}", uuid::Uuid::new_v4().simple());
+        let client = self.kinesis();
+        client
+            .create_stream()
+            .stream_name(&name)
+            .shard_count(1)
+            .send()
+            .await
+            .expect("create the test stream");
+        for _ in 0..50 {
+            let status = client
+                .describe_stream_summary()
+                .stream_name(&name)
+                .send()
+                .await
+                .ok()
+                .and_then(|d| d.stream_description_summary.map(|s| s.stream_status));
+            if status == Some(aws_sdk_kinesis::types::StreamStatus::Active) {
+                return name;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("stream {name} did not become active");
+    }
+
+    /// Every record on every shard of `stream`, from the beginning: `(partition key, JSON)`.
+    pub async fn stream_records(&self, stream: &str) -> Vec<(String, Value)> {
+        let client = self.kinesis();
+        let shards = client
+            .list_shards()
+            .stream_name(stream)
+            .send()
+            .await
+            .expect("list shards")
+            .shards
+            .unwrap_or_default();
+        let mut records = Vec::new();
+        for shard in shards {
+            let mut iterator = client
+                .get_shard_iterator()
+                .stream_name(stream)
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("shard iterator")
+                .shard_iterator;
+            while let Some(it) = iterator {
+                let output = client
+                    .get_records()
+                    .shard_iterator(it)
+                    .send()
+                    .await
+                    .expect("get records");
+                let empty = output.records().is_empty();
+                for record in output.records() {
+                    let json =
+                        serde_json::from_slice(record.data().as_ref()).expect("records are JSON");
+                    records.push((record.partition_key().unwrap_or_default().to_owned(), json));
+                }
+                if empty || output.millis_behind_latest() == Some(0) {
+                    break;
+                }
+                iterator = output.next_shard_iterator;
+            }
+        }
+        records
+    }
+
+    /// Number of items in a (test-owned, small) table.
+    pub async fn item_count(&self, table: &str) -> usize {
+        let output = self
+            .dynamodb()
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan the test table");
+        output.items().len()
+    }
+}

@@ -1,0 +1,182 @@
+//! Test fixture (not deployed): a Lambda function that implements the Runtime API client by hand
+//! with std networking and serde_json, so the runner's tests exercise the real HTTP contract with
+//! a real child process and without the emulator.
+//!
+//! Behaviour, chosen by the event:
+//! - `{"action":"sleep","ms":N}`: sleep N ms, then echo;
+//! - `{"action":"exit"}`: exit(3) mid-invocation;
+//! - `{"action":"error"}`: post an invocation error (`EchoError`);
+//! - an API Gateway 2.0 event (`"version":"2.0"`): `/crash`, `/slow`, `/fail` behave like
+//!   exit / sleep (60 s) / error; otherwise reply with a proxy response
+//!   (`/plain` → JSON without statusCode, `/binary` → base64 body, else 201 + the event);
+//! - anything else: echo `{"event","requestId","functionArn","deadlineMs","traceId","pid","env"}`.
+//!
+//! Env: `ECHO_INIT_ERROR=1` posts `/runtime/init/error` and exits; `ECHO_INIT_EXIT=1` exits
+//! before polling; `ECHO_INIT_SLEEP_MS` delays init.
+
+use std::error::Error;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+struct HttpResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl HttpResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn request(api: &str, method: &str, path: &str, body: &[u8]) -> Result<HttpResponse> {
+    let mut stream = TcpStream::connect(api)?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or("malformed status line")?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    if let Some(length) = length {
+        body.truncate(length);
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn main() -> Result<()> {
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API")?;
+    if let Ok(ms) = std::env::var("ECHO_INIT_SLEEP_MS") {
+        std::thread::sleep(Duration::from_millis(ms.parse()?));
+    }
+    if std::env::var_os("ECHO_INIT_EXIT").is_some() {
+        eprintln!("echo-function: exiting during init");
+        std::process::exit(2);
+    }
+    if std::env::var_os("ECHO_INIT_ERROR").is_some() {
+        let error = json!({"errorType": "EchoInitError", "errorMessage": "init failed on purpose"});
+        request(
+            &api,
+            "POST",
+            "/2018-06-01/runtime/init/error",
+            error.to_string().as_bytes(),
+        )?;
+        std::process::exit(1);
+    }
+    println!("echo-function ready (pid {})", std::process::id());
+
+    loop {
+        let next = request(&api, "GET", "/2018-06-01/runtime/invocation/next", b"")?;
+        if next.status != 200 {
+            return Err(format!("next returned {}", next.status).into());
+        }
+        let request_id = next
+            .header("lambda-runtime-aws-request-id")
+            .ok_or("no request id")?
+            .to_owned();
+        let event: Value = serde_json::from_slice(&next.body)?;
+
+        let is_http = event.get("version").and_then(Value::as_str) == Some("2.0");
+        let action = match event.get("rawPath").and_then(Value::as_str) {
+            Some("/crash") if is_http => Some("exit"),
+            Some("/slow") if is_http => Some("sleep"),
+            Some("/fail") if is_http => Some("error"),
+            _ => event.get("action").and_then(Value::as_str),
+        };
+        let result = match action {
+            Some("exit") => {
+                eprintln!("echo-function: exiting mid-invocation");
+                std::process::exit(3);
+            }
+            Some("error") => {
+                Err(json!({"errorType": "EchoError", "errorMessage": "asked to fail"}))
+            }
+            Some("sleep") => {
+                let ms = event.get("ms").and_then(Value::as_u64).unwrap_or(60_000);
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok(echo(&event, &request_id, &next))
+            }
+            _ if is_http => Ok(proxy_response(&event)),
+            _ => Ok(echo(&event, &request_id, &next)),
+        };
+        let (path, body) = match result {
+            Ok(body) => (
+                format!("/2018-06-01/runtime/invocation/{request_id}/response"),
+                body,
+            ),
+            Err(body) => (
+                format!("/2018-06-01/runtime/invocation/{request_id}/error"),
+                body,
+            ),
+        };
+        let posted = request(&api, "POST", &path, body.to_string().as_bytes())?;
+        if posted.status != 202 {
+            eprintln!("echo-function: runtime API answered {}", posted.status);
+        }
+    }
+}
+
+fn echo(event: &Value, request_id: &str, next: &HttpResponse) -> Value {
+    let env: serde_json::Map<String, Value> = std::env::vars()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    json!({
+        "event": event,
+        "requestId": request_id,
+        "functionArn": next.header("lambda-runtime-invoked-function-arn"),
+        "deadlineMs": next.header("lambda-runtime-deadline-ms"),
+        "traceId": next.header("lambda-runtime-trace-id"),
+        "pid": std::process::id(),
+        "env": env,
+    })
+}
+
+fn proxy_response(event: &Value) -> Value {
+    match event.get("rawPath").and_then(Value::as_str) {
+        Some("/plain") => json!({"hello": "world"}),
+        // base64 of [0, 1, 2, 255]
+        Some("/binary") => json!({"statusCode": 200, "isBase64Encoded": true, "body": "AAEC/w==",
+                                  "headers": {"content-type": "application/octet-stream"}}),
+        _ => json!({
+            "statusCode": 201,
+            "headers": {"content-type": "application/json", "x-echo": "yes"},
+            "cookies": ["session=abc; Path=/", "theme=dark"],
+            "body": event.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,22 @@
+//! `local-runner`: runs the real function binaries the way Lambda does, behind a local
+//! API Gateway HTTP API, using the configuration Terraform deployed to the emulator.
+//!
+//! The emulator (moto) stores functions and APIs but cannot execute functions. This crate fills
+//! that gap:
+//!
+//! - [`discovery`]: reads functions (env, timeout, memory, `orders:binary` tag) and the HTTP
+//!   API's routes/integrations from the emulator.
+//! - [`instances`]: invocation queues, on-demand process instances, timeouts, crash handling;
+//!   exposes [`instances::Runtime::invoke`] for any event source.
+//! - [`runtime_api`]: the Lambda Runtime API the function binaries talk to.
+//! - [`routes`] + [`payload`] + [`gateway`]: the API Gateway front door (route selection,
+//!   payload format 2.0, response translation).
+
+pub mod discovery;
+pub mod gateway;
+pub mod instances;
+pub mod payload;
+pub mod routes;
+pub mod runtime_api;
+
+pub use instances::{FunctionConfig, InvokeError, PoolStats, Runtime, RuntimeSettings};

@@ -1,0 +1,147 @@
+//! CLI entry point: parse arguments, discover, serve until Ctrl-C / SIGTERM, stop the instances.
+//! All behaviour lives in the library modules.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aws_config::{BehaviorVersion, Region};
+use clap::Parser;
+use local_runner::gateway::{self, Gateway};
+use local_runner::{Runtime, RuntimeSettings, discovery};
+use tracing::info;
+
+/// Runs the deployed Lambda functions locally behind an API Gateway HTTP API front door.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Emulator endpoint (also given to the functions as AWS_ENDPOINT_URL).
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL",
+        default_value = "http://127.0.0.1:4566"
+    )]
+    endpoint: String,
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Id of the API Gateway v2 HTTP API to serve.
+    #[arg(long)]
+    api_id: String,
+    /// Address of the HTTP front door.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Directory holding the function binaries named by the `orders:binary` tags.
+    #[arg(long, default_value = "target/debug")]
+    bin_dir: PathBuf,
+    /// Maximum concurrent instances per function.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrency: u16,
+    /// Append one JSON line per cold start (`{"function","cold_init_ms"}`) to this file.
+    #[arg(long)]
+    metrics_file: Option<PathBuf>,
+    /// Account id reported in `requestContext.accountId`.
+    #[arg(long, default_value = "123456789012")]
+    account_id: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOCAL_RUNNER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+
+    let bin_dir = std::path::absolute(&cli.bin_dir)
+        .with_context(|| format!("resolving --bin-dir {}", cli.bin_dir.display()))?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&cli.endpoint)
+        .region(Region::new(cli.region.clone()))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into()),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into()),
+            std::env::var("AWS_SESSION_TOKEN").ok(),
+            None,
+            "local-runner",
+        ))
+        .load()
+        .await;
+
+    let functions = discovery::discover_functions(&sdk, &bin_dir).await?;
+    let routes = discovery::discover_routes(&sdk, &cli.api_id, &functions).await?;
+    let settings = RuntimeSettings::from_process_env(
+        cli.endpoint.clone(),
+        cli.region.clone(),
+        usize::from(cli.max_concurrency),
+        cli.metrics_file.clone(),
+        bin_dir,
+    );
+    let runtime = Runtime::new(functions, settings);
+
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
+    let local = listener
+        .local_addr()
+        .context("reading the listen address")?;
+
+    println!("API {} on http://{local}", cli.api_id);
+    let width = routes.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
+    for (key, target) in routes.iter() {
+        let function = target.function.as_deref().unwrap_or("(not runnable)");
+        println!("  {key:<width$}  →  {function}");
+    }
+    for function in runtime.functions() {
+        println!(
+            "  function {} = {} (timeout {}s, {} MB)",
+            function.name,
+            function.binary.display(),
+            function.timeout.as_secs(),
+            function.memory_mb
+        );
+    }
+
+    let gateway = Arc::new(Gateway {
+        api_id: cli.api_id.clone(),
+        account_id: cli.account_id.clone(),
+        routes,
+        runtime: runtime.clone(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gateway::serve(listener, gateway, async move {
+        let _ = stop_rx.await;
+    }));
+    info!(listen = %local, "ready");
+
+    shutdown_signal().await?;
+    info!("shutting down");
+    let _ = stop_tx.send(());
+    runtime.shutdown(Duration::from_secs(5)).await;
+    // In-flight HTTP requests have been failed by the shutdown; don't wait long for them.
+    match tokio::time::timeout(Duration::from_secs(2), server).await {
+        Ok(Ok(Err(err))) => tracing::warn!("HTTP server error: {err:#}"),
+        Ok(Err(err)) => tracing::warn!("HTTP server task failed: {err}"),
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C"),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+    }
+}
