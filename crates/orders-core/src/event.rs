@@ -11,7 +11,7 @@
 //! consumers drop producer-side duplicates.
 
 use crate::ids::OrderId;
-use crate::order::Order;
+use crate::order::{FailureReason, Order, OrderStatus};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -42,25 +42,113 @@ impl fmt::Display for EventId {
     }
 }
 
-/// What happened to an order. The variant name is the envelope's `eventType`.
+/// What happened to an order. The variant name is the envelope's `eventType`; every payload
+/// carries the order as of that event, so consumers never need to read the table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "eventType", content = "payload")]
 pub enum OrderEvent {
-    OrderPlaced { order: Order },
+    OrderPlaced {
+        order: Order,
+    },
+    OrderProcessed {
+        order: Order,
+    },
+    OrderFailed {
+        order: Order,
+        reason: FailureReason,
+    },
+    #[serde(rename_all = "camelCase")]
+    OrderCancelled {
+        order: Order,
+        previous_status: OrderStatus,
+    },
+    OrderShipped {
+        order: Order,
+    },
+    OrderDelivered {
+        order: Order,
+    },
 }
 
 impl OrderEvent {
+    /// The event recording `order`'s current state, derived from the order alone — which is
+    /// what lets a writer re-publish an event whose first publish failed.
+    pub fn for_current_state(order: &Order) -> Self {
+        let order = order.clone();
+        match order.status {
+            OrderStatus::Pending => OrderEvent::OrderPlaced { order },
+            OrderStatus::Processed => OrderEvent::OrderProcessed { order },
+            OrderStatus::Failed => OrderEvent::OrderFailed {
+                reason: order.failure_reason.unwrap_or(FailureReason::OutOfStock),
+                order,
+            },
+            OrderStatus::Cancelled => OrderEvent::OrderCancelled {
+                // Cancellation is only allowed from PENDING or PROCESSED, and only processed
+                // orders have `processedAt`.
+                previous_status: if order.processed_at.is_some() {
+                    OrderStatus::Processed
+                } else {
+                    OrderStatus::Pending
+                },
+                order,
+            },
+            OrderStatus::Shipped => OrderEvent::OrderShipped { order },
+            OrderStatus::Delivered => OrderEvent::OrderDelivered { order },
+        }
+    }
+
     pub fn event_type(&self) -> &'static str {
         match self {
             OrderEvent::OrderPlaced { .. } => "OrderPlaced",
+            OrderEvent::OrderProcessed { .. } => "OrderProcessed",
+            OrderEvent::OrderFailed { .. } => "OrderFailed",
+            OrderEvent::OrderCancelled { .. } => "OrderCancelled",
+            OrderEvent::OrderShipped { .. } => "OrderShipped",
+            OrderEvent::OrderDelivered { .. } => "OrderDelivered",
         }
     }
 
     pub fn order(&self) -> &Order {
         match self {
-            OrderEvent::OrderPlaced { order } => order,
+            OrderEvent::OrderPlaced { order }
+            | OrderEvent::OrderProcessed { order }
+            | OrderEvent::OrderFailed { order, .. }
+            | OrderEvent::OrderCancelled { order, .. }
+            | OrderEvent::OrderShipped { order }
+            | OrderEvent::OrderDelivered { order } => order,
         }
     }
+}
+
+/// Why a stream record could not be read as an event. All of these are permanent: the
+/// same bytes will fail the same way, so the record belongs in a dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the record is not JSON: {0}")]
+    NotJson(String),
+    #[error("schema version {0} is not supported (this consumer reads version {SCHEMA_VERSION})")]
+    UnsupportedSchemaVersion(String),
+    #[error("the event is malformed: {0}")]
+    Malformed(String),
+}
+
+impl DecodeError {
+    /// A short, stable code for dead-letter messages and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::NotJson(_) => "not_json",
+            DecodeError::UnsupportedSchemaVersion(_) => "unsupported_schema_version",
+            DecodeError::Malformed(_) => "malformed_event",
+        }
+    }
+}
+
+/// A decoded stream record: an event we know, or one of a type this build does not know
+/// (published by a newer producer) that consumers skip rather than reject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Event(Box<EventEnvelope>),
+    UnknownType(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +184,38 @@ impl EventEnvelope {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("events always serialise")
     }
+
+    /// Reads a stream record. The schema version is checked before the payload, so a
+    /// version-2 event is reported as such rather than as "malformed".
+    pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+        match value.get("schemaVersion") {
+            Some(v) if v.as_u64() == Some(u64::from(SCHEMA_VERSION)) => {}
+            Some(v) => return Err(DecodeError::UnsupportedSchemaVersion(v.to_string())),
+            None => return Err(DecodeError::Malformed("schemaVersion is missing".into())),
+        }
+        let event_type = value
+            .get("eventType")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| DecodeError::Malformed("eventType is missing".into()))?;
+        if !KNOWN_TYPES.contains(&event_type) {
+            return Ok(Decoded::UnknownType(event_type.to_owned()));
+        }
+        serde_json::from_value(value)
+            .map(|e| Decoded::Event(Box::new(e)))
+            .map_err(|e| DecodeError::Malformed(e.to_string()))
+    }
 }
+
+const KNOWN_TYPES: [&str; 6] = [
+    "OrderPlaced",
+    "OrderProcessed",
+    "OrderFailed",
+    "OrderCancelled",
+    "OrderShipped",
+    "OrderDelivered",
+];
 
 #[cfg(test)]
 mod tests {
@@ -133,6 +252,66 @@ mod tests {
         let back: EventEnvelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, envelope);
         assert_eq!(envelope.partition_key(), envelope.order_id.to_string());
+    }
+
+    #[test]
+    fn decode_classifies_records() {
+        let envelope = EventEnvelope::new(OrderEvent::OrderPlaced { order: order() });
+        assert_eq!(
+            EventEnvelope::decode(&envelope.to_json()),
+            Ok(Decoded::Event(Box::new(envelope.clone())))
+        );
+        assert!(matches!(
+            EventEnvelope::decode(b"\x00\x01garbage"),
+            Err(DecodeError::NotJson(_))
+        ));
+        let mut v2: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+        v2["schemaVersion"] = 2.into();
+        assert_eq!(
+            EventEnvelope::decode(v2.to_string().as_bytes()),
+            Err(DecodeError::UnsupportedSchemaVersion("2".into()))
+        );
+        let mut other: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+        other["eventType"] = "OrderGiftWrapped".into();
+        assert_eq!(
+            EventEnvelope::decode(other.to_string().as_bytes()),
+            Ok(Decoded::UnknownType("OrderGiftWrapped".into()))
+        );
+        let mut broken: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+        broken["payload"] = serde_json::json!({});
+        assert!(matches!(
+            EventEnvelope::decode(broken.to_string().as_bytes()),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            EventEnvelope::decode(b"{}"),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn events_for_each_state() {
+        let now = Timestamp::parse("2026-11-21T10:00:01Z").unwrap();
+        let placed = order();
+        let processed = placed.transition(OrderStatus::Processed, now).unwrap();
+        let cancelled = processed.transition(OrderStatus::Cancelled, now).unwrap();
+        let event = OrderEvent::for_current_state(&cancelled);
+        assert_eq!(event.event_type(), "OrderCancelled");
+        let json = serde_json::to_value(EventEnvelope::new(event)).unwrap();
+        assert_eq!(json["payload"]["previousStatus"], "PROCESSED");
+        let failed = placed.fail(FailureReason::UnknownProduct, now).unwrap();
+        let json = serde_json::to_value(EventEnvelope::new(OrderEvent::for_current_state(&failed)))
+            .unwrap();
+        assert_eq!(json["eventType"], "OrderFailed");
+        assert_eq!(json["payload"]["reason"], "unknown_product");
+        let early = placed.transition(OrderStatus::Cancelled, now).unwrap();
+        assert_eq!(
+            OrderEvent::for_current_state(&early),
+            OrderEvent::OrderCancelled {
+                order: early.clone(),
+                previous_status: OrderStatus::Pending
+            }
+        );
     }
 
     #[test]

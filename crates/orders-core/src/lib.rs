@@ -5,12 +5,14 @@
 //! - [`ids`], [`money`]: newtypes that parse at the edge (`OrderId`, `ProductId`, `Quantity`,
 //!   `Money` in integer minor units — never floats).
 //! - [`order`]: the `Order` aggregate, its status flow and the `PlaceOrder` command.
+//! - [`product`]: catalog entries, with the stock that processing reserves.
 //! - [`validation`]: turns an untrusted JSON body into a command, naming every bad field.
 //! - [`event`]: the versioned event envelope published to the stream.
 //! - [`listing`]: the list-orders query and its opaque cursor.
 //! - [`idempotency`]: what is remembered about an `Idempotency-Key`.
 //! - [`ports`]: what the use cases need (store, publisher, clock, ids), implemented by
 //!   `orders-aws` in production and by fakes in tests.
+//! - [`memory`]: in-memory ports, a fixed clock and sequential ids (tests, benchmarks).
 //! - [`error`]: the use-case error every function maps to HTTP in one place.
 //!
 //! Nothing here depends on an AWS crate: the compiler keeps the domain free of SDK types.
@@ -20,15 +22,18 @@ pub mod event;
 pub mod idempotency;
 pub mod ids;
 pub mod listing;
+pub mod memory;
 pub mod money;
 pub mod order;
 pub mod ports;
+pub mod product;
 pub mod time;
 pub mod validation;
 
 pub use error::{FieldError, OrderError};
-pub use event::{EventEnvelope, EventId, OrderEvent, SCHEMA_VERSION};
+pub use event::{DecodeError, Decoded, EventEnvelope, EventId, OrderEvent, SCHEMA_VERSION};
 pub use ids::{CustomerId, IdempotencyKey, OrderId, ProductId};
 pub use money::{Currency, Money, Quantity};
-pub use order::{LineItem, Order, OrderStatus, PlaceOrder};
+pub use order::{FailureReason, IllegalTransition, LineItem, Order, OrderStatus, PlaceOrder};
+pub use product::{Product, PutProduct};
 pub use time::Timestamp;

@@ -127,6 +127,46 @@ pub struct Order {
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<Timestamp>,
+    /// Why processing failed (`unknown_product`, `out_of_stock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<FailureReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// Why an order could not be processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// A line names a product that is not in the catalog.
+    UnknownProduct,
+    /// A line asks for more units than are in stock.
+    OutOfStock,
+}
+
+impl FailureReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureReason::UnknownProduct => "unknown_product",
+            FailureReason::OutOfStock => "out_of_stock",
+        }
+    }
+}
+
+/// A status change the flow does not allow (e.g. `SHIPPED` before `PROCESSED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an order cannot go from {from} to {to}")]
+pub struct IllegalTransition {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
 }
 
 impl Order {
@@ -160,7 +200,54 @@ impl Order {
             version: 1,
             created_at: now,
             updated_at: now,
+            processed_at: None,
+            failed_at: None,
+            failure_reason: None,
+            cancelled_at: None,
+            shipped_at: None,
+            delivered_at: None,
         }
+    }
+
+    /// The order after moving to `next` at `now`: version bumped and the matching timestamp
+    /// recorded. The caller persists it conditionally on the *previous* version.
+    pub fn transition(
+        &self,
+        next: OrderStatus,
+        now: Timestamp,
+    ) -> Result<Order, IllegalTransition> {
+        if !self.status.can_become(next) {
+            return Err(IllegalTransition {
+                from: self.status,
+                to: next,
+            });
+        }
+        let mut order = self.clone();
+        order.status = next;
+        order.version += 1;
+        order.updated_at = now;
+        match next {
+            OrderStatus::Processed => order.processed_at = Some(now),
+            OrderStatus::Failed => order.failed_at = Some(now),
+            OrderStatus::Cancelled => order.cancelled_at = Some(now),
+            OrderStatus::Shipped => order.shipped_at = Some(now),
+            OrderStatus::Delivered => order.delivered_at = Some(now),
+            OrderStatus::Pending => {}
+        }
+        Ok(order)
+    }
+
+    /// The order marked `FAILED` for `reason`.
+    pub fn fail(&self, reason: FailureReason, now: Timestamp) -> Result<Order, IllegalTransition> {
+        let mut order = self.transition(OrderStatus::Failed, now)?;
+        order.failure_reason = Some(reason);
+        Ok(order)
+    }
+
+    /// Whether this order holds reserved stock (to release on cancellation): stock is
+    /// reserved exactly when processing succeeded.
+    pub fn holds_stock(&self) -> bool {
+        self.processed_at.is_some()
     }
 
     /// Total units across all lines.
@@ -227,6 +314,36 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         b.items[0].quantity = Quantity::new(3).unwrap();
         assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn transitions_bump_the_version_and_stamp_the_time() {
+        let t0 = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
+        let t1 = Timestamp::parse("2026-11-21T10:00:01Z").unwrap();
+        let placed = Order::place(OrderId::new(Ulid::from_parts(1, 1)), &command(), t0);
+        let processed = placed.transition(OrderStatus::Processed, t1).unwrap();
+        assert_eq!(
+            (processed.version, processed.status),
+            (2, OrderStatus::Processed)
+        );
+        assert_eq!(
+            (processed.processed_at, processed.updated_at),
+            (Some(t1), t1)
+        );
+        assert!(processed.holds_stock() && !placed.holds_stock());
+        assert_eq!(
+            processed.transition(OrderStatus::Pending, t1),
+            Err(IllegalTransition {
+                from: OrderStatus::Processed,
+                to: OrderStatus::Pending
+            })
+        );
+        let failed = placed.fail(FailureReason::OutOfStock, t1).unwrap();
+        assert_eq!(failed.failure_reason, Some(FailureReason::OutOfStock));
+        let json = serde_json::to_value(&failed).unwrap();
+        assert_eq!(json["failureReason"], "out_of_stock");
+        assert!(json.get("processedAt").is_none());
+        assert!(placed.transition(OrderStatus::Shipped, t1).is_err());
     }
 
     #[test]

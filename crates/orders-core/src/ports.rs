@@ -4,9 +4,11 @@
 use crate::error::OrderError;
 use crate::event::EventEnvelope;
 use crate::idempotency::{Claim, IdempotencyRecord, StoredResponse};
-use crate::ids::{IdempotencyKey, OrderId};
+use crate::ids::{IdempotencyKey, OrderId, ProductId};
 use crate::listing::{ListOrders, OrderPage};
+use crate::money::Quantity;
 use crate::order::Order;
+use crate::product::Product;
 use crate::time::Timestamp;
 use async_trait::async_trait;
 
@@ -80,4 +82,86 @@ impl OrderIds for UlidIds {
 /// 80 random bits from the ULID crate's generator (no separate RNG dependency).
 fn rand_bits() -> u128 {
     ulid::Ulid::new().random()
+}
+
+/// An order as the command side reads it: with the outbox marker saying which version's
+/// event is known to be on the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    pub order: Order,
+    /// The highest version whose event was published (0 when unknown). A writer that finds
+    /// `published_version < order.version` on a retry re-publishes the current state's
+    /// event (same derived `eventId`) instead of assuming it went out.
+    pub published_version: u64,
+}
+
+/// What happens to stock when an order changes state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StockChange {
+    None,
+    /// Decrement each product's stock, failing the whole change if any would go negative.
+    Reserve(Vec<(ProductId, Quantity)>),
+    /// Give reserved units back (cancellation of a processed order).
+    Release(Vec<(ProductId, Quantity)>),
+}
+
+impl StockChange {
+    pub fn lines(order: &Order) -> Vec<(ProductId, Quantity)> {
+        order.items.iter().map(|i| (i.product_id.clone(), i.quantity)).collect()
+    }
+}
+
+/// The outcome of applying a change to an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// The stored order is no longer at the version the change was based on (or is gone).
+    StaleVersion,
+    /// A reservation would take this product's stock below zero; nothing was written.
+    OutOfStock(ProductId),
+}
+
+/// Writes of the command side: an order's state and its stock move together, atomically.
+#[async_trait]
+pub trait OrderCommands: Send + Sync {
+    /// Consistent read with the outbox marker.
+    async fn load(&self, id: &OrderId) -> Result<Option<StoredOrder>, OrderError>;
+    /// Stores `next` if the order is still at `next.version - 1`, applying `stock` in the
+    /// same transaction.
+    async fn apply(&self, next: &Order, stock: &StockChange) -> Result<Applied, OrderError>;
+    /// Records that the event of `version` is on the stream.
+    async fn mark_published(&self, id: &OrderId, version: u64) -> Result<(), OrderError>;
+}
+
+/// The catalog.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Creates or replaces a product; true when it was created.
+    async fn put(&self, product: &Product) -> Result<bool, OrderError>;
+    async fn get(&self, id: &ProductId) -> Result<Option<Product>, OrderError>;
+    /// The products that exist among `ids` (consistent reads: stock must be current).
+    async fn get_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, OrderError>;
+    /// A page of products after `after` (by product id), and whether more follow.
+    async fn list(&self, limit: usize, after: Option<&ProductId>) -> Result<(Vec<Product>, Option<ProductId>), OrderError>;
+}
+
+/// A record a stream consumer can never process, with everything needed to understand
+/// and replay it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// Stable code (`not_json`, `unsupported_schema_version`, `order_not_found`, …).
+    pub reason: String,
+    pub error: String,
+    /// The function that gave up on it.
+    pub function: String,
+    pub dead_lettered_at: Timestamp,
+    /// The source record as delivered (stream, shard, sequence number, partition key,
+    /// base64 data).
+    pub record: serde_json::Value,
+}
+
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), OrderError>;
 }

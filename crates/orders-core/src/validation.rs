@@ -11,7 +11,9 @@ use crate::order::{NewLineItem, PlaceOrder};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 
-pub const MAX_ITEMS: usize = 100;
+/// At most 99 lines: processing reserves stock for every line and updates the order in one
+/// DynamoDB transaction, which takes at most 100 actions.
+pub const MAX_ITEMS: usize = 99;
 
 const ORDER_FIELDS: [&str; 3] = ["customerId", "items", "currency"];
 const ITEM_FIELDS: [&str; 3] = ["productId", "quantity", "unitPrice"];
@@ -306,7 +308,7 @@ mod tests {
             .map(|i| json!({"productId":format!("p{i}"),"quantity":1,"unitPrice":1}))
             .collect();
         assert_eq!(fields(json!({"customerId":"c","items":many})), ["items"]);
-        let hundred: Vec<Value> = (0..100).map(|i| json!({"productId":format!("p{i}"),"quantity":10000,"unitPrice":MAX_UNIT_PRICE})).collect();
+        let hundred: Vec<Value> = (0..MAX_ITEMS).map(|i| json!({"productId":format!("p{i}"),"quantity":10000,"unitPrice":MAX_UNIT_PRICE})).collect();
         assert!(parse_place_order(&json!({"customerId":"c","items":hundred}), &usd()).is_ok());
         assert_eq!(
             fields(

@@ -7,7 +7,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 use serde_json::Value;
 
-/// Largest request body accepted. Orders top out far below this (100 lines); the cap stops
+/// Largest request body accepted. Orders top out far below this (99 lines); the cap stops
 /// a client from making us parse megabytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

@@ -1,0 +1,359 @@
+//! In-memory implementations of the [ports](crate::ports), with the same semantics as the
+//! DynamoDB/Kinesis adapters: conditional create, newest-first listing with filters and a
+//! cursor, claim/complete idempotency with expiry. Plus a fixed clock and sequential ids.
+//!
+//! They exist so tests and benchmarks can run a use case or a whole handler without any
+//! network: a benchmark over these ports measures "the handler alone", i.e. the time a
+//! function spends outside its AWS calls.
+
+use crate::error::OrderError;
+use crate::event::EventEnvelope;
+use crate::idempotency::{Claim, IdempotencyRecord, StoredResponse};
+use crate::ids::{IdempotencyKey, OrderId};
+use crate::listing::{ListOrders, OrderPage};
+use crate::order::Order;
+use crate::ports::{Clock, Created, EventPublisher, IdempotencyStore, OrderIds, OrderStore};
+use crate::time::Timestamp;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these maps half-updated; keep going.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Orders keyed by id; ids are time-ordered, so the map's order is creation order.
+#[derive(Debug, Default)]
+pub struct MemoryOrderStore {
+    orders: Mutex<BTreeMap<OrderId, Order>>,
+}
+
+impl MemoryOrderStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts an order as is (test and benchmark setup), replacing any with the same id.
+    pub fn insert(&self, order: Order) {
+        lock(&self.orders).insert(order.order_id, order);
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.orders).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn clear(&self) {
+        lock(&self.orders).clear();
+    }
+}
+
+#[async_trait]
+impl OrderStore for MemoryOrderStore {
+    async fn create(&self, order: &Order) -> Result<Created, OrderError> {
+        let mut orders = lock(&self.orders);
+        if let Some(existing) = orders.get(&order.order_id) {
+            return Ok(Created::AlreadyExists(Box::new(existing.clone())));
+        }
+        orders.insert(order.order_id, order.clone());
+        Ok(Created::New)
+    }
+
+    async fn get(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+        Ok(lock(&self.orders).get(id).cloned())
+    }
+
+    async fn list(&self, query: &ListOrders) -> Result<OrderPage, OrderError> {
+        let orders = lock(&self.orders);
+        let older = match query.before {
+            Some(before) => orders.range(..before),
+            None => orders.range(..),
+        };
+        let mut page: Vec<Order> = older
+            .rev()
+            .map(|(_, order)| order)
+            .filter(|o| query.status.is_none_or(|s| o.status == s))
+            .filter(|o| {
+                query
+                    .customer_id
+                    .as_ref()
+                    .is_none_or(|c| &o.customer_id == c)
+            })
+            .take(query.limit + 1)
+            .cloned()
+            .collect();
+        let next = if page.len() > query.limit {
+            page.truncate(query.limit);
+            page.last().map(|o| o.order_id)
+        } else {
+            None
+        };
+        Ok(OrderPage { orders: page, next })
+    }
+
+    async fn ping(&self) -> Result<(), OrderError> {
+        Ok(())
+    }
+}
+
+/// Records every published event, in order.
+#[derive(Debug, Default)]
+pub struct RecordingPublisher {
+    events: Mutex<Vec<EventEnvelope>>,
+}
+
+impl RecordingPublisher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events published so far.
+    pub fn events(&self) -> Vec<EventEnvelope> {
+        lock(&self.events).clone()
+    }
+
+    pub fn clear(&self) {
+        lock(&self.events).clear();
+    }
+}
+
+#[async_trait]
+impl EventPublisher for RecordingPublisher {
+    async fn publish(&self, event: &EventEnvelope) -> Result<(), OrderError> {
+        lock(&self.events).push(event.clone());
+        Ok(())
+    }
+}
+
+/// Idempotency records by key. As in DynamoDB, an expired record (TTL deletes lazily)
+/// counts as free when claimed again.
+#[derive(Debug, Default)]
+pub struct MemoryIdempotencyStore {
+    records: Mutex<HashMap<IdempotencyKey, IdempotencyRecord>>,
+}
+
+impl MemoryIdempotencyStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, key: &IdempotencyKey) -> Option<IdempotencyRecord> {
+        lock(&self.records).get(key).cloned()
+    }
+
+    pub fn clear(&self) {
+        lock(&self.records).clear();
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryIdempotencyStore {
+    async fn claim(&self, record: &IdempotencyRecord) -> Result<Claim, OrderError> {
+        let mut records = lock(&self.records);
+        match records.get(&record.key) {
+            Some(existing) if existing.expires_at >= record.created_at => {
+                Ok(Claim::Existing(existing.clone()))
+            }
+            _ => {
+                records.insert(record.key.clone(), record.clone());
+                Ok(Claim::Claimed)
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> Result<(), OrderError> {
+        match lock(&self.records).get_mut(key) {
+            Some(record) => {
+                record.response = Some(response.clone());
+                Ok(())
+            }
+            // DynamoDB's `attribute_exists` condition fails the same way.
+            None => Err(OrderError::Unexpected(
+                format!("no idempotency record for key {key}").into(),
+            )),
+        }
+    }
+}
+
+/// A clock that always shows the same instant.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub Timestamp);
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
+
+/// Order ids stamped with the given time and a counter (1, 2, 3, …) as the random part, so
+/// ids are predictable and strictly increasing even when the clock stands still.
+#[derive(Debug, Default)]
+pub struct SequentialIds {
+    next: AtomicU64,
+}
+
+impl SequentialIds {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl OrderIds for SequentialIds {
+    fn next_id(&self, now: Timestamp) -> OrderId {
+        let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let millis = u64::try_from(now.unix_millis()).unwrap_or(0);
+        OrderId::new(ulid::Ulid::from_parts(millis, u128::from(n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::OrderEvent;
+    use crate::ids::{CustomerId, ProductId};
+    use crate::money::{Currency, Money, Quantity};
+    use crate::order::{NewLineItem, OrderStatus, PlaceOrder};
+
+    /// The futures here never wait, so polling once runs them to completion.
+    fn run<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("in-memory ports never wait"),
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-11-21T10:00:00Z").unwrap()
+    }
+
+    fn order(ids: &SequentialIds, customer: &str) -> Order {
+        let command = PlaceOrder {
+            customer_id: CustomerId::parse(customer).unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            items: vec![NewLineItem {
+                product_id: ProductId::parse("sku-1").unwrap(),
+                quantity: Quantity::new(1).unwrap(),
+                unit_price: Money::from_minor(100).unwrap(),
+            }],
+        };
+        Order::place(ids.next_id(now()), &command, now())
+    }
+
+    #[test]
+    fn create_is_conditional_on_the_id() {
+        let store = MemoryOrderStore::new();
+        let ids = SequentialIds::new();
+        let first = order(&ids, "c-1");
+        assert_eq!(run(store.create(&first)).unwrap(), Created::New);
+        let mut again = first.clone();
+        again.total = Money::from_minor(1).unwrap();
+        assert_eq!(
+            run(store.create(&again)).unwrap(),
+            Created::AlreadyExists(Box::new(first.clone()))
+        );
+        assert_eq!(run(store.get(&first.order_id)).unwrap(), Some(first));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn lists_newest_first_with_filters_and_cursor() {
+        let store = MemoryOrderStore::new();
+        let ids = SequentialIds::new();
+        let mut all = Vec::new();
+        for n in 0..5 {
+            let mut o = order(&ids, if n % 2 == 0 { "even" } else { "odd" });
+            if n == 3 {
+                o.status = OrderStatus::Failed;
+            }
+            store.insert(o.clone());
+            all.push(o);
+        }
+        let query = |limit, before, status, customer: Option<&str>| ListOrders {
+            status,
+            customer_id: customer.map(|c| CustomerId::parse(c).unwrap()),
+            limit,
+            before,
+        };
+        let page = run(store.list(&query(2, None, None, None))).unwrap();
+        assert_eq!(page.orders, vec![all[4].clone(), all[3].clone()]);
+        assert_eq!(page.next, Some(all[3].order_id));
+        let page = run(store.list(&query(2, page.next, None, None))).unwrap();
+        assert_eq!(page.orders, vec![all[2].clone(), all[1].clone()]);
+        let page = run(store.list(&query(2, page.next, None, None))).unwrap();
+        assert_eq!(page.orders, vec![all[0].clone()]);
+        assert_eq!(page.next, None);
+
+        let even = run(store.list(&query(10, None, None, Some("even")))).unwrap();
+        assert_eq!(even.orders.len(), 3);
+        let failed = run(store.list(&query(10, None, Some(OrderStatus::Failed), None))).unwrap();
+        assert_eq!(failed.orders, vec![all[3].clone()]);
+        let none = run(store.list(&query(10, None, Some(OrderStatus::Failed), Some("even"))));
+        assert!(none.unwrap().orders.is_empty());
+    }
+
+    #[test]
+    fn idempotency_claim_complete_and_expiry() {
+        let store = MemoryIdempotencyStore::new();
+        let ids = SequentialIds::new();
+        let key = IdempotencyKey::parse("k-1").unwrap();
+        let record = IdempotencyRecord {
+            key: key.clone(),
+            request_fingerprint: "f".into(),
+            order_id: ids.next_id(now()),
+            created_at: now(),
+            expires_at: now().plus_seconds(60),
+            response: None,
+        };
+        assert_eq!(run(store.claim(&record)).unwrap(), Claim::Claimed);
+        let mut second = record.clone();
+        second.order_id = ids.next_id(now());
+        assert_eq!(
+            run(store.claim(&second)).unwrap(),
+            Claim::Existing(record.clone())
+        );
+        let response = StoredResponse {
+            status: 201,
+            body: "{}".into(),
+        };
+        run(store.complete(&key, &response)).unwrap();
+        assert_eq!(store.get(&key).unwrap().response, Some(response.clone()));
+
+        // After expiry the key is free again.
+        let mut later = second.clone();
+        later.created_at = now().plus_seconds(61);
+        assert_eq!(run(store.claim(&later)).unwrap(), Claim::Claimed);
+        assert_eq!(store.get(&key).unwrap().order_id, later.order_id);
+
+        let unknown = IdempotencyKey::parse("k-2").unwrap();
+        assert!(run(store.complete(&unknown, &response)).is_err());
+    }
+
+    #[test]
+    fn publisher_records_and_ids_are_sequential() {
+        let ids = SequentialIds::new();
+        let (a, b) = (ids.next_id(now()), ids.next_id(now()));
+        assert!(a < b);
+        assert_eq!(a.timestamp_ms(), now().unix_millis() as u64);
+        assert_eq!(FixedClock(now()).now(), now());
+
+        let publisher = RecordingPublisher::new();
+        let event = EventEnvelope::new(OrderEvent::OrderPlaced {
+            order: order(&ids, "c-1"),
+        });
+        run(publisher.publish(&event)).unwrap();
+        assert_eq!(publisher.events(), vec![event]);
+        publisher.clear();
+        assert!(publisher.events().is_empty());
+    }
+}
