@@ -11,10 +11,15 @@
 //! - [`runtime_api`]: the Lambda Runtime API the function binaries talk to.
 //! - [`routes`] + [`payload`] + [`gateway`]: the API Gateway front door (route selection,
 //!   payload format 2.0, response translation).
+//! - [`event_sources`] + [`kinesis_poller`]: Lambda event source mappings for streams (Kinesis):
+//!   per-shard polling, batching, partial batch responses, bisection, retries, on-failure
+//!   destinations and persistent checkpoints.
 
 pub mod discovery;
+pub mod event_sources;
 pub mod gateway;
 pub mod instances;
+pub mod kinesis_poller;
 pub mod payload;
 pub mod routes;
 pub mod runtime_api;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aws_config::{BehaviorVersion, Region};
 use clap::Parser;
+use local_runner::event_sources::{self, EventSourceOptions, EventSources};
 use local_runner::gateway::{self, Gateway};
 use local_runner::{Runtime, RuntimeSettings, discovery};
 use tracing::info;
@@ -44,6 +45,13 @@ struct Cli {
     /// Account id reported in `requestContext.accountId`.
     #[arg(long, default_value = "123456789012")]
     account_id: String,
+    /// Don't poll the streams of the deployed event source mappings (Kinesis).
+    #[arg(long)]
+    no_event_sources: bool,
+    /// Where stream checkpoints (last handled sequence number per mapping UUID and shard) are
+    /// kept across restarts.
+    #[arg(long, default_value = ".local/checkpoints.json")]
+    checkpoint_file: PathBuf,
 }
 
 #[tokio::main]
@@ -115,10 +123,20 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(gateway::serve(listener, gateway, async move {
         let _ = stop_rx.await;
     }));
+
+    let event_sources = if cli.no_event_sources {
+        info!("event source mappings disabled (--no-event-sources)");
+        None
+    } else {
+        start_event_sources(&sdk, &runtime, cli.checkpoint_file.clone()).await
+    };
     info!(listen = %local, "ready");
 
     shutdown_signal().await?;
     info!("shutting down");
+    if let Some(event_sources) = event_sources {
+        event_sources.stop().await;
+    }
     let _ = stop_tx.send(());
     runtime.shutdown(Duration::from_secs(5)).await;
     // In-flight HTTP requests have been failed by the shutdown; don't wait long for them.
@@ -128,6 +146,38 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// Starts the stream pollers; a failure here leaves the HTTP front door running.
+async fn start_event_sources(
+    sdk: &aws_config::SdkConfig,
+    runtime: &Runtime,
+    checkpoint_file: PathBuf,
+) -> Option<EventSources> {
+    let mappings = match event_sources::discover_mappings(sdk, runtime).await {
+        Ok(mappings) => mappings,
+        Err(err) => {
+            tracing::warn!("event source mappings not started: {err:#}");
+            return None;
+        }
+    };
+    for mapping in &mappings {
+        println!(
+            "  event source {} → {} (mapping {})",
+            mapping.source_arn, mapping.function, mapping.uuid
+        );
+    }
+    let options = EventSourceOptions {
+        checkpoint_file,
+        ..EventSourceOptions::default()
+    };
+    match EventSources::start(sdk, runtime, mappings, options) {
+        Ok(sources) => Some(sources),
+        Err(err) => {
+            tracing::error!("event source mappings not started: {err:#}");
+            None
+        }
+    }
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

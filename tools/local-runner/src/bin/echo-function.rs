@@ -9,16 +9,23 @@
 //! - an API Gateway 2.0 event (`"version":"2.0"`): `/crash`, `/slow`, `/fail` behave like
 //!   exit / sleep (60 s) / error; otherwise reply with a proxy response
 //!   (`/plain` → JSON without statusCode, `/binary` → base64 body, else 201 + the event);
+//! - a Kinesis event (`Records[].eventSource == "aws:kinesis"`): appends one JSON line
+//!   `{"function","seqs","data","event"}` to `ECHO_INVOCATIONS_FILE` (if set), then looks at each
+//!   record's decoded data: `poison` → invocation error (every time); `fail-once` → reported in
+//!   `batchItemFailures` the first time this process sees that sequence number; `bad-id-once` →
+//!   an empty `itemIdentifier` the first time. Replies `{"batchItemFailures":[...]}`;
 //! - anything else: echo `{"event","requestId","functionArn","deadlineMs","traceId","pid","env"}`.
 //!
 //! Env: `ECHO_INIT_ERROR=1` posts `/runtime/init/error` and exits; `ECHO_INIT_EXIT=1` exits
 //! before polling; `ECHO_INIT_SLEEP_MS` delays init.
 
+use std::collections::HashSet;
 use std::error::Error;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -99,6 +106,7 @@ fn main() -> Result<()> {
         std::process::exit(1);
     }
     println!("echo-function ready (pid {})", std::process::id());
+    let mut seen: HashSet<String> = HashSet::new();
 
     loop {
         let next = request(&api, "GET", "/2018-06-01/runtime/invocation/next", b"")?;
@@ -119,6 +127,7 @@ fn main() -> Result<()> {
             _ => event.get("action").and_then(Value::as_str),
         };
         let result = match action {
+            _ if is_kinesis(&event) => kinesis(&event, &mut seen),
             Some("exit") => {
                 eprintln!("echo-function: exiting mid-invocation");
                 std::process::exit(3);
@@ -149,6 +158,63 @@ fn main() -> Result<()> {
             eprintln!("echo-function: runtime API answered {}", posted.status);
         }
     }
+}
+
+fn is_kinesis(event: &Value) -> bool {
+    event["Records"]
+        .as_array()
+        .and_then(|records| records.first())
+        .and_then(|record| record["eventSource"].as_str())
+        == Some("aws:kinesis")
+}
+
+/// Kinesis batch handler driven by markers in the records' data (see the module docs).
+fn kinesis(event: &Value, seen: &mut HashSet<String>) -> std::result::Result<Value, Value> {
+    let records = event["Records"].as_array().cloned().unwrap_or_default();
+    let mut seqs = Vec::new();
+    let mut data = Vec::new();
+    for record in &records {
+        let seq = record["kinesis"]["sequenceNumber"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(record["kinesis"]["data"].as_str().unwrap_or_default())
+            .unwrap_or_default();
+        seqs.push(seq);
+        data.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    if let Ok(path) = std::env::var("ECHO_INVOCATIONS_FILE") {
+        let line = json!({
+            "function": std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+            "seqs": seqs,
+            "data": data,
+            "event": event,
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(format!("{line}\n").as_bytes()));
+        if let Err(err) = written {
+            eprintln!("echo-function: cannot append to {path}: {err}");
+        }
+    }
+    if data.iter().any(|d| d.contains("poison")) {
+        return Err(json!({"errorType": "PoisonRecord", "errorMessage": "poison record in batch"}));
+    }
+    let mut failures = Vec::new();
+    for (seq, data) in seqs.iter().zip(&data) {
+        let first_time = !seen.contains(seq);
+        if data.contains("fail-once") && first_time {
+            seen.insert(seq.clone());
+            failures.push(json!({"itemIdentifier": seq}));
+        } else if data.contains("bad-id-once") && first_time {
+            seen.insert(seq.clone());
+            failures.push(json!({"itemIdentifier": ""}));
+        }
+    }
+    Ok(json!({"batchItemFailures": failures}))
 }
 
 fn echo(event: &Value, request_id: &str, next: &HttpResponse) -> Value {
