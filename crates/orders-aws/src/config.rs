@@ -1,7 +1,8 @@
 //! Configuration read once at cold start.
 
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
 use std::time::Duration;
 
 /// A missing or malformed environment variable, named, so a bad deployment fails its first
@@ -46,6 +47,21 @@ pub async fn sdk_config_for_api() -> SdkConfig {
                 .connect_timeout(Duration::from_secs(1))
                 .operation_attempt_timeout(Duration::from_secs(2))
                 .operation_timeout(Duration::from_secs(6))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// SDK configuration for stream consumers: no client is waiting, so attempts may take
+/// longer, but a whole batch must still finish well inside the function timeout (60 s).
+pub async fn sdk_config_for_streams() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(15))
                 .build(),
         )
         .load()

@@ -6,6 +6,7 @@
 //!   talks to AWS, LocalStack or moto).
 //! - [`dynamo`]: the orders table (and its listing indexes) and the idempotency table.
 //! - [`kinesis`]: the event publisher.
+//! - [`sqs`]: the dead-letter queue for records a stream consumer can never process.
 //! - [`errors`]: turning SDK errors into the domain's retryable/non-retryable kinds, keeping
 //!   the SDK error as the source.
 
@@ -13,7 +14,11 @@ pub mod config;
 pub mod dynamo;
 pub mod errors;
 pub mod kinesis;
+pub mod sqs;
 
+pub use dynamo::catalog::DynamoCatalog;
+pub use dynamo::commands::DynamoOrderCommands;
 pub use dynamo::idempotency::DynamoIdempotencyStore;
 pub use dynamo::orders::DynamoOrderStore;
 pub use kinesis::KinesisPublisher;
+pub use sqs::SqsDeadLetterQueue;

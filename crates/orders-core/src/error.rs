@@ -30,6 +30,15 @@ pub enum OrderError {
     #[error("order {0} was not found")]
     NotFound(String),
 
+    /// The request conflicts with the order's current state (an illegal status change, or
+    /// a concurrent change won the race).
+    #[error("{0}")]
+    Conflict(String),
+
+    /// `If-Match` named a version that is no longer current.
+    #[error("the order is at version {current}, not the version given in If-Match")]
+    PreconditionFailed { current: u64 },
+
     /// The `Idempotency-Key` was first used with a different request body.
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,

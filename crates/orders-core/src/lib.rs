@@ -10,6 +10,7 @@
 //! - [`event`]: the versioned event envelope published to the stream.
 //! - [`listing`]: the list-orders query and its opaque cursor.
 //! - [`idempotency`]: what is remembered about an `Idempotency-Key`.
+//! - [`outbox`]: publish-after-write without losing events (the `publishedVersion` marker).
 //! - [`ports`]: what the use cases need (store, publisher, clock, ids), implemented by
 //!   `orders-aws` in production and by fakes in tests.
 //! - [`memory`]: in-memory ports, a fixed clock and sequential ids (tests, benchmarks).
@@ -25,6 +26,7 @@ pub mod listing;
 pub mod memory;
 pub mod money;
 pub mod order;
+pub mod outbox;
 pub mod ports;
 pub mod product;
 pub mod time;

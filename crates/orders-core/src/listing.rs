@@ -6,7 +6,7 @@
 //! free to change what is inside (the `v1:` prefix).
 
 use crate::error::FieldError;
-use crate::ids::{CustomerId, OrderId};
+use crate::ids::{CustomerId, OrderId, ProductId};
 use crate::order::{Order, OrderStatus};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,6 +38,63 @@ pub fn decode_cursor(cursor: &str) -> Option<OrderId> {
     let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     let text = std::str::from_utf8(&raw).ok()?;
     OrderId::parse(text.strip_prefix("v1:")?).ok()
+}
+
+/// The catalog's cursor: the last product id shown.
+pub fn encode_product_cursor(last: &ProductId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("p1:{last}"))
+}
+
+pub fn decode_product_cursor(cursor: &str) -> Option<ProductId> {
+    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    ProductId::parse(text.strip_prefix("p1:")?).ok()
+}
+
+/// `GET /products?limit=&cursor=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListProducts {
+    pub limit: usize,
+    pub after: Option<ProductId>,
+}
+
+impl ListProducts {
+    pub fn parse<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut query = ListProducts {
+            limit: DEFAULT_LIMIT,
+            after: None,
+        };
+        let mut errors = Vec::new();
+        for (name, value) in params {
+            match name {
+                "limit" => match value.parse::<usize>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => query.limit = n,
+                    _ => errors.push(FieldError::new(
+                        "limit",
+                        format!("must be an integer from 1 to {MAX_LIMIT}"),
+                    )),
+                },
+                "cursor" => match decode_product_cursor(value) {
+                    Some(id) => query.after = Some(id),
+                    None => errors.push(FieldError::new(
+                        "cursor",
+                        "is not a cursor this API returned; start again without it",
+                    )),
+                },
+                other => errors.push(FieldError::new(
+                    other,
+                    "is not a known parameter (limit, cursor)",
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(query)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 impl ListOrders {
@@ -131,6 +188,21 @@ mod tests {
         assert_eq!(q.customer_id.unwrap().as_str(), "c-9");
         assert_eq!(q.limit, 100);
         assert_eq!(q.before, Some(id));
+    }
+
+    #[test]
+    fn product_listing_parameters() {
+        let id = ProductId::parse("sku-7").unwrap();
+        let cursor = encode_product_cursor(&id);
+        let q = ListProducts::parse([("limit", "5"), ("cursor", cursor.as_str())]).unwrap();
+        assert_eq!((q.limit, q.after), (5, Some(id)));
+        assert!(
+            decode_cursor(&cursor).is_none(),
+            "order and product cursors are distinct"
+        );
+        let errors =
+            ListProducts::parse([("limit", "500"), ("cursor", "zz"), ("status", "x")]).unwrap_err();
+        assert_eq!(errors.len(), 3);
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub trait EventPublisher: Send + Sync {
     async fn publish(&self, event: &EventEnvelope) -> Result<(), OrderError>;
 }
 
+/// Services that need the same publisher share it through an `Arc`.
+#[async_trait]
+impl<T: EventPublisher + ?Sized> EventPublisher for std::sync::Arc<T> {
+    async fn publish(&self, event: &EventEnvelope) -> Result<(), OrderError> {
+        (**self).publish(event).await
+    }
+}
+
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Atomically claims `record.key`, or returns the record already holding it.
@@ -107,7 +115,11 @@ pub enum StockChange {
 
 impl StockChange {
     pub fn lines(order: &Order) -> Vec<(ProductId, Quantity)> {
-        order.items.iter().map(|i| (i.product_id.clone(), i.quantity)).collect()
+        order
+            .items
+            .iter()
+            .map(|i| (i.product_id.clone(), i.quantity))
+            .collect()
     }
 }
 
@@ -142,7 +154,11 @@ pub trait Catalog: Send + Sync {
     /// The products that exist among `ids` (consistent reads: stock must be current).
     async fn get_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, OrderError>;
     /// A page of products after `after` (by product id), and whether more follow.
-    async fn list(&self, limit: usize, after: Option<&ProductId>) -> Result<(Vec<Product>, Option<ProductId>), OrderError>;
+    async fn list(
+        &self,
+        limit: usize,
+        after: Option<&ProductId>,
+    ) -> Result<(Vec<Product>, Option<ProductId>), OrderError>;
 }
 
 /// A record a stream consumer can never process, with everything needed to understand

@@ -81,6 +81,14 @@ impl From<OrderError> for ApiError {
         match err {
             OrderError::Validation(fields) => ApiError::validation(fields),
             OrderError::NotFound(id) => ApiError::not_found(format!("order {id} was not found")),
+            OrderError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            err @ OrderError::PreconditionFailed { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                format!("{err}; read the order again and retry with its ETag"),
+            ),
             OrderError::IdempotencyKeyReused => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -159,6 +167,12 @@ mod tests {
     fn statuses() {
         assert_eq!(body(OrderError::NotFound("x".into()).into()).0, 404);
         assert_eq!(body(OrderError::IdempotencyKeyReused.into()).0, 422);
+        assert_eq!(body(OrderError::Conflict("no".into()).into()).0, 409);
+        let (status, json, _) = body(OrderError::PreconditionFailed { current: 3 }.into());
+        assert_eq!(
+            (status, json["error"]["code"].as_str()),
+            (412, Some("precondition_failed"))
+        );
         let (status, json, retry) = body(OrderError::Throttled("slow down".into()).into());
         assert_eq!((status, retry.as_deref()), (503, Some("1")));
         assert_eq!(json["error"]["code"], "throttled");

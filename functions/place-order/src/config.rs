@@ -6,6 +6,7 @@ use orders_core::Currency;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub orders_table: String,
+    pub products_table: String,
     pub idempotency_table: String,
     pub events_stream_name: String,
     /// The one currency this deployment takes orders in (fills in an omitted `currency`).
@@ -18,6 +19,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             orders_table: required("ORDERS_TABLE")?,
+            products_table: required("PRODUCTS_TABLE")?,
             idempotency_table: required("IDEMPOTENCY_TABLE")?,
             events_stream_name: required("EVENTS_STREAM_NAME")?,
             currency: optional(

@@ -1,34 +1,156 @@
 //! HTTP entry point: routes on API Gateway's decision, parses at the edge, and renders
 //! results and errors (through `orders_http::ApiError`, the one error mapping).
 
+use crate::commands::CommandService;
 use crate::service::PlaceOrderService;
 use lambda_http::http::StatusCode;
-use lambda_http::http::header::LOCATION;
-use orders_core::ports::{EventPublisher, IdempotencyStore, OrderStore};
+use lambda_http::http::header::{ETAG, IF_MATCH, LOCATION};
+use orders_core::ports::{Catalog, EventPublisher, IdempotencyStore, OrderCommands, OrderStore};
 use orders_core::validation::parse_place_order;
-use orders_core::{FieldError, IdempotencyKey};
-use orders_http::request::{header, json_body, route_key};
+use orders_core::{
+    FieldError, IdempotencyKey, Order, OrderError, OrderId, OrderStatus, ProductId, PutProduct,
+};
+use orders_http::request::{header, json_body, path_parameter, route_key};
+use orders_http::response::json;
 use orders_http::{ApiError, Body, Request, Response};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
-pub async fn handle<S, P, I>(
-    service: &PlaceOrderService<S, P, I>,
-    request: Request,
-) -> Response<Body>
+/// Everything the command side serves. The publisher is shared (an `Arc`) by both services.
+pub struct App<S, P, I, C, K> {
+    pub place: PlaceOrderService<S, P, I>,
+    pub commands: CommandService<C, K, P>,
+}
+
+pub async fn handle<S, P, I, C, K>(app: &App<S, P, I, C, K>, request: Request) -> Response<Body>
 where
     S: OrderStore,
     P: EventPublisher,
     I: IdempotencyStore,
+    C: OrderCommands,
+    K: Catalog,
 {
     let result = match route_key(&request).as_deref() {
-        Some("POST /orders") => post_order(service, &request).await,
+        Some("POST /orders") => post_order(&app.place, &request).await,
+        Some("DELETE /orders/{orderId}") => cancel_order(&app.commands, &request).await,
+        Some("PATCH /orders/{orderId}") => patch_order(&app.commands, &request).await,
+        Some("PUT /products/{productId}") => put_product(&app.commands, &request).await,
         other => Err(ApiError::not_found(format!(
             "no such route on place-order: {}",
             other.unwrap_or("(none)")
         ))),
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+fn order_id(request: &Request) -> Result<OrderId, ApiError> {
+    let raw = path_parameter(request, "orderId").unwrap_or_default();
+    OrderId::parse(&raw).map_err(|e| ApiError::validation(vec![FieldError::new("orderId", e.0)]))
+}
+
+/// `If-Match: "3"` (also `W/"3"` or `3`); `*` matches any version. A value that is not a
+/// version we could have issued can never match, so it is a 412 rather than a 400.
+fn if_match(request: &Request) -> Result<Option<u64>, ApiError> {
+    let Some(value) = header(request, IF_MATCH.as_str()) else {
+        return Ok(None);
+    };
+    let value = value.unwrap_or("").trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    let tag = value.trim_start_matches("W/").trim_matches('"');
+    tag.parse::<u64>()
+        .map(Some)
+        .map_err(|_| ApiError::from(OrderError::PreconditionFailed { current: 0 }))
+}
+
+fn order_response(order: &Order) -> Response<Body> {
+    let mut response = json(StatusCode::OK, order);
+    response.headers_mut().insert(
+        ETAG,
+        format!("\"{}\"", order.version)
+            .parse()
+            .expect("a number is header-safe"),
+    );
+    response
+}
+
+async fn cancel_order<C: OrderCommands, K: Catalog, P: EventPublisher>(
+    commands: &CommandService<C, K, P>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let id = order_id(request)?;
+    let order = commands
+        .change_status(&id, OrderStatus::Cancelled, if_match(request)?)
+        .await?;
+    Ok(order_response(&order))
+}
+
+async fn patch_order<C: OrderCommands, K: Catalog, P: EventPublisher>(
+    commands: &CommandService<C, K, P>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let id = order_id(request)?;
+    let body = json_body(request)?;
+    let Some(object) = body.as_object() else {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "$",
+            "the body must be a JSON object",
+        )]));
+    };
+    let mut fields: Vec<FieldError> = object
+        .keys()
+        .filter(|k| k.as_str() != "status")
+        .map(|k| {
+            FieldError::new(
+                k.clone(),
+                "is not a known field (only status can be changed)",
+            )
+        })
+        .collect();
+    let status = object
+        .get("status")
+        .and_then(|s| s.as_str())
+        .and_then(|s| s.parse::<OrderStatus>().ok());
+    if status.is_none() {
+        fields.push(FieldError::new(
+            "status",
+            "must be one of PENDING, PROCESSED, FAILED, SHIPPED, DELIVERED, CANCELLED",
+        ));
+    }
+    match status {
+        Some(status) if fields.is_empty() => {
+            let order = commands
+                .change_status(&id, status, if_match(request)?)
+                .await?;
+            Ok(order_response(&order))
+        }
+        _ => Err(ApiError::validation(fields)),
+    }
+}
+
+async fn put_product<C: OrderCommands, K: Catalog, P: EventPublisher>(
+    commands: &CommandService<C, K, P>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let raw = path_parameter(request, "productId").unwrap_or_default();
+    let id = ProductId::parse(&raw)
+        .map_err(|e| ApiError::validation(vec![FieldError::new("productId", e.0)]))?;
+    let body = PutProduct::parse(&json_body(request)?).map_err(ApiError::validation)?;
+    let (product, created) = commands.put_product(id, body).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = json(status, &product);
+    response.headers_mut().insert(
+        LOCATION,
+        format!("/products/{}", product.product_id)
+            .parse()
+            .expect("product ids are header-safe"),
+    );
+    Ok(response)
 }
 
 async fn post_order<S, P, I>(

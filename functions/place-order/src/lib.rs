@@ -1,4 +1,6 @@
-//! `place-order`: the command side of the HTTP API.
+//! `place-order`: the command side of the HTTP API — placing orders, changing their
+//! status (`PATCH`/`DELETE /orders/{id}`, see [`commands`]) and writing the catalog
+//! (`PUT /products/{id}`).
 //!
 //! `POST /orders` validates the body, stores the order (`PENDING`, version 1) with a
 //! conditional write, publishes `OrderPlaced` to the stream, and only then answers `201`.
@@ -13,10 +15,12 @@
 //! at worst the event is published twice with the same derived `eventId`, which consumers
 //! deduplicate.
 
+pub mod commands;
 pub mod config;
 pub mod handler;
 pub mod service;
 
+pub use commands::CommandService;
 pub use config::Config;
-pub use handler::handle;
+pub use handler::{App, handle};
 pub use service::{PlaceOrderService, Placed};

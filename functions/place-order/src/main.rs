@@ -1,9 +1,11 @@
 //! Lambda entry point: configuration and clients are built once per cold start.
 
 use lambda_http::{Error, service_fn};
-use orders_aws::{DynamoIdempotencyStore, DynamoOrderStore, KinesisPublisher};
+use orders_aws::{
+    DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher,
+};
 use orders_core::ports::{SystemClock, UlidIds};
-use place_order::{Config, PlaceOrderService, handle};
+use place_order::{App, CommandService, Config, PlaceOrderService, handle};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -12,18 +14,31 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = orders_aws::config::sdk_config_for_api().await;
-    let service = Arc::new(PlaceOrderService {
-        store: DynamoOrderStore::from_sdk(&sdk, &config.orders_table),
-        publisher: KinesisPublisher::from_sdk(&sdk, &config.events_stream_name),
-        idempotency: DynamoIdempotencyStore::from_sdk(&sdk, &config.idempotency_table),
-        clock: Arc::new(SystemClock),
-        ids: Arc::new(UlidIds),
-        currency: config.currency,
-        idempotency_ttl_seconds: i64::from(config.idempotency_ttl_hours) * 3600,
+    let publisher = Arc::new(KinesisPublisher::from_sdk(&sdk, &config.events_stream_name));
+    let app = Arc::new(App {
+        place: PlaceOrderService {
+            store: DynamoOrderStore::from_sdk(&sdk, &config.orders_table),
+            publisher: Arc::clone(&publisher),
+            idempotency: DynamoIdempotencyStore::from_sdk(&sdk, &config.idempotency_table),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UlidIds),
+            currency: config.currency,
+            idempotency_ttl_seconds: i64::from(config.idempotency_ttl_hours) * 3600,
+        },
+        commands: CommandService {
+            commands: DynamoOrderCommands::from_sdk(
+                &sdk,
+                &config.orders_table,
+                &config.products_table,
+            ),
+            catalog: DynamoCatalog::from_sdk(&sdk, &config.products_table),
+            publisher,
+            clock: Arc::new(SystemClock),
+        },
     });
     lambda_http::run(service_fn(move |request| {
-        let service = Arc::clone(&service);
-        async move { Ok::<_, Infallible>(handle(&service, request).await) }
+        let app = Arc::clone(&app);
+        async move { Ok::<_, Infallible>(handle(&app, request).await) }
     }))
     .await
 }

@@ -4,11 +4,13 @@
 
 use async_trait::async_trait;
 use futures::future::join_all;
-use orders_aws::{DynamoIdempotencyStore, DynamoOrderStore, KinesisPublisher};
+use orders_aws::{
+    DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher,
+};
 use orders_core::ports::{EventPublisher, SystemClock, UlidIds};
 use orders_core::{Currency, EventEnvelope, OrderError};
 use orders_tests::Emulator;
-use place_order::{PlaceOrderService, handle};
+use place_order::{App, CommandService, PlaceOrderService, handle};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,7 +45,13 @@ struct Stack {
     orders_table: String,
     idempotency_table: String,
     stream: String,
-    service: PlaceOrderService<DynamoOrderStore, FlakyPublisher, DynamoIdempotencyStore>,
+    app: App<
+        DynamoOrderStore,
+        Arc<FlakyPublisher>,
+        DynamoIdempotencyStore,
+        DynamoOrderCommands,
+        DynamoCatalog,
+    >,
 }
 
 struct Reply {
@@ -60,29 +68,37 @@ impl Reply {
 
 async fn spawn_stack(publish_failures: usize) -> Stack {
     let emulator = Emulator::connect().await;
-    let (orders_table, idempotency_table, stream) = tokio::join!(
+    let (orders_table, idempotency_table, products_table, stream) = tokio::join!(
         emulator.clone_table("orders_table"),
         emulator.clone_table("idempotency_table"),
+        emulator.clone_table("products_table"),
         emulator.fresh_stream()
     );
-    let service = PlaceOrderService {
+    let publisher = Arc::new(FlakyPublisher {
+        inner: KinesisPublisher::from_sdk(&emulator.sdk, &stream),
+        failures: AtomicUsize::new(publish_failures),
+    });
+    let place = PlaceOrderService {
         store: DynamoOrderStore::from_sdk(&emulator.sdk, &orders_table),
-        publisher: FlakyPublisher {
-            inner: KinesisPublisher::from_sdk(&emulator.sdk, &stream),
-            failures: AtomicUsize::new(publish_failures),
-        },
+        publisher: Arc::clone(&publisher),
         idempotency: DynamoIdempotencyStore::from_sdk(&emulator.sdk, &idempotency_table),
         clock: Arc::new(SystemClock),
         ids: Arc::new(UlidIds),
         currency: Currency::parse("USD").unwrap(),
         idempotency_ttl_seconds: 86_400,
     };
+    let commands = CommandService {
+        commands: DynamoOrderCommands::from_sdk(&emulator.sdk, &orders_table, &products_table),
+        catalog: DynamoCatalog::from_sdk(&emulator.sdk, &products_table),
+        publisher,
+        clock: Arc::new(SystemClock),
+    };
     Stack {
         emulator,
         orders_table,
         idempotency_table,
         stream,
-        service,
+        app: App { place, commands },
     }
 }
 
@@ -102,7 +118,7 @@ fn request(body: &str, headers: &[(&str, &str)]) -> lambda_http::Request {
 
 impl Stack {
     async fn call(&self, request: lambda_http::Request) -> Reply {
-        let response = handle(&self.service, request).await;
+        let response = handle(&self.app, request).await;
         let text = match response.body() {
             lambda_http::Body::Text(t) => t.clone(),
             lambda_http::Body::Empty => String::new(),

@@ -1,41 +1,24 @@
-//! `process-order`: consumes the order event stream.
+//! `process-order`: turns `OrderPlaced` events into `PROCESSED` or `FAILED` orders.
 //!
-//! In this first slice it decodes each `OrderPlaced` event and logs it; catalog checks,
-//! stock reservation, status changes and dead-lettering arrive with the stream-processing
-//! work. Records it cannot decode are logged with their position so nothing passes silently.
+//! For each `OrderPlaced` record: every line's product must exist (else `FAILED`,
+//! `unknown_product`) and have the stock (else `FAILED`, `out_of_stock`); then the stock of
+//! every line is reserved and the order set `PROCESSED` in one DynamoDB transaction guarded
+//! by the order's version, so stock and status can never disagree. The outcome is published
+//! to the same stream (`OrderProcessed` / `OrderFailed`); other event types are skipped.
+//!
+//! # Delivery semantics
+//! Kinesis delivers at least once. Redelivery is harmless: the transition is conditional on
+//! version 1, so a second delivery finds the order already handled and publishes nothing
+//! (unless the first delivery died before its event went out — see `orders_core::outbox`).
+//! Failures are sorted by whether retrying can help:
+//! - transient (throttling, timeouts, transaction conflicts): the record is reported in
+//!   `batchItemFailures`, so Lambda retries from it (ReportBatchItemFailures);
+//! - poison (not JSON, unknown schema version, malformed, order not found): retrying cannot
+//!   help, so the record goes straight to the dead-letter queue with its full content and
+//!   the shard moves on.
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::streams::KinesisEventResponse;
-use lambda_runtime::{Error, LambdaEvent};
-use orders_core::EventEnvelope;
-use tracing::{info, warn};
+pub mod config;
+pub mod processor;
 
-/// Decodes every record of the batch; returns no item failures (nothing here can fail
-/// transiently yet).
-pub async fn handle(event: LambdaEvent<KinesisEvent>) -> Result<KinesisEventResponse, Error> {
-    let mut decoded = 0usize;
-    for record in &event.payload.records {
-        match serde_json::from_slice::<EventEnvelope>(&record.kinesis.data) {
-            Ok(envelope) => {
-                decoded += 1;
-                info!(
-                    event_id = %envelope.event_id,
-                    event_type = envelope.event.event_type(),
-                    order_id = %envelope.order_id,
-                    "event received"
-                );
-            }
-            Err(err) => warn!(
-                error = %err,
-                sequence_number = record.kinesis.sequence_number.as_str(),
-                partition_key = record.kinesis.partition_key.as_str(),
-                "undecodable record"
-            ),
-        }
-    }
-    info!(
-        records = event.payload.records.len(),
-        decoded, "batch handled"
-    );
-    Ok(KinesisEventResponse::default())
-}
+pub use config::Config;
+pub use processor::OrderProcessor;

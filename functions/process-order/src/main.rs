@@ -1,9 +1,27 @@
-//! Lambda entry point.
+//! Lambda entry point: configuration and clients are built once per cold start.
 
-use lambda_runtime::{Error, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orders_aws::{DynamoCatalog, DynamoOrderCommands, KinesisPublisher, SqsDeadLetterQueue};
+use orders_core::ports::SystemClock;
+use process_order::{Config, OrderProcessor};
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    run(service_fn(process_order::handle)).await
+    let config = Config::from_env()?;
+    let sdk = orders_aws::config::sdk_config_for_streams().await;
+    let processor = Arc::new(OrderProcessor {
+        commands: DynamoOrderCommands::from_sdk(&sdk, &config.orders_table, &config.products_table),
+        catalog: DynamoCatalog::from_sdk(&sdk, &config.products_table),
+        publisher: KinesisPublisher::from_sdk(&sdk, &config.events_stream_name),
+        dead_letters: SqsDeadLetterQueue::from_sdk(&sdk, &config.dlq_url),
+        clock: Arc::new(SystemClock),
+        function_name: config.function_name,
+    });
+    run(service_fn(move |event: LambdaEvent<_>| {
+        let processor = Arc::clone(&processor);
+        async move { Ok::<_, Error>(processor.handle(event.payload).await) }
+    }))
+    .await
 }

@@ -2,23 +2,29 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CACHE_CONTROL, ETAG};
-use orders_core::listing::{ListOrders, encode_cursor};
-use orders_core::ports::OrderStore;
-use orders_core::{FieldError, Order, OrderError, OrderId};
+use orders_core::listing::{ListOrders, ListProducts, encode_cursor, encode_product_cursor};
+use orders_core::ports::{Catalog, OrderStore};
+use orders_core::{FieldError, Order, OrderError, OrderId, Product, ProductId};
 use orders_http::request::{path_parameter, query_pairs, route_key};
 use orders_http::response::json;
 use orders_http::{ApiError, Body, Request, Response};
 use serde::Serialize;
 use tracing::instrument;
 
-pub struct QueryService<S> {
+pub struct QueryService<S, K> {
     pub store: S,
+    pub catalog: K,
 }
 
-pub async fn handle<S: OrderStore>(service: &QueryService<S>, request: Request) -> Response<Body> {
+pub async fn handle<S: OrderStore, K: Catalog>(
+    service: &QueryService<S, K>,
+    request: Request,
+) -> Response<Body> {
     let result = match route_key(&request).as_deref() {
         Some("GET /orders/{orderId}") => get_order(service, &request).await,
         Some("GET /orders") => list_orders(service, &request).await,
+        Some("GET /products/{productId}") => get_product(service, &request).await,
+        Some("GET /products") => list_products(service, &request).await,
         Some("GET /health") => health(service).await,
         other => Err(ApiError::not_found(format!(
             "no such route on query: {}",
@@ -29,8 +35,8 @@ pub async fn handle<S: OrderStore>(service: &QueryService<S>, request: Request) 
 }
 
 #[instrument(skip_all)]
-async fn get_order<S: OrderStore>(
-    service: &QueryService<S>,
+async fn get_order<S: OrderStore, K: Catalog>(
+    service: &QueryService<S, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let raw = path_parameter(request, "orderId").unwrap_or_default();
@@ -62,8 +68,8 @@ struct OrderList {
 }
 
 #[instrument(skip_all)]
-async fn list_orders<S: OrderStore>(
-    service: &QueryService<S>,
+async fn list_orders<S: OrderStore, K: Catalog>(
+    service: &QueryService<S, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let pairs = query_pairs(request);
@@ -81,7 +87,9 @@ async fn list_orders<S: OrderStore>(
 
 /// Any failure to reach the table is "not ready" (503), whatever its cause: a load balancer
 /// or deploy check only needs to know whether to send traffic here.
-async fn health<S: OrderStore>(service: &QueryService<S>) -> Result<Response<Body>, ApiError> {
+async fn health<S: OrderStore, K: Catalog>(
+    service: &QueryService<S, K>,
+) -> Result<Response<Body>, ApiError> {
     match service.store.ping().await {
         Ok(()) => Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
         Err(err) => {
@@ -93,4 +101,48 @@ async fn health<S: OrderStore>(service: &QueryService<S>) -> Result<Response<Bod
             ))
         }
     }
+}
+
+#[instrument(skip_all)]
+async fn get_product<S: OrderStore, K: Catalog>(
+    service: &QueryService<S, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let raw = path_parameter(request, "productId").unwrap_or_default();
+    let id = ProductId::parse(&raw)
+        .map_err(|e| ApiError::validation(vec![FieldError::new("productId", e.0)]))?;
+    let product = service
+        .catalog
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("product {id} was not found")))?;
+    Ok(json(StatusCode::OK, &product))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProductList {
+    products: Vec<Product>,
+    next_cursor: Option<String>,
+}
+
+#[instrument(skip_all)]
+async fn list_products<S: OrderStore, K: Catalog>(
+    service: &QueryService<S, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let pairs = query_pairs(request);
+    let query = ListProducts::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(ApiError::validation)?;
+    let (products, next) = service
+        .catalog
+        .list(query.limit, query.after.as_ref())
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &ProductList {
+            products,
+            next_cursor: next.as_ref().map(encode_product_cursor),
+        },
+    ))
 }

@@ -1,7 +1,7 @@
 //! Lambda entry point: configuration and clients are built once per cold start.
 
 use lambda_http::{Error, service_fn};
-use orders_aws::DynamoOrderStore;
+use orders_aws::{DynamoCatalog, DynamoOrderStore};
 use query::{Config, QueryService, handle};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ async fn main() -> Result<(), Error> {
     let sdk = orders_aws::config::sdk_config_for_api().await;
     let service = Arc::new(QueryService {
         store: DynamoOrderStore::from_sdk(&sdk, &config.orders_table),
+        catalog: DynamoCatalog::from_sdk(&sdk, &config.products_table),
     });
     lambda_http::run(service_fn(move |request| {
         let service = Arc::clone(&service);

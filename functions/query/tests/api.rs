@@ -2,10 +2,9 @@
 //! real API Gateway v2 events (`fixtures/`). Each test gets its own orders table, cloned
 //! from the Terraform-deployed schema (keys and GSIs included).
 
-use orders_aws::DynamoOrderStore;
-use orders_core::listing::encode_cursor;
+use orders_aws::{DynamoCatalog, DynamoOrderStore};
 use orders_core::order::NewLineItem;
-use orders_core::ports::OrderStore;
+use orders_core::ports::{Catalog, OrderStore};
 use orders_core::{
     Currency, CustomerId, Money, Order, OrderId, OrderStatus, PlaceOrder, ProductId, Quantity,
     Timestamp,
@@ -20,14 +19,18 @@ const LIST_ORDERS: &str = include_str!("fixtures/list-orders.json");
 
 struct Stack {
     table: String,
-    service: QueryService<DynamoOrderStore>,
+    service: QueryService<DynamoOrderStore, DynamoCatalog>,
 }
 
 async fn spawn_stack() -> Stack {
     let emulator = Emulator::connect().await;
-    let table = emulator.clone_table("orders_table").await;
+    let (table, products) = tokio::join!(
+        emulator.clone_table("orders_table"),
+        emulator.clone_table("products_table")
+    );
     let service = QueryService {
         store: DynamoOrderStore::from_sdk(&emulator.sdk, &table),
+        catalog: DynamoCatalog::from_sdk(&emulator.sdk, &products),
     };
     Stack { table, service }
 }
@@ -259,7 +262,8 @@ async fn filters_by_status_alone_and_with_a_customer() {
 #[tokio::test]
 async fn bad_list_parameters_are_400s_naming_the_parameter() {
     let stack = spawn_stack().await;
-    let foreign_cursor = encode_cursor(&OrderId::new(ulid::Ulid::new())).replace('A', "!");
+    // Well-formed base64 of the right prefix, but not an order id we could have issued.
+    let foreign_cursor = "djE6bm90LWFuLW9yZGVyLWlk"; // base64url("v1:not-an-order-id")
     for (params, field) in [
         (vec![("status", "SHIPPEDX")], "status"),
         (vec![("status", "pending")], "status"),
@@ -267,7 +271,7 @@ async fn bad_list_parameters_are_400s_naming_the_parameter() {
         (vec![("limit", "101")], "limit"),
         (vec![("limit", "abc")], "limit"),
         (vec![("cursor", "garbage")], "cursor"),
-        (vec![("cursor", foreign_cursor.as_str())], "cursor"),
+        (vec![("cursor", foreign_cursor)], "cursor"),
         (vec![("customerId", "has space")], "customerId"),
         (vec![("sort", "asc")], "sort"),
     ] {
@@ -300,8 +304,72 @@ async fn health_reports_whether_the_table_is_reachable() {
     let emulator = Emulator::connect().await;
     let missing = QueryService {
         store: DynamoOrderStore::from_sdk(&emulator.sdk, format!("{}-gone", stack.table)),
+        catalog: DynamoCatalog::from_sdk(&emulator.sdk, "unused"),
     };
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     let response = handle(&missing, request).await;
     assert_eq!(response.status().as_u16(), 503);
+}
+
+#[tokio::test]
+async fn serves_the_catalog_one_product_and_in_pages() {
+    let stack = spawn_stack().await;
+    let mut all = HashSet::new();
+    for i in 0..7 {
+        let product = orders_core::Product {
+            product_id: ProductId::parse(&format!("sku-{i}")).unwrap(),
+            name: format!("Product {i}"),
+            price: Money::from_minor(100 * i).unwrap(),
+            stock: 10,
+            updated_at: Timestamp::now(),
+        };
+        assert!(
+            stack.service.catalog.put(&product).await.unwrap(),
+            "created"
+        );
+        all.insert(product.product_id.to_string());
+    }
+    let mut event: Value = serde_json::from_str(GET_ORDER).unwrap();
+    event["routeKey"] = json!("GET /products/{productId}");
+    event["requestContext"]["routeKey"] = json!("GET /products/{productId}");
+    event["pathParameters"] = json!({"productId": "sku-3"});
+    let reply = stack.call(event.clone()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        (
+            reply.json["name"].as_str(),
+            reply.json["price"].as_i64(),
+            reply.json["stock"].as_u64()
+        ),
+        (Some("Product 3"), Some(300), Some(10))
+    );
+    event["pathParameters"] = json!({"productId": "sku-404"});
+    assert_eq!(stack.call(event).await.status, 404);
+
+    let mut seen = HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list: Value = serde_json::from_str(LIST_ORDERS).unwrap();
+        list["routeKey"] = json!("GET /products");
+        list["requestContext"]["routeKey"] = json!("GET /products");
+        let mut params = json!({"limit": "3"});
+        if let Some(c) = &cursor {
+            params["cursor"] = json!(c);
+        }
+        list["queryStringParameters"] = params;
+        list["rawQueryString"] = json!("");
+        let reply = stack.call(list).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        for p in reply.json["products"].as_array().unwrap() {
+            assert!(
+                seen.insert(p["productId"].as_str().unwrap().to_owned()),
+                "no repeats"
+            );
+        }
+        match reply.json["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all);
 }

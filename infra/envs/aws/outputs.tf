@@ -1,6 +1,7 @@
 output "api_id" { value = module.orders.api_id }
 output "api_endpoint" { value = module.orders.api_endpoint }
 output "orders_table" { value = module.orders.orders_table }
+output "products_table" { value = module.orders.products_table }
 output "idempotency_table" { value = module.orders.idempotency_table }
 output "events_stream_name" { value = module.orders.events_stream_name }
 output "events_stream_arn" { value = module.orders.events_stream_arn }

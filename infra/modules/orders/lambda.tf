@@ -136,8 +136,15 @@ locals {
       {
         Sid      = "OrdersAndIdempotency"
         Effect   = "Allow"
-        Action   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+        Action   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]
         Resource = [aws_dynamodb_table.orders.arn, aws_dynamodb_table.idempotency.arn]
+      },
+      {
+        # Cancelling a processed order gives its stock back in the same transaction.
+        Sid      = "CatalogAndStock"
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:TransactWriteItems"]
+        Resource = [aws_dynamodb_table.products.arn, aws_dynamodb_table.orders.arn]
       },
       local.stream_write_statement,
     ]
@@ -148,6 +155,12 @@ locals {
         Action   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"]
         Resource = [aws_dynamodb_table.orders.arn, "${aws_dynamodb_table.orders.arn}/index/*"]
       },
+      {
+        Sid      = "ReadCatalog"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:Scan"]
+        Resource = [aws_dynamodb_table.products.arn]
+      },
     ]
     "process-order" = concat([
       {
@@ -155,12 +168,17 @@ locals {
         Effect = "Allow"
         Action = [
           "dynamodb:GetItem",
-          "dynamodb:PutItem",
           "dynamodb:UpdateItem",
           "dynamodb:TransactWriteItems",
-          "dynamodb:ConditionCheckItem",
         ]
         Resource = [aws_dynamodb_table.orders.arn]
+      },
+      {
+        # Existence and stock checks, then conditional decrements inside the transaction.
+        Sid      = "ReserveStock"
+        Effect   = "Allow"
+        Action   = ["dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:TransactWriteItems"]
+        Resource = [aws_dynamodb_table.products.arn]
       },
       local.stream_write_statement,
       local.dlq_statement["process-order"],

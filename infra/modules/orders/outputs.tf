@@ -12,6 +12,10 @@ output "orders_table" {
   value = aws_dynamodb_table.orders.name
 }
 
+output "products_table" {
+  value = aws_dynamodb_table.products.name
+}
+
 output "idempotency_table" {
   value = aws_dynamodb_table.idempotency.name
 }

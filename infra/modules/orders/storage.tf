@@ -23,22 +23,46 @@ resource "aws_dynamodb_table" "orders" {
   }
 
   global_secondary_index {
-    name            = "byCustomer"
-    hash_key        = "customerId"
-    range_key       = "orderId"
-    projection_type = "ALL"
+    name               = "byCustomer"
+    hash_key           = "customerId"
+    range_key          = "orderId"
+    projection_type    = "INCLUDE"
+    non_key_attributes = local.order_projection
   }
   global_secondary_index {
-    name            = "byStatus"
-    hash_key        = "statusShard"
-    range_key       = "orderId"
-    projection_type = "ALL"
+    name               = "byStatus"
+    hash_key           = "statusShard"
+    range_key          = "orderId"
+    projection_type    = "INCLUDE"
+    non_key_attributes = local.order_projection
   }
   global_secondary_index {
-    name            = "byCreated"
-    hash_key        = "listShard"
-    range_key       = "orderId"
-    projection_type = "ALL"
+    name               = "byCreated"
+    hash_key           = "listShard"
+    range_key          = "orderId"
+    projection_type    = "INCLUDE"
+    non_key_attributes = local.order_projection
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+# The catalog. Stock is only changed by conditional updates in order transactions.
+resource "aws_dynamodb_table" "products" {
+  name         = "${var.name_prefix}-products"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "productId"
+
+  attribute {
+    name = "productId"
+    type = "S"
   }
 
   point_in_time_recovery {

@@ -65,7 +65,7 @@ impl DynamoOrderStore {
                 .expression_attribute_names("#pk", partition.key_attribute)
                 .expression_attribute_values(":pk", AttributeValue::S(partition.value.clone()))
                 .scan_index_forward(false)
-                .select(Select::AllAttributes)
+                .select(Select::AllProjectedAttributes)
                 .limit(i32::try_from(want).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start_key.take());
             if let Some(before) = before {

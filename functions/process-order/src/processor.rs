@@ -1,0 +1,300 @@
+//! The batch handler and the per-order processing.
+
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use futures::stream::{self, StreamExt};
+use orders_core::outbox::{publish_current, publish_if_pending};
+use orders_core::ports::{
+    Applied, Catalog, Clock, DeadLetter, DeadLetterQueue, EventPublisher, OrderCommands,
+    StockChange,
+};
+use orders_core::{
+    Decoded, EventEnvelope, FailureReason, Order, OrderError, OrderEvent, OrderStatus,
+};
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tracing::{info, instrument, warn};
+
+/// Orders of one batch processed at the same time. Records of one order (one partition
+/// key) are always handled in stream order; different orders are independent.
+const CONCURRENT_ORDERS: usize = 8;
+
+/// How often a change is retried in-process after losing a race for the same order.
+const STALE_RETRIES: usize = 3;
+
+pub struct OrderProcessor<C, K, P, D> {
+    pub commands: C,
+    pub catalog: K,
+    pub publisher: P,
+    pub dead_letters: D,
+    pub clock: Arc<dyn Clock>,
+    pub function_name: String,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Processed,
+    Failed,
+    /// Already handled by an earlier delivery.
+    Duplicate,
+    /// Not an event this function owns.
+    Skipped,
+    DeadLettered,
+}
+
+/// A permanent problem with a record: the reason code and the detail.
+struct Poison(&'static str, String);
+
+impl<C, K, P, D> OrderProcessor<C, K, P, D>
+where
+    C: OrderCommands,
+    K: Catalog,
+    P: EventPublisher,
+    D: DeadLetterQueue,
+{
+    /// Handles a batch. Returns the records to retry: for each order whose processing hit a
+    /// transient error, the record where it stopped. Lambda resumes the shard from the
+    /// lowest of them, so records after it are redelivered — which the idempotent
+    /// processing absorbs.
+    pub async fn handle(&self, event: KinesisEvent) -> KinesisEventResponse {
+        let records = event.records;
+        let mut groups: Vec<Vec<&KinesisEventRecord>> = Vec::new();
+        let mut group_of: HashMap<&str, usize> = HashMap::new();
+        for record in &records {
+            let key = record.kinesis.partition_key.as_str();
+            let index = *group_of.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[index].push(record);
+        }
+        let results: Vec<(Vec<Outcome>, Option<String>)> = stream::iter(groups)
+            .map(|group| self.handle_group(group))
+            .buffer_unordered(CONCURRENT_ORDERS)
+            .collect()
+            .await;
+
+        let mut counts: HashMap<Outcome, usize> = HashMap::new();
+        let mut retry: Vec<String> = Vec::new();
+        for (outcomes, failed_at) in results {
+            for outcome in outcomes {
+                *counts.entry(outcome).or_default() += 1;
+            }
+            retry.extend(failed_at);
+        }
+        retry.sort_by(|a, b| compare_sequence_numbers(a, b));
+        info!(
+            records = records.len(),
+            processed = counts.get(&Outcome::Processed).copied().unwrap_or(0),
+            failed = counts.get(&Outcome::Failed).copied().unwrap_or(0),
+            duplicates = counts.get(&Outcome::Duplicate).copied().unwrap_or(0),
+            skipped = counts.get(&Outcome::Skipped).copied().unwrap_or(0),
+            dead_lettered = counts.get(&Outcome::DeadLettered).copied().unwrap_or(0),
+            to_retry = retry.len(),
+            "batch handled"
+        );
+        let mut response = KinesisEventResponse::default();
+        response.batch_item_failures = retry
+            .into_iter()
+            .map(|sequence_number| {
+                let mut failure = KinesisBatchItemFailure::default();
+                failure.item_identifier = Some(sequence_number);
+                failure
+            })
+            .collect();
+        response
+    }
+
+    /// One order's records in order; stops at the first transient failure and names it.
+    async fn handle_group(
+        &self,
+        records: Vec<&KinesisEventRecord>,
+    ) -> (Vec<Outcome>, Option<String>) {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            match self.handle_record(record).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(err) => {
+                    warn!(
+                        error = %err,
+                        detail = ?err,
+                        sequence_number = %record.kinesis.sequence_number,
+                        partition_key = %record.kinesis.partition_key,
+                        "record will be retried"
+                    );
+                    return (outcomes, Some(record.kinesis.sequence_number.clone()));
+                }
+            }
+        }
+        (outcomes, None)
+    }
+
+    async fn handle_record(&self, record: &KinesisEventRecord) -> Result<Outcome, OrderError> {
+        let result = match EventEnvelope::decode(&record.kinesis.data) {
+            Ok(Decoded::Event(envelope)) => match envelope.event {
+                OrderEvent::OrderPlaced { order } => self.process(order).await?,
+                _ => Ok(Outcome::Skipped),
+            },
+            Ok(Decoded::UnknownType(_)) => Ok(Outcome::Skipped),
+            Err(err) => Err(Poison(err.code(), err.to_string())),
+        };
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(Poison(reason, error)) => {
+                self.dead_letter(record, reason, error).await?;
+                Ok(Outcome::DeadLettered)
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        record: &KinesisEventRecord,
+        reason: &str,
+        error: String,
+    ) -> Result<(), OrderError> {
+        let mut source =
+            serde_json::to_value(record).map_err(|e| OrderError::Unexpected(e.into()))?;
+        // The shard is only implicit in Lambda's record (the eventID prefix): make it explicit
+        // for whoever reads the dead letter.
+        if let Some(shard) = record
+            .event_id
+            .as_deref()
+            .and_then(|id| id.split(':').next())
+        {
+            source["shardId"] = serde_json::Value::String(shard.to_owned());
+        }
+        self.dead_letters
+            .send(&DeadLetter {
+                reason: reason.to_owned(),
+                error,
+                function: self.function_name.clone(),
+                dead_lettered_at: self.clock.now(),
+                record: source,
+            })
+            .await
+    }
+
+    /// Processes one placed order. The outer `Result` is for transient errors (retry the
+    /// record), the inner one for poison (dead-letter it).
+    #[instrument(skip_all, fields(order_id = %placed.order_id))]
+    async fn process(&self, placed: Order) -> Result<Result<Outcome, Poison>, OrderError> {
+        for _ in 0..STALE_RETRIES {
+            let now = self.clock.now();
+            let (next, stock) = self.decide(&placed, now).await?;
+            let applied = match self.commands.apply(&next, &stock).await? {
+                Applied::OutOfStock(product) => {
+                    // Another order took the last units between our check and our write.
+                    info!(%product, "stock ran out during reservation");
+                    let failed = placed
+                        .fail(FailureReason::OutOfStock, now)
+                        .map_err(|e| OrderError::Unexpected(e.into()))?;
+                    match self.commands.apply(&failed, &StockChange::None).await? {
+                        Applied::Done => Some(failed),
+                        _ => None,
+                    }
+                }
+                Applied::Done => Some(next),
+                Applied::StaleVersion => None,
+            };
+            if let Some(order) = applied {
+                publish_current(&self.commands, &self.publisher, &order).await?;
+                info!(status = %order.status, reason = ?order.failure_reason, "order processed");
+                return Ok(Ok(if order.status == OrderStatus::Processed {
+                    Outcome::Processed
+                } else {
+                    Outcome::Failed
+                }));
+            }
+            // Not at version 1 any more: handled by an earlier delivery, changed by a client,
+            // or never stored at all.
+            let Some(stored) = self.commands.load(&placed.order_id).await? else {
+                return Ok(Err(Poison(
+                    "order_not_found",
+                    format!("order {} is not in the orders table", placed.order_id),
+                )));
+            };
+            match stored.order.status {
+                OrderStatus::Pending => continue,
+                OrderStatus::Processed | OrderStatus::Failed
+                    if stored.order.version == placed.version + 1 =>
+                {
+                    publish_if_pending(&self.commands, &self.publisher, &stored).await?;
+                    return Ok(Ok(Outcome::Duplicate));
+                }
+                _ => return Ok(Ok(Outcome::Duplicate)),
+            }
+        }
+        Err(OrderError::Unavailable(
+            format!(
+                "order {} kept changing while being processed",
+                placed.order_id
+            )
+            .into(),
+        ))
+    }
+
+    /// The order's next state from the catalog as it is now.
+    async fn decide(
+        &self,
+        placed: &Order,
+        now: orders_core::Timestamp,
+    ) -> Result<(Order, StockChange), OrderError> {
+        let ids: Vec<_> = placed.items.iter().map(|i| i.product_id.clone()).collect();
+        let products = self.catalog.get_many(&ids).await?;
+        let known: HashSet<_> = products.iter().map(|p| &p.product_id).collect();
+        let stock: HashMap<_, _> = products.iter().map(|p| (&p.product_id, p.stock)).collect();
+        let reason =
+            if placed.items.iter().any(|i| !known.contains(&i.product_id)) {
+                Some(FailureReason::UnknownProduct)
+            } else if placed.items.iter().any(|i| {
+                stock.get(&i.product_id).copied().unwrap_or(0) < u64::from(i.quantity.get())
+            }) {
+                Some(FailureReason::OutOfStock)
+            } else {
+                None
+            };
+        let illegal = |e: orders_core::IllegalTransition| OrderError::Unexpected(e.into());
+        Ok(match reason {
+            Some(reason) => (
+                placed.fail(reason, now).map_err(illegal)?,
+                StockChange::None,
+            ),
+            None => (
+                placed
+                    .transition(OrderStatus::Processed, now)
+                    .map_err(illegal)?,
+                StockChange::Reserve(StockChange::lines(placed)),
+            ),
+        })
+    }
+}
+
+/// Kinesis sequence numbers are decimal strings of up to ~56 digits (far beyond `u64`):
+/// compare them as unbounded integers.
+pub fn compare_sequence_numbers(a: &str, b: &str) -> Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_as_big_integers() {
+        let aws_low = "49590338271490256608559692538361571095921575989136588898";
+        let aws_high = "49590338271490256608559692540925702759324208523137515618";
+        assert_eq!(compare_sequence_numbers(aws_low, aws_high), Ordering::Less);
+        assert_eq!(
+            compare_sequence_numbers("9", "10"),
+            Ordering::Less,
+            "not lexicographic"
+        );
+        assert_eq!(compare_sequence_numbers("007", "7"), Ordering::Equal);
+        assert_eq!(compare_sequence_numbers(aws_high, "99"), Ordering::Greater);
+    }
+}
