@@ -205,6 +205,47 @@ impl Emulator {
         records
     }
 
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    /// A new queue (a stand-in for a dead-letter queue); returns its URL.
+    pub async fn fresh_queue(&self) -> String {
+        let name = format!("orders-test-{}", uuid::Uuid::new_v4().simple());
+        self.sqs()
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("create the test queue")
+            .queue_url
+            .expect("a queue url")
+    }
+
+    /// Every message body in the queue (received, not deleted), parsed as JSON.
+    pub async fn queue_messages(&self, queue_url: &str) -> Vec<Value> {
+        let mut bodies = Vec::new();
+        loop {
+            let output = self
+                .sqs()
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .send()
+                .await
+                .expect("receive messages");
+            let messages = output.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return bodies;
+            }
+            for message in messages {
+                let body = message.body.unwrap_or_default();
+                bodies.push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+            }
+        }
+    }
+
     /// Number of items in a (test-owned, small) table.
     pub async fn item_count(&self, table: &str) -> usize {
         let output = self

@@ -1,0 +1,437 @@
+//! process-order against the emulator through the production adapters: its own orders and
+//! products tables (cloned from the deployed schema), stream and dead-letter queue. Batches
+//! are real Lambda Kinesis events built from the records a producer would have written.
+
+use async_trait::async_trait;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use orders_aws::{
+    DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher, SqsDeadLetterQueue,
+};
+use orders_core::order::NewLineItem;
+use orders_core::ports::{Catalog, EventPublisher, OrderCommands, OrderStore, SystemClock};
+use orders_core::{
+    Currency, CustomerId, EventEnvelope, Money, Order, OrderError, OrderEvent, OrderId,
+    OrderStatus, PlaceOrder, Product, ProductId, Quantity, Timestamp,
+};
+use orders_tests::Emulator;
+use process_order::OrderProcessor;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// The real publisher, failing its first `failures` calls (throttling cannot be caused on
+/// demand in the emulator).
+struct FlakyPublisher {
+    inner: KinesisPublisher,
+    failures: AtomicUsize,
+}
+
+#[async_trait]
+impl EventPublisher for FlakyPublisher {
+    async fn publish(&self, event: &EventEnvelope) -> Result<(), OrderError> {
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(OrderError::Throttled(
+                "injected: ProvisionedThroughputExceededException".into(),
+            ));
+        }
+        self.inner.publish(event).await
+    }
+}
+
+struct Stack {
+    emulator: Emulator,
+    store: DynamoOrderStore,
+    stream: String,
+    dlq: String,
+    processor:
+        OrderProcessor<DynamoOrderCommands, DynamoCatalog, FlakyPublisher, SqsDeadLetterQueue>,
+    sequence: AtomicU64,
+}
+
+async fn spawn_stack(publish_failures: usize) -> Stack {
+    let emulator = Emulator::connect().await;
+    let (orders, products, stream, dlq) = tokio::join!(
+        emulator.clone_table("orders_table"),
+        emulator.clone_table("products_table"),
+        emulator.fresh_stream(),
+        emulator.fresh_queue()
+    );
+    let processor = OrderProcessor {
+        commands: DynamoOrderCommands::from_sdk(&emulator.sdk, &orders, &products),
+        catalog: DynamoCatalog::from_sdk(&emulator.sdk, &products),
+        publisher: FlakyPublisher {
+            inner: KinesisPublisher::from_sdk(&emulator.sdk, &stream),
+            failures: AtomicUsize::new(publish_failures),
+        },
+        dead_letters: SqsDeadLetterQueue::from_sdk(&emulator.sdk, &dlq),
+        clock: Arc::new(SystemClock),
+        function_name: "orders-process-order".into(),
+    };
+    Stack {
+        store: DynamoOrderStore::from_sdk(&emulator.sdk, &orders),
+        emulator,
+        stream,
+        dlq,
+        processor,
+        sequence: AtomicU64::new(0),
+    }
+}
+
+/// One record as Kinesis delivers it to Lambda.
+struct Record {
+    partition_key: String,
+    data: Vec<u8>,
+    sequence_number: String,
+}
+
+impl Stack {
+    async fn product(&self, id: &str, stock: u64) {
+        let product = Product {
+            product_id: ProductId::parse(id).unwrap(),
+            name: id.to_uppercase(),
+            price: Money::from_minor(1000).unwrap(),
+            stock,
+            updated_at: Timestamp::now(),
+        };
+        self.processor.catalog.put(&product).await.unwrap();
+    }
+
+    async fn stock(&self, id: &str) -> u64 {
+        self.processor
+            .catalog
+            .get(&ProductId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .expect("product")
+            .stock
+    }
+
+    /// Stores an order as place-order does and returns its `OrderPlaced` record.
+    async fn place(&self, lines: &[(&str, u32)]) -> (Order, Record) {
+        let command = PlaceOrder {
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            items: lines
+                .iter()
+                .map(|(p, q)| NewLineItem {
+                    product_id: ProductId::parse(p).unwrap(),
+                    quantity: Quantity::new(*q).unwrap(),
+                    unit_price: Money::from_minor(1000).unwrap(),
+                })
+                .collect(),
+        };
+        let order = Order::place(OrderId::new(ulid::Ulid::new()), &command, Timestamp::now());
+        self.store.create(&order).await.unwrap();
+        let record = self.record(&EventEnvelope::new(OrderEvent::OrderPlaced {
+            order: order.clone(),
+        }));
+        (order, record)
+    }
+
+    fn record(&self, envelope: &EventEnvelope) -> Record {
+        self.raw(&envelope.partition_key(), envelope.to_json())
+    }
+
+    /// A record with arbitrary bytes; sequence numbers grow like AWS's (56 digits).
+    fn raw(&self, partition_key: &str, data: Vec<u8>) -> Record {
+        let n = self.sequence.fetch_add(1, Ordering::SeqCst);
+        Record {
+            partition_key: partition_key.to_owned(),
+            data,
+            sequence_number: format!("4959033827149025660855969253836157109592157598913{n:07}"),
+        }
+    }
+
+    async fn deliver(&self, records: &[&Record]) -> Vec<String> {
+        let records: Vec<Value> = records
+            .iter()
+            .map(|r| {
+                json!({
+                    "kinesis": {
+                        "kinesisSchemaVersion": "1.0",
+                        "partitionKey": r.partition_key,
+                        "sequenceNumber": r.sequence_number,
+                        "data": STANDARD.encode(&r.data),
+                        "approximateArrivalTimestamp": 1_795_305_314.123
+                    },
+                    "eventSource": "aws:kinesis",
+                    "eventVersion": "1.0",
+                    "eventID": format!("shardId-000000000000:{}", r.sequence_number),
+                    "eventName": "aws:kinesis:record",
+                    "invokeIdentityArn": "arn:aws:iam::123456789012:role/orders-process-order-role",
+                    "awsRegion": "us-east-1",
+                    "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders-order-events"
+                })
+            })
+            .collect();
+        let event: KinesisEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+        let response = self.processor.handle(event).await;
+        response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier.expect("an item identifier"))
+            .collect()
+    }
+
+    async fn order(&self, order: &Order) -> Order {
+        self.store
+            .get(&order.order_id)
+            .await
+            .unwrap()
+            .expect("stored order")
+    }
+
+    async fn published(&self) -> Vec<Value> {
+        self.emulator
+            .stream_records(&self.stream)
+            .await
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn reserves_stock_processes_and_publishes() {
+    let stack = spawn_stack(0).await;
+    stack.product("sku-a", 5).await;
+    stack.product("sku-b", 2).await;
+    let (order, record) = stack.place(&[("sku-a", 2), ("sku-b", 1)]).await;
+    assert!(stack.deliver(&[&record]).await.is_empty());
+
+    let processed = stack.order(&order).await;
+    assert_eq!(
+        (processed.status, processed.version),
+        (OrderStatus::Processed, 2)
+    );
+    assert!(processed.processed_at.is_some());
+    assert_eq!(
+        (stack.stock("sku-a").await, stack.stock("sku-b").await),
+        (3, 1)
+    );
+    let events = stack.published().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["eventType"], "OrderProcessed");
+    assert_eq!(
+        events[0]["payload"]["order"],
+        serde_json::to_value(&processed).unwrap()
+    );
+    let stored = stack
+        .processor
+        .commands
+        .load(&order.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.published_version, 2,
+        "the event is marked as published"
+    );
+}
+
+#[tokio::test]
+async fn unknown_products_and_missing_stock_fail_the_order_with_a_reason() {
+    let stack = spawn_stack(0).await;
+    stack.product("sku-a", 1).await;
+    let (unknown, r1) = stack.place(&[("sku-a", 1), ("sku-nope", 1)]).await;
+    let (short, r2) = stack.place(&[("sku-a", 2)]).await;
+    assert!(stack.deliver(&[&r1, &r2]).await.is_empty());
+    let unknown = stack.order(&unknown).await;
+    assert_eq!(
+        (unknown.status, unknown.failure_reason.map(|r| r.as_str())),
+        (OrderStatus::Failed, Some("unknown_product"))
+    );
+    assert!(unknown.failed_at.is_some());
+    let short = stack.order(&short).await;
+    assert_eq!(
+        short.failure_reason.map(|r| r.as_str()),
+        Some("out_of_stock")
+    );
+    assert_eq!(
+        stack.stock("sku-a").await,
+        1,
+        "nothing reserved for failed orders"
+    );
+    let events = stack.published().await;
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e["eventType"] == "OrderFailed"));
+    let reasons: Vec<_> = events
+        .iter()
+        .map(|e| e["payload"]["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        reasons.contains(&"unknown_product".to_owned())
+            && reasons.contains(&"out_of_stock".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn limited_stock_is_never_oversold() {
+    let stack = spawn_stack(0).await;
+    stack.product("sku-hot", 7).await;
+    let mut placed = Vec::new();
+    for _ in 0..20 {
+        placed.push(stack.place(&[("sku-hot", 1)]).await);
+    }
+    let records: Vec<&Record> = placed.iter().map(|(_, r)| r).collect();
+    assert!(stack.deliver(&records).await.is_empty());
+    let mut processed = 0;
+    for (order, _) in &placed {
+        match stack.order(order).await.status {
+            OrderStatus::Processed => processed += 1,
+            OrderStatus::Failed => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(processed, 7);
+    assert_eq!(stack.stock("sku-hot").await, 0);
+}
+
+#[tokio::test]
+async fn redelivered_batches_and_bisected_halves_change_nothing() {
+    let stack = spawn_stack(0).await;
+    stack.product("sku-a", 100).await;
+    let mut placed = Vec::new();
+    for q in 1..=6 {
+        placed.push(stack.place(&[("sku-a", q)]).await);
+    }
+    let records: Vec<&Record> = placed.iter().map(|(_, r)| r).collect();
+    assert!(stack.deliver(&records).await.is_empty());
+    let stock = stack.stock("sku-a").await;
+    assert_eq!(stock, 100 - 21);
+    let events = stack.published().await.len();
+    assert_eq!(events, 6);
+
+    assert!(
+        stack.deliver(&records).await.is_empty(),
+        "the same batch again"
+    );
+    assert!(
+        stack.deliver(&records[3..]).await.is_empty(),
+        "a bisected half"
+    );
+    assert_eq!(stack.stock("sku-a").await, stock, "no double reservation");
+    assert_eq!(stack.published().await.len(), events, "no duplicate events");
+    for (order, _) in &placed {
+        assert_eq!(stack.order(order).await.version, 2);
+    }
+}
+
+#[tokio::test]
+async fn poison_records_are_dead_lettered_whole_and_the_rest_processed() {
+    let stack = spawn_stack(0).await;
+    stack.product("sku-a", 10).await;
+    let (first, r1) = stack.place(&[("sku-a", 1)]).await;
+    let garbage = stack.raw("junk", vec![0xff, 0x00, 0x13, 0x37]);
+    let (_, v2_source) = stack.place(&[("sku-a", 1)]).await;
+    let mut v2: Value = serde_json::from_slice(&v2_source.data).unwrap();
+    v2["schemaVersion"] = json!(2);
+    let v2 = stack.raw(&v2_source.partition_key, v2.to_string().into_bytes());
+    // Valid JSON for an order that is not in the table.
+    let ghost_order = {
+        let (mut o, _) = stack.place(&[("sku-a", 1)]).await;
+        o.order_id = OrderId::new(ulid::Ulid::new());
+        o
+    };
+    let ghost = stack.record(&EventEnvelope::new(OrderEvent::OrderPlaced {
+        order: ghost_order.clone(),
+    }));
+    let (last, r5) = stack.place(&[("sku-a", 2)]).await;
+
+    let failures = stack.deliver(&[&r1, &garbage, &v2, &ghost, &r5]).await;
+    assert!(failures.is_empty(), "poison is not retried: {failures:?}");
+    assert_eq!(stack.order(&first).await.status, OrderStatus::Processed);
+    assert_eq!(stack.order(&last).await.status, OrderStatus::Processed);
+    assert_eq!(stack.stock("sku-a").await, 7);
+
+    let letters = stack.emulator.queue_messages(&stack.dlq).await;
+    assert_eq!(letters.len(), 3, "{letters:#?}");
+    let by_reason = |reason: &str| {
+        letters
+            .iter()
+            .find(|l| l["reason"] == reason)
+            .unwrap_or_else(|| panic!("{reason} in {letters:#?}"))
+    };
+    let junk = by_reason("not_json");
+    assert_eq!(
+        junk["record"]["kinesis"]["data"],
+        STANDARD.encode([0xff, 0x00, 0x13, 0x37]),
+        "the full payload"
+    );
+    assert_eq!(
+        junk["record"]["kinesis"]["sequenceNumber"],
+        garbage.sequence_number.as_str()
+    );
+    assert_eq!(junk["record"]["kinesis"]["partitionKey"], "junk");
+    assert_eq!(junk["record"]["shardId"], "shardId-000000000000");
+    assert_eq!(junk["function"], "orders-process-order");
+    assert!(!junk["error"].as_str().unwrap().is_empty());
+    assert_eq!(
+        by_reason("unsupported_schema_version")["record"]["kinesis"]["sequenceNumber"],
+        v2.sequence_number.as_str()
+    );
+    let missing = by_reason("order_not_found");
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap()
+            .contains(&ghost_order.order_id.to_string())
+    );
+}
+
+#[tokio::test]
+async fn transient_failure_is_retried_from_the_failed_record_without_duplicates() {
+    let stack = spawn_stack(1).await;
+    stack.product("sku-a", 10).await;
+    let (order, record) = stack.place(&[("sku-a", 3)]).await;
+    let failures = stack.deliver(&[&record]).await;
+    assert_eq!(
+        failures,
+        vec![record.sequence_number.clone()],
+        "reported for retry"
+    );
+    // The transaction committed before the publish failed: stock is reserved once…
+    assert_eq!(stack.stock("sku-a").await, 7);
+    assert!(stack.published().await.is_empty());
+
+    // …and the retry publishes the missing event, without reserving again.
+    assert!(stack.deliver(&[&record]).await.is_empty());
+    assert_eq!(stack.stock("sku-a").await, 7);
+    let events = stack.published().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["eventType"], "OrderProcessed");
+    assert_eq!(events[0]["orderId"], order.order_id.to_string());
+    assert!(stack.deliver(&[&record]).await.is_empty());
+    assert_eq!(
+        stack.published().await.len(),
+        1,
+        "a third delivery publishes nothing"
+    );
+}
+
+#[tokio::test]
+async fn events_it_does_not_own_are_skipped() {
+    let stack = spawn_stack(0).await;
+    stack.product("sku-a", 10).await;
+    let (order, _) = stack.place(&[("sku-a", 1)]).await;
+    let processed = order
+        .transition(OrderStatus::Processed, Timestamp::now())
+        .unwrap();
+    let other = stack.record(&EventEnvelope::new(OrderEvent::OrderProcessed {
+        order: processed,
+    }));
+    let mut unknown: Value = serde_json::from_slice(&other.data).unwrap();
+    unknown["eventType"] = json!("OrderGiftWrapped");
+    let unknown = stack.raw(&other.partition_key, unknown.to_string().into_bytes());
+    assert!(stack.deliver(&[&other, &unknown]).await.is_empty());
+    assert_eq!(stack.order(&order).await.status, OrderStatus::Pending);
+    assert_eq!(stack.stock("sku-a").await, 10);
+    assert!(stack.published().await.is_empty());
+    assert!(stack.emulator.queue_messages(&stack.dlq).await.is_empty());
+}
