@@ -418,3 +418,290 @@ async fn every_bad_field_is_named_in_one_response() {
         ]
     );
 }
+
+// ---------------------------------------------------------------- order commands
+
+impl Stack {
+    /// A request for `route` (e.g. `PATCH /orders/{orderId}`) on `path`, built from the fixture.
+    async fn command(
+        &self,
+        route: &str,
+        path: &str,
+        params: Value,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut event: Value = serde_json::from_str(FIXTURE).unwrap();
+        let (method, _) = route.split_once(' ').unwrap();
+        event["routeKey"] = json!(route);
+        event["requestContext"]["routeKey"] = json!(route);
+        event["requestContext"]["http"]["method"] = json!(method);
+        event["requestContext"]["http"]["path"] = json!(path);
+        event["rawPath"] = json!(path);
+        event["pathParameters"] = params;
+        match body {
+            Some(body) => event["body"] = json!(body.to_string()),
+            None => {
+                event.as_object_mut().unwrap().remove("body");
+            }
+        }
+        for (name, value) in headers {
+            event["headers"][name] = json!(value);
+        }
+        self.call(lambda_http::request::from_str(&event.to_string()).unwrap())
+            .await
+    }
+
+    async fn put_product(&self, id: &str, stock: u64) -> Reply {
+        self.command(
+            "PUT /products/{productId}",
+            &format!("/products/{id}"),
+            json!({ "productId": id }),
+            Some(json!({"name": format!("Product {id}"), "price": 1999, "stock": stock})),
+            &[],
+        )
+        .await
+    }
+
+    async fn cancel(&self, id: &str, headers: &[(&str, &str)]) -> Reply {
+        self.command(
+            "DELETE /orders/{orderId}",
+            &format!("/orders/{id}"),
+            json!({ "orderId": id }),
+            None,
+            headers,
+        )
+        .await
+    }
+
+    async fn patch(&self, id: &str, status: &str, headers: &[(&str, &str)]) -> Reply {
+        self.command(
+            "PATCH /orders/{orderId}",
+            &format!("/orders/{id}"),
+            json!({ "orderId": id }),
+            Some(json!({ "status": status })),
+            headers,
+        )
+        .await
+    }
+
+    async fn placed_id(&self) -> String {
+        let reply = self.post(&order_body(), None).await;
+        assert_eq!(reply.status, 201);
+        reply.json()["orderId"].as_str().unwrap().to_owned()
+    }
+
+    /// Processes an order the way process-order does (reserving stock), for command tests.
+    async fn process(&self, id: &str) {
+        use orders_core::ports::{OrderCommands, StockChange};
+        let commands = &self.app.commands.commands;
+        let stored = commands
+            .load(&orders_core::OrderId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let next = stored
+            .order
+            .transition(
+                orders_core::OrderStatus::Processed,
+                orders_core::Timestamp::now(),
+            )
+            .unwrap();
+        let applied = commands
+            .apply(
+                &next,
+                &StockChange::Reserve(StockChange::lines(&stored.order)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(applied, orders_core::ports::Applied::Done);
+    }
+
+    async fn stock(&self, id: &str) -> u64 {
+        use orders_core::ports::Catalog;
+        let product = self
+            .app
+            .commands
+            .catalog
+            .get(&orders_core::ProductId::parse(id).unwrap())
+            .await
+            .unwrap();
+        product.unwrap().stock
+    }
+}
+
+#[tokio::test]
+async fn put_product_creates_then_replaces_and_validates() {
+    let stack = spawn_stack(0).await;
+    let created = stack.put_product("sku-1", 10).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.headers["location"], "/products/sku-1");
+    assert_eq!(created.json()["stock"], 10);
+    let replaced = stack.put_product("sku-1", 4).await;
+    assert_eq!(replaced.status, 200);
+    assert_eq!(stack.stock("sku-1").await, 4);
+    let bad = stack
+        .command(
+            "PUT /products/{productId}",
+            "/products/sku-2",
+            json!({"productId": "sku-2"}),
+            Some(json!({"name": "", "price": 1.5, "stock": -3})),
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["fields"].as_array().unwrap().len(), 3);
+    let bad_id = stack
+        .command(
+            "PUT /products/{productId}",
+            "/products/a%20b",
+            json!({"productId": "a b"}),
+            Some(json!({"name":"x","price":1,"stock":1})),
+            &[],
+        )
+        .await;
+    assert_eq!(bad_id.status, 400);
+}
+
+#[tokio::test]
+async fn cancelling_a_processed_order_releases_its_stock_once() {
+    let stack = spawn_stack(0).await;
+    stack.put_product("sku-1", 10).await;
+    stack.put_product("sku-2", 10).await;
+    let id = stack.placed_id().await;
+    stack.process(&id).await;
+    assert_eq!(
+        (stack.stock("sku-1").await, stack.stock("sku-2").await),
+        (8, 9)
+    );
+
+    let cancelled = stack.cancel(&id, &[("if-match", "\"2\"")]).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    assert_eq!(cancelled.json()["status"], "CANCELLED");
+    assert_eq!(cancelled.headers["etag"], "\"3\"");
+    assert_eq!(
+        (stack.stock("sku-1").await, stack.stock("sku-2").await),
+        (10, 10)
+    );
+
+    let again = stack.cancel(&id, &[]).await;
+    assert_eq!(
+        again.status, 200,
+        "a repeated cancel returns the cancelled order"
+    );
+    assert_eq!(again.json(), cancelled.json());
+    assert_eq!(
+        (stack.stock("sku-1").await, stack.stock("sku-2").await),
+        (10, 10),
+        "released once"
+    );
+
+    let events = stack.events().await;
+    let cancels: Vec<_> = events
+        .iter()
+        .filter(|(_, e)| e["eventType"] == "OrderCancelled")
+        .collect();
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0].1["payload"]["previousStatus"], "PROCESSED");
+}
+
+#[tokio::test]
+async fn status_flow_through_patch_with_etags() {
+    let stack = spawn_stack(0).await;
+    stack.put_product("sku-1", 10).await;
+    stack.put_product("sku-2", 10).await;
+    let id = stack.placed_id().await;
+
+    let early = stack.patch(&id, "SHIPPED", &[]).await;
+    assert_eq!(
+        early.status, 409,
+        "SHIPPED before PROCESSED: {}",
+        early.text
+    );
+    assert_eq!(early.json()["error"]["code"], "conflict");
+    stack.process(&id).await;
+    assert_eq!(
+        stack.patch(&id, "PENDING", &[]).await.status,
+        409,
+        "back to PENDING"
+    );
+    assert_eq!(
+        stack
+            .patch(&id, "SHIPPED", &[("if-match", "\"1\"")])
+            .await
+            .status,
+        412,
+        "stale ETag"
+    );
+
+    let shipped = stack.patch(&id, "SHIPPED", &[("if-match", "\"2\"")]).await;
+    assert_eq!(shipped.status, 200, "{}", shipped.text);
+    assert_eq!(shipped.json()["status"], "SHIPPED");
+    assert!(shipped.json()["shippedAt"].is_string());
+    assert_eq!(
+        stack.cancel(&id, &[]).await.status,
+        409,
+        "shipped orders cannot be cancelled"
+    );
+    let delivered = stack.patch(&id, "DELIVERED", &[]).await;
+    assert_eq!(
+        (delivered.status, delivered.json()["version"].as_u64()),
+        (200, Some(4))
+    );
+
+    let bad = stack.patch(&id, "LOST", &[]).await;
+    assert_eq!(bad.status, 400);
+    let absent = orders_core::OrderId::new(ulid::Ulid::new()).to_string();
+    assert_eq!(stack.patch(&absent, "SHIPPED", &[]).await.status, 404);
+    assert_eq!(stack.cancel("nope", &[]).await.status, 400);
+
+    let types: Vec<String> = stack
+        .events()
+        .await
+        .iter()
+        .map(|(_, e)| e["eventType"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        ["OrderPlaced", "OrderShipped", "OrderDelivered"],
+        "one event per change (processing is simulated here)"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_changes_to_one_order_have_exactly_one_winner() {
+    let stack = spawn_stack(0).await;
+    stack.put_product("sku-1", 10).await;
+    stack.put_product("sku-2", 10).await;
+    let id = stack.placed_id().await;
+    stack.process(&id).await;
+    let etag = [("if-match", "\"2\"")];
+    let (stack, id, etag) = (&stack, &id, &etag);
+    let requests = (0..6).map(|i| async move {
+        if i % 2 == 0 {
+            stack.cancel(id, etag).await
+        } else {
+            stack.patch(id, "SHIPPED", etag).await
+        }
+    });
+    let replies = join_all(requests).await;
+    let winners: Vec<_> = replies.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, r.text.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert!(replies.iter().all(|r| [200, 409, 412].contains(&r.status)));
+    let stored_version = winners[0].json()["version"].as_u64();
+    assert_eq!(stored_version, Some(3));
+    let expected_stock = if winners[0].json()["status"] == "CANCELLED" {
+        10
+    } else {
+        8
+    };
+    assert_eq!(stack.stock("sku-1").await, expected_stock);
+}
