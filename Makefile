@@ -23,3 +23,12 @@ build:
 clean:
 	-scripts/emulator.sh stop
 	rm -rf .local
+
+# Release artefacts for Lambda: target/lambda/<bin>/bootstrap.zip (x86_64; see --arm64).
+.PHONY: package bench
+package:
+	@scripts/package.sh
+
+# Every figure in bench/README.md: criterion, sizes, cold init, HTTP latency -> bench/results/
+bench:
+	@scripts/bench.sh

@@ -3,7 +3,7 @@
 //! `cargo bench -p orders-core --bench domain`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use orders_core::validation::parse_place_order;
+use orders_core::validation::{MAX_ITEMS, parse_place_order};
 use orders_core::{Currency, EventEnvelope, Order, OrderEvent, OrderId, Timestamp};
 use serde_json::{Value, json};
 use std::hint::black_box;
@@ -16,9 +16,9 @@ fn typical_body() -> Value {
     ],"currency":"USD"})
 }
 
-/// The largest body the API accepts: 100 distinct lines.
+/// The largest body the API accepts: `MAX_ITEMS` distinct lines.
 fn large_body() -> Value {
-    let items: Vec<Value> = (0..100)
+    let items: Vec<Value> = (0..MAX_ITEMS)
         .map(|i| json!({"productId": format!("sku-{i:03}"), "quantity": 1 + i % 7, "unitPrice": 100 + i * 37}))
         .collect();
     json!({"customerId":"customer-42","items":items,"currency":"USD"})
@@ -38,7 +38,7 @@ fn order_from(body: &Value) -> Order {
 fn validation(c: &mut Criterion) {
     let usd = Currency::parse("USD").unwrap();
     let mut group = c.benchmark_group("validate");
-    for (name, body) in [("typical", typical_body()), ("100-lines", large_body())] {
+    for (name, body) in [("typical", typical_body()), ("max-lines", large_body())] {
         let bytes = serde_json::to_vec(&body).unwrap();
         group.bench_function(format!("{name}/value"), |b| {
             b.iter(|| parse_place_order(black_box(&body), &usd).unwrap())
@@ -56,7 +56,7 @@ fn validation(c: &mut Criterion) {
 
 fn events(c: &mut Criterion) {
     let mut group = c.benchmark_group("event");
-    for (name, body) in [("typical", typical_body()), ("100-lines", large_body())] {
+    for (name, body) in [("typical", typical_body()), ("max-lines", large_body())] {
         let envelope = EventEnvelope::new(OrderEvent::OrderPlaced {
             order: order_from(&body),
         });

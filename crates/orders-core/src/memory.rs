@@ -1,6 +1,7 @@
 //! In-memory implementations of the [ports](crate::ports), with the same semantics as the
 //! DynamoDB/Kinesis adapters: conditional create, newest-first listing with filters and a
-//! cursor, claim/complete idempotency with expiry. Plus a fixed clock and sequential ids.
+//! cursor, claim/complete idempotency with expiry, a catalog. Plus a fixed clock and
+//! sequential ids.
 //!
 //! They exist so tests and benchmarks can run a use case or a whole handler without any
 //! network: a benchmark over these ports measures "the handler alone", i.e. the time a
@@ -9,15 +10,20 @@
 use crate::error::OrderError;
 use crate::event::EventEnvelope;
 use crate::idempotency::{Claim, IdempotencyRecord, StoredResponse};
+use crate::ids::ProductId;
 use crate::ids::{IdempotencyKey, OrderId};
 use crate::listing::{ListOrders, OrderPage};
 use crate::order::Order;
-use crate::ports::{Clock, Created, EventPublisher, IdempotencyStore, OrderIds, OrderStore};
+use crate::ports::{
+    Applied, Catalog, Clock, Created, EventPublisher, IdempotencyStore, OrderCommands, OrderIds,
+    OrderStore, StockChange, StoredOrder,
+};
+use crate::product::Product;
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these maps half-updated; keep going.
@@ -25,9 +31,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Orders keyed by id; ids are time-ordered, so the map's order is creation order.
-#[derive(Debug, Default)]
+/// Clones share the same orders (see [`MemoryCommands`]).
+#[derive(Debug, Default, Clone)]
 pub struct MemoryOrderStore {
-    orders: Mutex<BTreeMap<OrderId, Order>>,
+    orders: Arc<Mutex<BTreeMap<OrderId, Order>>>,
+    /// The outbox marker of [`StoredOrder::published_version`] per order.
+    published: Arc<Mutex<HashMap<OrderId, u64>>>,
 }
 
 impl MemoryOrderStore {
@@ -50,6 +59,7 @@ impl MemoryOrderStore {
 
     pub fn clear(&self) {
         lock(&self.orders).clear();
+        lock(&self.published).clear();
     }
 }
 
@@ -181,6 +191,120 @@ impl IdempotencyStore for MemoryIdempotencyStore {
                 format!("no idempotency record for key {key}").into(),
             )),
         }
+    }
+}
+
+/// Products by id, listed in id order. Clones share the same products.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryCatalog {
+    products: Arc<Mutex<BTreeMap<ProductId, Product>>>,
+}
+
+impl MemoryCatalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Catalog for MemoryCatalog {
+    async fn put(&self, product: &Product) -> Result<bool, OrderError> {
+        let previous = lock(&self.products).insert(product.product_id.clone(), product.clone());
+        Ok(previous.is_none())
+    }
+
+    async fn get(&self, id: &ProductId) -> Result<Option<Product>, OrderError> {
+        Ok(lock(&self.products).get(id).cloned())
+    }
+
+    async fn get_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, OrderError> {
+        let products = lock(&self.products);
+        Ok(ids
+            .iter()
+            .filter_map(|id| products.get(id).cloned())
+            .collect())
+    }
+
+    async fn list(
+        &self,
+        limit: usize,
+        after: Option<&ProductId>,
+    ) -> Result<(Vec<Product>, Option<ProductId>), OrderError> {
+        use std::ops::Bound;
+        let products = lock(&self.products);
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        let mut page: Vec<Product> = products
+            .range((from, Bound::Unbounded))
+            .map(|(_, p)| p.clone())
+            .take(limit + 1)
+            .collect();
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|p| p.product_id.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+}
+
+/// The command side over a [`MemoryOrderStore`] and a [`MemoryCatalog`] (clones sharing their
+/// state): an order's new version and its stock change are applied together or not at all.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryCommands {
+    pub store: MemoryOrderStore,
+    pub catalog: MemoryCatalog,
+}
+
+#[async_trait]
+impl OrderCommands for MemoryCommands {
+    async fn load(&self, id: &OrderId) -> Result<Option<StoredOrder>, OrderError> {
+        let order = lock(&self.store.orders).get(id).cloned();
+        let published_version = lock(&self.store.published).get(id).copied().unwrap_or(0);
+        Ok(order.map(|order| StoredOrder {
+            order,
+            published_version,
+        }))
+    }
+
+    async fn apply(&self, next: &Order, stock: &StockChange) -> Result<Applied, OrderError> {
+        let mut orders = lock(&self.store.orders);
+        let current = orders.get(&next.order_id).map(|o| o.version);
+        if current != Some(next.version.wrapping_sub(1)) {
+            return Ok(Applied::StaleVersion);
+        }
+        let mut products = lock(&self.catalog.products);
+        let (lines, reserve) = match stock {
+            StockChange::None => (&[][..], false),
+            StockChange::Reserve(lines) => (&lines[..], true),
+            StockChange::Release(lines) => (&lines[..], false),
+        };
+        // Check every line before changing any, as a transaction would.
+        for (id, quantity) in lines {
+            let available = products.get(id).map(|p| p.stock);
+            let enough = available.is_some_and(|s| !reserve || s >= u64::from(quantity.get()));
+            if !enough {
+                return Ok(Applied::OutOfStock(id.clone()));
+            }
+        }
+        for (id, quantity) in lines {
+            let product = products.get_mut(id).expect("checked above");
+            let units = u64::from(quantity.get());
+            product.stock = if reserve {
+                product.stock - units
+            } else {
+                product.stock + units
+            };
+        }
+        orders.insert(next.order_id, next.clone());
+        Ok(Applied::Done)
+    }
+
+    async fn mark_published(&self, id: &OrderId, version: u64) -> Result<(), OrderError> {
+        let mut published = lock(&self.store.published);
+        let marker = published.entry(*id).or_insert(0);
+        *marker = (*marker).max(version);
+        Ok(())
     }
 }
 
@@ -337,6 +461,75 @@ mod tests {
 
         let unknown = IdempotencyKey::parse("k-2").unwrap();
         assert!(run(store.complete(&unknown, &response)).is_err());
+    }
+
+    #[test]
+    fn catalog_puts_gets_and_pages_in_id_order() {
+        let catalog = MemoryCatalog::new();
+        let product = |id: &str| Product {
+            product_id: ProductId::parse(id).unwrap(),
+            name: id.to_uppercase(),
+            price: Money::from_minor(100).unwrap(),
+            stock: 5,
+            updated_at: now(),
+        };
+        for id in ["b", "a", "c"] {
+            assert!(run(catalog.put(&product(id))).unwrap());
+        }
+        assert!(
+            !run(catalog.put(&product("a"))).unwrap(),
+            "replaced, not created"
+        );
+        let a = ProductId::parse("a").unwrap();
+        let z = ProductId::parse("z").unwrap();
+        assert_eq!(run(catalog.get(&a)).unwrap(), Some(product("a")));
+        assert_eq!(
+            run(catalog.get_many(&[a.clone(), z])).unwrap(),
+            vec![product("a")]
+        );
+        let (page, next) = run(catalog.list(2, None)).unwrap();
+        assert_eq!(page, vec![product("a"), product("b")]);
+        let (page, next) = run(catalog.list(2, next.as_ref())).unwrap();
+        assert_eq!((page, next), (vec![product("c")], None));
+    }
+
+    #[test]
+    fn commands_apply_version_and_stock_together() {
+        let commands = MemoryCommands::default();
+        let ids = SequentialIds::new();
+        let placed = order(&ids, "c-1");
+        run(commands.store.create(&placed)).unwrap();
+        let sku = ProductId::parse("sku-1").unwrap();
+        let product = Product {
+            product_id: sku.clone(),
+            name: "Sku".into(),
+            price: Money::from_minor(100).unwrap(),
+            stock: 1,
+            updated_at: now(),
+        };
+        run(commands.catalog.put(&product)).unwrap();
+
+        let mut next = placed.clone();
+        next.version = 2;
+        next.status = OrderStatus::Processed;
+        let two = StockChange::Reserve(vec![(sku.clone(), Quantity::new(2).unwrap())]);
+        assert_eq!(
+            run(commands.apply(&next, &two)).unwrap(),
+            Applied::OutOfStock(sku.clone())
+        );
+        let one = StockChange::Reserve(StockChange::lines(&placed));
+        assert_eq!(run(commands.apply(&next, &one)).unwrap(), Applied::Done);
+        assert_eq!(run(commands.catalog.get(&sku)).unwrap().unwrap().stock, 0);
+        assert_eq!(
+            run(commands.apply(&next, &StockChange::None)).unwrap(),
+            Applied::StaleVersion
+        );
+        let stored = run(commands.load(&placed.order_id)).unwrap().unwrap();
+        assert_eq!((stored.order, stored.published_version), (next, 0));
+        run(commands.mark_published(&placed.order_id, 2)).unwrap();
+        run(commands.mark_published(&placed.order_id, 1)).unwrap();
+        let stored = run(commands.load(&placed.order_id)).unwrap().unwrap();
+        assert_eq!(stored.published_version, 2);
     }
 
     #[test]
