@@ -75,10 +75,17 @@ case "$MODE" in
       sleep 0.5
     done
     say "stack up on http://$LISTEN (runner log: .local/runner.log)"
+    # Fault-injection tests pause the emulator or replay shared queues: they are #[ignore]d
+    # in the main run and run afterwards, one at a time.
+    pidfile="$LOCAL/moto.pid"; [ "${EMULATOR_PORT:-4566}" = 4566 ] || pidfile="$LOCAL/moto-$EMULATOR_PORT.pid"
+    if [ -f "$pidfile" ]; then export ORDERS_EMULATOR_PID="$(cat "$pidfile")"; fi
     if cargo nextest --version >/dev/null 2>&1; then
       cargo nextest run --workspace --no-fail-fast --failure-output final
+      say "fault-injection tests (serial)"
+      cargo nextest run --workspace --no-fail-fast --failure-output final --run-ignored only --test-threads 1
     else
       cargo test --workspace --no-fail-fast
+      cargo test --workspace --no-fail-fast -- --ignored --test-threads 1
     fi
     ;;
   *) die "usage: $0 run|test" ;;
