@@ -67,3 +67,25 @@ pub async fn sdk_config_for_streams() -> SdkConfig {
         .load()
         .await
 }
+
+/// Clients carry the request-counting interceptor (see [`crate::metrics`]).
+pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .interceptor(crate::metrics::CountRequests)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+pub fn kinesis_client(sdk: &SdkConfig) -> aws_sdk_kinesis::Client {
+    let config = aws_sdk_kinesis::config::Builder::from(sdk)
+        .interceptor(crate::metrics::CountRequests)
+        .build();
+    aws_sdk_kinesis::Client::from_conf(config)
+}
+
+pub fn sqs_client(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::config::Builder::from(sdk)
+        .interceptor(crate::metrics::CountRequests)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}

@@ -24,7 +24,7 @@ impl KinesisPublisher {
     }
 
     pub fn from_sdk(sdk: &aws_config::SdkConfig, stream_name: impl Into<String>) -> Self {
-        Self::new(Client::new(sdk), stream_name)
+        Self::new(crate::config::kinesis_client(sdk), stream_name)
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`dynamo`]: the orders table (and its listing indexes) and the idempotency table.
 //! - [`kinesis`]: the event publisher.
 //! - [`sqs`]: the dead-letter queue for records a stream consumer can never process.
+//! - [`metrics`]: counting the AWS requests each invocation sends.
 //! - [`errors`]: turning SDK errors into the domain's retryable/non-retryable kinds, keeping
 //!   the SDK error as the source.
 
@@ -14,6 +15,7 @@ pub mod config;
 pub mod dynamo;
 pub mod errors;
 pub mod kinesis;
+pub mod metrics;
 pub mod sqs;
 
 pub use dynamo::catalog::DynamoCatalog;

@@ -16,7 +16,7 @@ pub struct SqsDeadLetterQueue {
 impl SqsDeadLetterQueue {
     pub fn from_sdk(sdk: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: crate::config::sqs_client(sdk),
             queue_url: queue_url.into(),
         }
     }

@@ -1,6 +1,7 @@
 //! Lambda entry point: configuration and clients are built once per cold start.
 
 use lambda_http::{Error, service_fn};
+use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::{
     DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher,
 };
@@ -38,7 +39,15 @@ async fn main() -> Result<(), Error> {
     });
     lambda_http::run(service_fn(move |request| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(handle(&app, request).await) }
+        async move {
+            let response = handle(&app, request).await;
+            tracing::info!(
+                status = response.status().as_u16(),
+                aws_requests = %format_counts(&take_request_counts()),
+                "request handled"
+            );
+            Ok::<_, Infallible>(response)
+        }
     }))
     .await
 }

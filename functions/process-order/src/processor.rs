@@ -3,6 +3,7 @@
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use futures::stream::{self, StreamExt};
+use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_core::outbox::{publish_current, publish_if_pending};
 use orders_core::ports::{
     Applied, Catalog, Clock, DeadLetter, DeadLetterQueue, EventPublisher, OrderCommands,
@@ -93,6 +94,7 @@ where
             skipped = counts.get(&Outcome::Skipped).copied().unwrap_or(0),
             dead_lettered = counts.get(&Outcome::DeadLettered).copied().unwrap_or(0),
             to_retry = retry.len(),
+            aws_requests = %format_counts(&take_request_counts()),
             "batch handled"
         );
         let mut response = KinesisEventResponse::default();

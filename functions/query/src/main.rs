@@ -1,6 +1,7 @@
 //! Lambda entry point: configuration and clients are built once per cold start.
 
 use lambda_http::{Error, service_fn};
+use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::{DynamoCatalog, DynamoOrderStore};
 use query::{Config, QueryService, handle};
 use std::convert::Infallible;
@@ -17,7 +18,15 @@ async fn main() -> Result<(), Error> {
     });
     lambda_http::run(service_fn(move |request| {
         let service = Arc::clone(&service);
-        async move { Ok::<_, Infallible>(handle(&service, request).await) }
+        async move {
+            let response = handle(&service, request).await;
+            tracing::info!(
+                status = response.status().as_u16(),
+                aws_requests = %format_counts(&take_request_counts()),
+                "request handled"
+            );
+            Ok::<_, Infallible>(response)
+        }
     }))
     .await
 }

@@ -23,7 +23,7 @@ pub struct DynamoCatalog {
 impl DynamoCatalog {
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: crate::config::dynamodb_client(sdk),
             table: table.into(),
         }
     }

@@ -27,7 +27,7 @@ impl DynamoOrderCommands {
         products_table: impl Into<String>,
     ) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: crate::config::dynamodb_client(sdk),
             orders_table: orders_table.into(),
             products_table: products_table.into(),
         }

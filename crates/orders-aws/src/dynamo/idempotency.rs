@@ -26,7 +26,7 @@ impl DynamoIdempotencyStore {
     }
 
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::new(Client::new(sdk), table)
+        Self::new(crate::config::dynamodb_client(sdk), table)
     }
 }
 

@@ -28,7 +28,7 @@ impl DynamoOrderStore {
     }
 
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::new(Client::new(sdk), table)
+        Self::new(crate::config::dynamodb_client(sdk), table)
     }
 
     /// Reads by consistent `GetItem`: the caller just wrote, or must see the latest status.
