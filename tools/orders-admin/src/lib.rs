@@ -1,0 +1,140 @@
+//! `orders-admin`: operator commands for the stream consumers' dead-letter queues.
+//!
+//! * `dlq list` shows what is in a queue without consuming it ([`list`]).
+//! * `dlq replay` puts the dead-lettered records back on the stream ([`replay`], which
+//!   explains why that is safe).
+//!
+//! The AWS endpoint comes from the normal SDK chain, which honours `AWS_ENDPOINT_URL`.
+//! Locally (the endpoint is set), credentials default to `test`/`test` and the region to
+//! `us-east-1` when the environment has none.
+
+pub mod dlq;
+pub mod list;
+pub mod queue;
+pub mod replay;
+pub mod sequence;
+pub mod stream;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orders-admin",
+    version,
+    about = "Operator CLI for the orders system"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dead-letter queues of the stream consumers.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Show the messages of a dead-letter queue without consuming them.
+    List {
+        /// Queue name (e.g. orders-process-order-dlq) or URL.
+        #[arg(long)]
+        queue: String,
+        /// Print the raw message bodies as JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Put dead-lettered records back on the stream, deleting each replayed message.
+    ///
+    /// Exits with status 2 when some messages were skipped or failed (they stay queued).
+    Replay {
+        /// Queue name (e.g. orders-process-order-dlq) or URL.
+        #[arg(long)]
+        queue: String,
+        /// Stream (name or ARN) to re-put to; default: the stream the records came from.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Print what would be replayed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
+}
+
+/// The SDK configuration: the default chain, with local defaults when `AWS_ENDPOINT_URL`
+/// points at an emulator and the environment has no credentials / region.
+pub async fn sdk_config() -> SdkConfig {
+    let env = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if env("AWS_ENDPOINT_URL") {
+        if !env("AWS_ACCESS_KEY_ID") && !env("AWS_PROFILE") {
+            loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "orders-admin-local",
+            ));
+        }
+        if !env("AWS_REGION") && !env("AWS_DEFAULT_REGION") {
+            loader = loader.region(Region::new("us-east-1"));
+        }
+    }
+    loader.load().await
+}
+
+/// Runs a command, writing its report to `out`.
+pub async fn run(cli: Cli, sdk: &SdkConfig, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    match cli.command {
+        Command::Dlq(DlqCommand::List { queue, json, max }) => {
+            let queue = queue::Queue::resolve(sqs, &queue).await?;
+            let listed = list::list(&queue, max).await?;
+            if json {
+                list::write_json(out, &listed)?;
+            } else {
+                list::write_table(out, &queue.url, &listed)?;
+                if listed.is_empty()
+                    && let Some(n) = queue.in_flight().await.filter(|n| *n > 0)
+                {
+                    writeln!(
+                        out,
+                        "({n} message(s) in flight: received by someone else, visible again later)"
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq(DlqCommand::Replay {
+            queue,
+            stream,
+            dry_run,
+            max,
+        }) => {
+            let queue = queue::Queue::resolve(sqs, &queue).await?;
+            let kinesis = aws_sdk_kinesis::Client::new(sdk);
+            let options = replay::ReplayOptions {
+                stream: stream.as_deref().map(stream::StreamRef::parse),
+                dry_run,
+                max,
+            };
+            let report = replay::replay(&queue, &kinesis, &options, out).await?;
+            report.write_summary(out)?;
+            Ok(if report.skipped() + report.failed() > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
