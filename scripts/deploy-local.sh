@@ -13,11 +13,15 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 TF_DIR="$ROOT/infra/envs/local"
-STATE_DIR="$LOCAL/terraform"
-STATE="$STATE_DIR/local.tfstate"   # matches the backend "local" path in infra/envs/local
+# One state (and outputs file) per emulator port, so a second stack on another port (a
+# benchmark, a CI check) never clobbers the first one's state.
+SUFFIX=""
+if [ "${EMULATOR_PORT:-4566}" != "4566" ]; then SUFFIX="-$EMULATOR_PORT"; fi
+STATE_DIR="$LOCAL/terraform$SUFFIX"
+STATE="$STATE_DIR/local.tfstate"   # passed to the "local" backend at init
 TF_LOG_FILE="$LOCAL/terraform.log"
 ARTIFACTS="$LOCAL/artifacts"
-OUTPUTS="$LOCAL/outputs.json"
+OUTPUTS="$LOCAL/outputs$SUFFIX.json"
 BINS=(place-order process-order aggregate query)
 
 ENDPOINT="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT:-4566}}"
@@ -97,7 +101,7 @@ PY
 
 tf() { terraform -chdir="$TF_DIR" "$@" >>"$TF_LOG_FILE" 2>&1; }
 
-tf init -input=false -no-color || fail "terraform init failed"
+tf init -input=false -no-color -reconfigure -backend-config="path=$STATE" || fail "terraform init failed"
 
 # --- stale state: moto keeps everything in memory, so after an emulator restart
 # the state file describes resources that no longer exist.

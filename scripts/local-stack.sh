@@ -54,10 +54,12 @@ scripts/emulator.sh start
 say "applying infra/envs/local to $AWS_ENDPOINT_URL"
 scripts/deploy-local.sh
 
-api_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_id"]["value"])' "$LOCAL/outputs.json")"
-: >"$LOCAL/cold-init.jsonl"
+suffix=""; [ "${EMULATOR_PORT:-4566}" = 4566 ] || suffix="-$EMULATOR_PORT"
+export ORDERS_OUTPUTS="$LOCAL/outputs$suffix.json"
+api_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_id"]["value"])' "$ORDERS_OUTPUTS")"
+: >"$LOCAL/cold-init$suffix.jsonl"
 runner=(target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --bin-dir target/debug
-        --metrics-file "$LOCAL/cold-init.jsonl")
+        --metrics-file "$LOCAL/cold-init$suffix.jsonl" --checkpoint-file "$LOCAL/checkpoints$suffix.json")
 
 case "$MODE" in
   run)
@@ -77,7 +79,7 @@ case "$MODE" in
     say "stack up on http://$LISTEN (runner log: .local/runner.log)"
     # Fault-injection tests pause the emulator or replay shared queues: they are #[ignore]d
     # in the main run and run afterwards, one at a time.
-    pidfile="$LOCAL/moto.pid"; [ "${EMULATOR_PORT:-4566}" = 4566 ] || pidfile="$LOCAL/moto-$EMULATOR_PORT.pid"
+    pidfile="$LOCAL/moto$suffix.pid"
     if [ -f "$pidfile" ]; then export ORDERS_EMULATOR_PID="$(cat "$pidfile")"; fi
     if cargo nextest --version >/dev/null 2>&1; then
       cargo nextest run --workspace --no-fail-fast --failure-output final

@@ -476,9 +476,17 @@ async fn exhausted_retries_end_in_the_dlq_and_replay_completes_the_work() {
         .await
         .unwrap();
     put_product(&product, 5).await;
+    // Messages we just read stay invisible for their 1 s visibility timeout.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let admin = orders_tests::repo_root().join("target/debug/orders-admin");
     let output = std::process::Command::new(&admin)
-        .args(["dlq", "replay", "--queue", "orders-process-order-dlq"])
+        .args([
+            "dlq",
+            "replay",
+            "--queue",
+            &emulator.output("process_order_dlq_url"),
+        ])
+        .env("AWS_ENDPOINT_URL", orders_tests::endpoint())
         .output()
         .unwrap_or_else(|e| panic!("run {} ({e}); cargo build builds it", admin.display()));
     assert!(

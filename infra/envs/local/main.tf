@@ -14,10 +14,8 @@ terraform {
     }
   }
 
-  backend "local" {
-    # Relative to this directory (terraform -chdir=infra/envs/local).
-    path = "../../../.local/terraform/local.tfstate"
-  }
+  # scripts/deploy-local.sh sets the path (-backend-config) under .local/, one per emulator.
+  backend "local" {}
 }
 
 variable "region" {
