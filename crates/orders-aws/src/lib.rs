@@ -4,7 +4,8 @@
 //! - [`config`]: reading configuration from the environment once, with clear errors, and
 //!   building the SDK configuration (which honours `AWS_ENDPOINT_URL`, so the same binary
 //!   talks to AWS, LocalStack or moto).
-//! - [`dynamo`]: the orders table (and its listing indexes) and the idempotency table.
+//! - [`dynamo`]: the orders table (and its listing indexes), the catalog, the idempotency
+//!   table, and the analytics tables.
 //! - [`kinesis`]: the event publisher.
 //! - [`sqs`]: the dead-letter queue for records a stream consumer can never process.
 //! - [`metrics`]: counting the AWS requests each invocation sends.
@@ -18,6 +19,7 @@ pub mod kinesis;
 pub mod metrics;
 pub mod sqs;
 
+pub use dynamo::analytics::DynamoAnalytics;
 pub use dynamo::catalog::DynamoCatalog;
 pub use dynamo::commands::DynamoOrderCommands;
 pub use dynamo::idempotency::DynamoIdempotencyStore;

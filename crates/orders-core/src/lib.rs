@@ -6,7 +6,9 @@
 //!   `Money` in integer minor units — never floats).
 //! - [`order`]: the `Order` aggregate, its status flow and the `PlaceOrder` command.
 //! - [`product`]: catalog entries, with the stock that processing reserves.
+//! - [`sequence`]: stream sequence numbers as big integers.
 //! - [`validation`]: turns an untrusted JSON body into a command, naming every bad field.
+//! - [`analytics`]: time buckets, what each event contributes, and the batch fold.
 //! - [`event`]: the versioned event envelope published to the stream.
 //! - [`listing`]: the list-orders query and its opaque cursor.
 //! - [`idempotency`]: what is remembered about an `Idempotency-Key`.
@@ -18,6 +20,7 @@
 //!
 //! Nothing here depends on an AWS crate: the compiler keeps the domain free of SDK types.
 
+pub mod analytics;
 pub mod error;
 pub mod event;
 pub mod idempotency;
@@ -29,6 +32,7 @@ pub mod order;
 pub mod outbox;
 pub mod ports;
 pub mod product;
+pub mod sequence;
 pub mod time;
 pub mod validation;
 

@@ -181,3 +181,61 @@ pub struct DeadLetter {
 pub trait DeadLetterQueue: Send + Sync {
     async fn send(&self, letter: &DeadLetter) -> Result<(), OrderError>;
 }
+
+/// Where a counter item stands for one shard when a delta was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CountersApplied {
+    Done,
+    /// The item already holds this shard's records up to this sequence number (the
+    /// watermark), so part or all of the delta was applied before.
+    Behind(String),
+}
+
+/// Storage of the time-bucketed analytics (see [`crate::analytics`]).
+///
+/// Exactly-once in effect rests on two mechanisms, both conditional writes:
+/// - every counter item records, per stream shard, the last sequence number whose delta it
+///   holds (its watermark). A delta is applied only on top of the watermark it was computed
+///   against, so redelivered batches, bisected halves and partial retries never count twice;
+/// - every event is claimed by the first record that carries it, so a producer's duplicate
+///   (the same `eventId` put twice, with another sequence number) is skipped.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// True when the record at `(shard, sequence)` is the first occurrence of `event_id` on
+    /// the stream (a redelivery of that same record is still the first occurrence).
+    async fn claim_event(
+        &self,
+        event_id: &crate::event::EventId,
+        shard: &str,
+        sequence: &str,
+    ) -> Result<bool, OrderError>;
+
+    /// Adds `delta` to `item` and moves the shard's watermark to `last`, unless the watermark
+    /// has already reached `first` (then reports where it is and changes nothing).
+    async fn add_counters(
+        &self,
+        item: &crate::analytics::CounterItem,
+        shard: &str,
+        first: &str,
+        last: &str,
+        delta: &crate::analytics::ItemDelta,
+    ) -> Result<CountersApplied, OrderError>;
+
+    /// Adds `delta` if the shard's watermark is exactly `watermark`; false when it moved.
+    async fn add_counters_after(
+        &self,
+        item: &crate::analytics::CounterItem,
+        shard: &str,
+        watermark: &str,
+        last: &str,
+        delta: &crate::analytics::ItemDelta,
+    ) -> Result<bool, OrderError>;
+
+    /// Adds customers to a bucket's set (idempotent: a set ignores repeats).
+    async fn add_customers(
+        &self,
+        bucket: &crate::analytics::Bucket,
+        shard: u32,
+        customers: &std::collections::BTreeSet<crate::ids::CustomerId>,
+    ) -> Result<(), OrderError>;
+}

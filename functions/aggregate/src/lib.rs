@@ -1,41 +1,26 @@
-//! `aggregate`: folds order events into time-bucketed analytics.
+//! `aggregate`: folds order events into time-bucketed analytics, exactly once in effect
+//! under at-least-once delivery.
 //!
-//! In this first slice it decodes and counts the events of each batch and logs the counts;
-//! the bucketed tables arrive with the aggregation work. Records it cannot decode are logged
-//! with their position so nothing passes silently.
+//! # Why the Kinesis stream, and how duplicates are neutralised
+//! Kinesis delivers at least once in two ways: the same *record* again (retries, bisected
+//! batches, partial-batch retries), and the same *event* in two records (a producer retried
+//! a publish). The first is handled for free by per-shard watermarks stored on each counter
+//! item and checked by the same conditional write that adds the delta; the second by
+//! claiming each `eventId` once (one small conditional put per event). The orders table's
+//! change stream has no producer duplicates, but Lambda's DynamoDB stream events do not say
+//! which shard a record came from, so watermarks could not be kept per shard — every record
+//! would need its own dedup write, and the change stream carries more records per order (the
+//! outbox marker updates). Details and costs: `docs/aggregation.md`.
+//!
+//! # Failure handling
+//! - Undecodable records go to the function's dead-letter queue and are skipped.
+//! - Any other failure (throttling, timeouts) reports the lowest affected record, so Lambda
+//!   retries from it; the watermarks make the retry exact. The mapping retries without limit
+//!   (Terraform): an aggregate that dropped a batch would be wrong forever, so a stuck shard
+//!   is preferred and alarmed on.
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::streams::KinesisEventResponse;
-use lambda_runtime::{Error, LambdaEvent};
-use orders_core::EventEnvelope;
-use tracing::{info, warn};
+pub mod aggregator;
+pub mod config;
 
-/// Decodes every record of the batch; returns no item failures (nothing here can fail
-/// transiently yet).
-pub async fn handle(event: LambdaEvent<KinesisEvent>) -> Result<KinesisEventResponse, Error> {
-    let mut decoded = 0usize;
-    for record in &event.payload.records {
-        match serde_json::from_slice::<EventEnvelope>(&record.kinesis.data) {
-            Ok(envelope) => {
-                decoded += 1;
-                info!(
-                    event_id = %envelope.event_id,
-                    event_type = envelope.event.event_type(),
-                    order_id = %envelope.order_id,
-                    "event received"
-                );
-            }
-            Err(err) => warn!(
-                error = %err,
-                sequence_number = record.kinesis.sequence_number.as_str(),
-                partition_key = record.kinesis.partition_key.as_str(),
-                "undecodable record"
-            ),
-        }
-    }
-    info!(
-        records = event.payload.records.len(),
-        decoded, "batch handled"
-    );
-    Ok(KinesisEventResponse::default())
-}
+pub use aggregator::Aggregator;
+pub use config::Config;

@@ -1,9 +1,30 @@
-//! Lambda entry point.
+//! Lambda entry point: configuration and clients are built once per cold start.
 
-use lambda_runtime::{Error, run, service_fn};
+use aggregate::{Aggregator, Config};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orders_aws::{DynamoAnalytics, SqsDeadLetterQueue};
+use orders_core::ports::SystemClock;
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    run(service_fn(aggregate::handle)).await
+    let config = Config::from_env()?;
+    let sdk = orders_aws::config::sdk_config_for_streams().await;
+    let aggregator = Arc::new(Aggregator {
+        store: DynamoAnalytics::from_sdk(
+            &sdk,
+            &config.analytics_table,
+            &config.dedup_table,
+            i64::from(config.dedup_ttl_hours) * 3600,
+        ),
+        dead_letters: SqsDeadLetterQueue::from_sdk(&sdk, &config.dlq_url),
+        clock: Arc::new(SystemClock),
+        function_name: config.function_name,
+    });
+    run(service_fn(move |event: LambdaEvent<_>| {
+        let aggregator = Arc::clone(&aggregator);
+        async move { Ok::<_, Error>(aggregator.handle(event.payload).await) }
+    }))
+    .await
 }

@@ -12,7 +12,6 @@ use orders_core::ports::{
 use orders_core::{
     Decoded, EventEnvelope, FailureReason, Order, OrderError, OrderEvent, OrderStatus,
 };
-use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tracing::{info, instrument, warn};
@@ -85,7 +84,7 @@ where
             }
             retry.extend(failed_at);
         }
-        retry.sort_by(|a, b| compare_sequence_numbers(a, b));
+        retry.sort_by(|a, b| orders_core::sequence::compare(a, b));
         info!(
             records = records.len(),
             processed = counts.get(&Outcome::Processed).copied().unwrap_or(0),
@@ -271,32 +270,5 @@ where
                 StockChange::Reserve(StockChange::lines(placed)),
             ),
         })
-    }
-}
-
-/// Kinesis sequence numbers are decimal strings of up to ~56 digits (far beyond `u64`):
-/// compare them as unbounded integers.
-pub fn compare_sequence_numbers(a: &str, b: &str) -> Ordering {
-    let a = a.trim_start_matches('0');
-    let b = b.trim_start_matches('0');
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sequence_numbers_compare_as_big_integers() {
-        let aws_low = "49590338271490256608559692538361571095921575989136588898";
-        let aws_high = "49590338271490256608559692540925702759324208523137515618";
-        assert_eq!(compare_sequence_numbers(aws_low, aws_high), Ordering::Less);
-        assert_eq!(
-            compare_sequence_numbers("9", "10"),
-            Ordering::Less,
-            "not lexicographic"
-        );
-        assert_eq!(compare_sequence_numbers("007", "7"), Ordering::Equal);
-        assert_eq!(compare_sequence_numbers(aws_high, "99"), Ordering::Greater);
     }
 }

@@ -54,12 +54,12 @@ resource "aws_lambda_event_source_mapping" "stream" {
   event_source_arn  = aws_kinesis_stream.events.arn
   starting_position = "TRIM_HORIZON"
 
-  batch_size                         = 100
-  maximum_batching_window_in_seconds = 1
+  batch_size                         = local.stream_mappings[each.key].batch_size
+  maximum_batching_window_in_seconds = local.stream_mappings[each.key].batching_window
   function_response_types            = ["ReportBatchItemFailures"]
   bisect_batch_on_function_error     = true
-  maximum_retry_attempts             = 5
-  maximum_record_age_in_seconds      = 3600
+  maximum_retry_attempts             = local.stream_mappings[each.key].retry_attempts
+  maximum_record_age_in_seconds      = local.stream_mappings[each.key].record_age_seconds
   parallelization_factor             = 1
 
   destination_config {
@@ -185,10 +185,16 @@ locals {
     ], local.stream_read_statements)
     "aggregate" = concat([
       {
-        Sid      = "UpdateOrders"
+        Sid      = "WriteAnalytics"
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-        Resource = [aws_dynamodb_table.orders.arn]
+        Resource = [aws_dynamodb_table.analytics.arn]
+      },
+      {
+        Sid      = "ClaimEvents"
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem"]
+        Resource = [aws_dynamodb_table.event_claims.arn]
       },
       local.dlq_statement["aggregate"],
     ], local.stream_read_statements)

@@ -26,6 +26,27 @@ locals {
     "aggregate"     = "aggregate"
   }
 
+  # Per-consumer mapping settings; each is what the consumer's code relies on.
+  stream_mappings = {
+    # Bounded retries: a record that keeps failing ends in the DLQ (and orders-admin can
+    # replay it) instead of blocking the orders behind it.
+    "process-order" = {
+      batch_size         = 100
+      batching_window    = 1
+      retry_attempts     = 5
+      record_age_seconds = 3600
+    }
+    # Unbounded: the aggregate must never skip a batch, or its totals are wrong forever;
+    # its per-shard watermarks need one consumer per shard (parallelization factor 1) and
+    # make every retry exact. Bigger batches mean fewer writes per order.
+    "aggregate" = {
+      batch_size         = 500
+      batching_window    = 1
+      retry_attempts     = -1
+      record_age_seconds = -1
+    }
+  }
+
   api_functions = toset(values(local.routes))
 
   log_env = { RUST_LOG = var.log_level }
@@ -62,8 +83,10 @@ locals {
     "aggregate" = {
       timeout = var.stream_timeout
       environment = merge(local.log_env, {
-        ORDERS_TABLE = aws_dynamodb_table.orders.name
-        DLQ_URL      = aws_sqs_queue.dlq["aggregate"].url
+        ANALYTICS_TABLE = aws_dynamodb_table.analytics.name
+        DEDUP_TABLE     = aws_dynamodb_table.event_claims.name
+        DEDUP_TTL_HOURS = tostring(var.kinesis_retention_hours + 168)
+        DLQ_URL         = aws_sqs_queue.dlq["aggregate"].url
       })
     }
   }

@@ -16,6 +16,14 @@ output "products_table" {
   value = aws_dynamodb_table.products.name
 }
 
+output "analytics_table" {
+  value = aws_dynamodb_table.analytics.name
+}
+
+output "event_claims_table" {
+  value = aws_dynamodb_table.event_claims.name
+}
+
 output "idempotency_table" {
   value = aws_dynamodb_table.idempotency.name
 }

@@ -75,6 +75,55 @@ resource "aws_dynamodb_table" "products" {
   tags = var.tags
 }
 
+# Time-bucketed analytics: one partition per bucket (m#…, h#…, d#…), items `totals`,
+# `products#NN`, `customers#NN` (see crates/orders-core/src/analytics.rs).
+resource "aws_dynamodb_table" "analytics" {
+  name         = "${var.name_prefix}-analytics"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "bucket"
+  range_key    = "item"
+
+  attribute {
+    name = "bucket"
+    type = "S"
+  }
+  attribute {
+    name = "item"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+# First occurrence of each event on the stream, so the aggregate skips producer duplicates.
+resource "aws_dynamodb_table" "event_claims" {
+  name         = "${var.name_prefix}-event-claims"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "eventId"
+
+  attribute {
+    name = "eventId"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
 resource "aws_dynamodb_table" "idempotency" {
   name         = "${var.name_prefix}-idempotency"
   billing_mode = "PAY_PER_REQUEST"

@@ -16,6 +16,7 @@
 //! [`LIST_SHARDS`] shards by a hash of the order id, and a listing queries every shard
 //! and merges — 16 small parallel queries per page instead of a ceiling at 1,000 orders/s.
 
+pub mod analytics;
 pub mod catalog;
 pub mod commands;
 pub mod idempotency;

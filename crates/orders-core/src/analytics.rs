@@ -1,0 +1,481 @@
+//! Time-bucketed analytics: what each order event contributes to which bucket, and the
+//! in-memory fold that collapses a batch into one delta per stored item.
+//!
+//! # Semantics
+//! Every order belongs to the buckets of its `createdAt` (UTC) at three granularities.
+//! Per bucket: `orders` placed; `processed`, `failed`, `cancelled` — orders of the bucket
+//! that reached that status (cancelled after processing counts in both); `revenue` and
+//! `units` of processed orders minus those later cancelled; per product `units`, `revenue`
+//! and `orders` of processed-not-cancelled orders; the current count per status; and the
+//! distinct customers who placed an order.
+//!
+//! # Stored items
+//! One partition per bucket (`m#2026-11-22T10:31`, `h#2026-11-22T10`, `d#2026-11-22`):
+//! - `totals` — the counters;
+//! - `products#NN` — per-product counters for the products hashed to shard `NN`, so no
+//!   item grows with the whole catalog (a write costs one unit per KB of the item);
+//! - `customers#NN` — the bucket's customer ids hashed to shard `NN`, as a string set.
+//!   Adding to a set is idempotent, so these need no deduplication.
+
+use crate::event::{EventEnvelope, OrderEvent};
+use crate::ids::{CustomerId, ProductId};
+use crate::order::{Order, OrderStatus};
+use crate::time::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Product shards per bucket. At 40 bytes per product entry, a 1 KB item holds ~25
+/// products, so 16 shards keep items under a write unit for catalogs of ~400 products
+/// active per bucket; larger catalogs pay proportionally more per write, never more writes.
+pub const PRODUCT_SHARDS: u32 = 16;
+/// Customer-set shards per bucket: 10,000 distinct customers a day is ~120 KB of ids;
+/// 64 shards keep each set near 2 KB.
+pub const CUSTOMER_SHARDS: u32 = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Granularity {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Granularity {
+    pub const ALL: [Granularity; 3] = [Granularity::Minute, Granularity::Hour, Granularity::Day];
+
+    pub fn seconds(&self) -> i64 {
+        match self {
+            Granularity::Minute => 60,
+            Granularity::Hour => 3_600,
+            Granularity::Day => 86_400,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Granularity::Minute => "minute",
+            Granularity::Hour => "hour",
+            Granularity::Day => "day",
+        }
+    }
+}
+
+/// The start of a bucket at some granularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bucket {
+    pub granularity: Granularity,
+    /// Seconds since the Unix epoch, a multiple of the granularity.
+    pub start: i64,
+}
+
+impl Bucket {
+    pub fn containing(granularity: Granularity, at: Timestamp) -> Self {
+        let seconds = at.unix_seconds();
+        Self {
+            granularity,
+            start: seconds - seconds.rem_euclid(granularity.seconds()),
+        }
+    }
+
+    pub fn start_time(&self) -> Timestamp {
+        Timestamp::from_unix_millis(self.start * 1000).expect("bucket starts are valid times")
+    }
+
+    pub fn next(&self) -> Self {
+        Self {
+            granularity: self.granularity,
+            start: self.start + self.granularity.seconds(),
+        }
+    }
+}
+
+/// The partition key: `m#2026-11-22T10:31`, `h#2026-11-22T10`, `d#2026-11-22`.
+impl fmt::Display for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.start_time().to_string(); // 2026-11-22T10:31:00.000Z
+        match self.granularity {
+            Granularity::Minute => write!(f, "m#{}", &text[..16]),
+            Granularity::Hour => write!(f, "h#{}", &text[..13]),
+            Granularity::Day => write!(f, "d#{}", &text[..10]),
+        }
+    }
+}
+
+/// Counters of a bucket. Signed: a cancellation subtracts revenue added by processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub orders: i64,
+    pub processed: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub revenue: i64,
+    pub units: i64,
+    /// Orders of the bucket currently in each status, indexed like [`OrderStatus::ALL`].
+    pub by_status: [i64; 6],
+}
+
+impl Totals {
+    pub fn add(&mut self, other: &Totals) {
+        self.orders += other.orders;
+        self.processed += other.processed;
+        self.failed += other.failed;
+        self.cancelled += other.cancelled;
+        self.revenue += other.revenue;
+        self.units += other.units;
+        for (a, b) in self.by_status.iter_mut().zip(other.by_status) {
+            *a += b;
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Totals::default()
+    }
+
+    /// `(attribute, delta)` pairs as stored; zero deltas are left out.
+    pub fn attributes(&self) -> Vec<(String, i64)> {
+        let mut out = vec![
+            ("orders".to_owned(), self.orders),
+            ("processed".to_owned(), self.processed),
+            ("failed".to_owned(), self.failed),
+            ("cancelled".to_owned(), self.cancelled),
+            ("revenue".to_owned(), self.revenue),
+            ("units".to_owned(), self.units),
+        ];
+        for (status, n) in OrderStatus::ALL.iter().zip(self.by_status) {
+            out.push((format!("status#{status}"), n));
+        }
+        out.retain(|(_, n)| *n != 0);
+        out
+    }
+
+    fn move_status(&mut self, from: Option<OrderStatus>, to: OrderStatus) {
+        if let Some(from) = from {
+            self.by_status[status_index(from)] -= 1;
+        }
+        self.by_status[status_index(to)] += 1;
+    }
+}
+
+fn status_index(status: OrderStatus) -> usize {
+    OrderStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .expect("every status is listed")
+}
+
+/// Per-product counters (processed, not cancelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProductTotals {
+    pub units: i64,
+    pub revenue: i64,
+    pub orders: i64,
+}
+
+impl ProductTotals {
+    fn add(&mut self, other: &ProductTotals) {
+        self.units += other.units;
+        self.revenue += other.revenue;
+        self.orders += other.orders;
+    }
+}
+
+/// What one event changes, independent of buckets (the same for all three granularities).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effect {
+    /// The order's `createdAt`: which buckets the effect lands in.
+    pub created_at: Timestamp,
+    pub totals: Totals,
+    pub products: Vec<(ProductId, ProductTotals)>,
+    /// The customer, for `OrderPlaced` (distinct customers who placed an order).
+    pub customer: Option<CustomerId>,
+}
+
+impl Effect {
+    /// The contribution of `event`. Every event type contributes (at least a status move).
+    pub fn of(event: &EventEnvelope) -> Effect {
+        let order = event.event.order();
+        let mut totals = Totals::default();
+        let mut products = Vec::new();
+        let mut customer = None;
+        match &event.event {
+            OrderEvent::OrderPlaced { .. } => {
+                totals.orders = 1;
+                totals.move_status(None, OrderStatus::Pending);
+                customer = Some(order.customer_id.clone());
+            }
+            OrderEvent::OrderProcessed { .. } => {
+                totals.processed = 1;
+                totals.revenue = order.total.minor();
+                totals.units = units(order);
+                totals.move_status(Some(OrderStatus::Pending), OrderStatus::Processed);
+                products = product_lines(order, 1);
+            }
+            OrderEvent::OrderFailed { .. } => {
+                totals.failed = 1;
+                totals.move_status(Some(OrderStatus::Pending), OrderStatus::Failed);
+            }
+            OrderEvent::OrderCancelled {
+                previous_status, ..
+            } => {
+                totals.cancelled = 1;
+                totals.move_status(Some(*previous_status), OrderStatus::Cancelled);
+                if *previous_status == OrderStatus::Processed {
+                    totals.revenue = -order.total.minor();
+                    totals.units = -units(order);
+                    products = product_lines(order, -1);
+                }
+            }
+            OrderEvent::OrderShipped { .. } => {
+                totals.move_status(Some(OrderStatus::Processed), OrderStatus::Shipped)
+            }
+            OrderEvent::OrderDelivered { .. } => {
+                totals.move_status(Some(OrderStatus::Shipped), OrderStatus::Delivered)
+            }
+        }
+        Effect {
+            created_at: order.created_at,
+            totals,
+            products,
+            customer,
+        }
+    }
+}
+
+fn units(order: &Order) -> i64 {
+    i64::try_from(order.units()).unwrap_or(i64::MAX)
+}
+
+fn product_lines(order: &Order, sign: i64) -> Vec<(ProductId, ProductTotals)> {
+    order
+        .items
+        .iter()
+        .map(|item| {
+            (
+                item.product_id.clone(),
+                ProductTotals {
+                    units: sign * i64::from(item.quantity.get()),
+                    revenue: sign * item.line_total.minor(),
+                    orders: sign,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A stored item that counters land in. Customer sets are handled apart (they are
+/// idempotent sets, not counters).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CounterItem {
+    Totals(Bucket),
+    Products(Bucket, u32),
+}
+
+impl CounterItem {
+    pub fn bucket(&self) -> Bucket {
+        match self {
+            CounterItem::Totals(b) | CounterItem::Products(b, _) => *b,
+        }
+    }
+
+    /// The sort key within the bucket's partition.
+    pub fn sort_key(&self) -> String {
+        match self {
+            CounterItem::Totals(_) => "totals".to_owned(),
+            CounterItem::Products(_, shard) => format!("products#{shard:02}"),
+        }
+    }
+}
+
+/// The change to one counter item.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ItemDelta {
+    pub totals: Totals,
+    pub products: BTreeMap<ProductId, ProductTotals>,
+}
+
+impl ItemDelta {
+    pub fn is_zero(&self) -> bool {
+        self.totals.is_zero()
+            && self
+                .products
+                .values()
+                .all(|p| *p == ProductTotals::default())
+    }
+
+    /// `(attribute, delta)` pairs: totals by name, products as `u#id`, `r#id`, `o#id`.
+    pub fn attributes(&self) -> Vec<(String, i64)> {
+        let mut out = self.totals.attributes();
+        for (id, p) in &self.products {
+            for (prefix, n) in [("u", p.units), ("r", p.revenue), ("o", p.orders)] {
+                if n != 0 {
+                    out.push((format!("{prefix}#{id}"), n));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// FNV-1a: stable across processes and releases, unlike `std`'s seeded hasher.
+pub fn shard_of(key: &str, shards: u32) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in key.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % shards
+}
+
+/// Collapses effects into one delta per counter item and one id set per customer shard.
+/// The number of writes a batch needs is the number of keys here — bounded by buckets ×
+/// shards touched, not by the number of records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fold {
+    pub counters: BTreeMap<CounterItem, ItemDelta>,
+    pub customers: BTreeMap<(Bucket, u32), BTreeSet<CustomerId>>,
+}
+
+impl Fold {
+    pub fn add(&mut self, effect: &Effect) {
+        for granularity in Granularity::ALL {
+            let bucket = Bucket::containing(granularity, effect.created_at);
+            if !effect.totals.is_zero() {
+                self.counters
+                    .entry(CounterItem::Totals(bucket))
+                    .or_default()
+                    .totals
+                    .add(&effect.totals);
+            }
+            for (product, delta) in &effect.products {
+                let item =
+                    CounterItem::Products(bucket, shard_of(product.as_str(), PRODUCT_SHARDS));
+                self.counters
+                    .entry(item)
+                    .or_default()
+                    .products
+                    .entry(product.clone())
+                    .or_default()
+                    .add(delta);
+            }
+            if let Some(customer) = &effect.customer {
+                let shard = shard_of(customer.as_str(), CUSTOMER_SHARDS);
+                self.customers
+                    .entry((bucket, shard))
+                    .or_default()
+                    .insert(customer.clone());
+            }
+        }
+    }
+
+    /// The counter items one effect touches (to know which records an item's delta holds).
+    pub fn items_of(effect: &Effect) -> BTreeSet<CounterItem> {
+        let mut fold = Fold::default();
+        fold.add(effect);
+        fold.counters.into_keys().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::OrderId;
+    use crate::money::{Currency, Money, Quantity};
+    use crate::order::{FailureReason, NewLineItem, PlaceOrder};
+
+    fn order(at: &str) -> Order {
+        let command = PlaceOrder {
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            items: vec![
+                NewLineItem {
+                    product_id: ProductId::parse("sku-1").unwrap(),
+                    quantity: Quantity::new(2).unwrap(),
+                    unit_price: Money::from_minor(500).unwrap(),
+                },
+                NewLineItem {
+                    product_id: ProductId::parse("sku-2").unwrap(),
+                    quantity: Quantity::new(1).unwrap(),
+                    unit_price: Money::from_minor(300).unwrap(),
+                },
+            ],
+        };
+        Order::place(
+            OrderId::new(ulid::Ulid::from_parts(1, 1)),
+            &command,
+            Timestamp::parse(at).unwrap(),
+        )
+    }
+
+    #[test]
+    fn buckets_are_utc_aligned_and_named() {
+        let at = Timestamp::parse("2026-11-22T10:31:59.999Z").unwrap();
+        assert_eq!(
+            Bucket::containing(Granularity::Minute, at).to_string(),
+            "m#2026-11-22T10:31"
+        );
+        assert_eq!(
+            Bucket::containing(Granularity::Hour, at).to_string(),
+            "h#2026-11-22T10"
+        );
+        assert_eq!(
+            Bucket::containing(Granularity::Day, at).to_string(),
+            "d#2026-11-22"
+        );
+        let minute = Bucket::containing(Granularity::Minute, at);
+        assert_eq!(minute.next().to_string(), "m#2026-11-22T10:32");
+    }
+
+    #[test]
+    fn an_order_processed_then_cancelled_counts_in_both_and_leaves_no_revenue() {
+        let placed = order("2026-11-22T10:31:00Z");
+        let now = Timestamp::parse("2026-11-22T10:35:00Z").unwrap();
+        let processed = placed.transition(OrderStatus::Processed, now).unwrap();
+        let cancelled = processed.transition(OrderStatus::Cancelled, now).unwrap();
+        let mut fold = Fold::default();
+        for event in [
+            OrderEvent::OrderPlaced {
+                order: placed.clone(),
+            },
+            OrderEvent::OrderProcessed { order: processed },
+            OrderEvent::for_current_state(&cancelled),
+        ] {
+            fold.add(&Effect::of(&EventEnvelope::new(event)));
+        }
+        let minute = Bucket::containing(Granularity::Minute, placed.created_at);
+        let totals = fold.counters[&CounterItem::Totals(minute)].totals;
+        assert_eq!(
+            (totals.orders, totals.processed, totals.cancelled),
+            (1, 1, 1)
+        );
+        assert_eq!((totals.revenue, totals.units), (0, 0));
+        assert_eq!(totals.by_status, [0, 0, 0, 0, 0, 1]);
+        let products = fold
+            .counters
+            .iter()
+            .filter(|(k, _)| matches!(k, CounterItem::Products(..)));
+        for (_, delta) in products {
+            assert!(delta.is_zero(), "{delta:?}");
+        }
+        assert_eq!(fold.customers.len(), 3, "one customer set per granularity");
+    }
+
+    #[test]
+    fn failed_orders_move_status_only() {
+        let placed = order("2026-11-22T23:59:59Z");
+        let failed = placed
+            .fail(FailureReason::OutOfStock, Timestamp::now())
+            .unwrap();
+        let effect = Effect::of(&EventEnvelope::new(OrderEvent::for_current_state(&failed)));
+        assert_eq!(effect.totals.failed, 1);
+        assert_eq!(effect.totals.by_status, [-1, 0, 1, 0, 0, 0]);
+        assert!(effect.products.is_empty() && effect.customer.is_none());
+        let attrs = effect.totals.attributes();
+        assert_eq!(
+            attrs,
+            vec![
+                ("failed".into(), 1),
+                ("status#PENDING".into(), -1),
+                ("status#FAILED".into(), 1)
+            ]
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! The batch handler: decode, claim, fold, write.
+
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use futures::stream::{self, StreamExt};
+use orders_aws::metrics::{format_counts, take_request_counts};
+use orders_core::analytics::{CounterItem, Effect, Fold, ItemDelta};
+use orders_core::ports::{AnalyticsStore, Clock, CountersApplied, DeadLetter, DeadLetterQueue};
+use orders_core::sequence;
+use orders_core::{Decoded, EventEnvelope, OrderError};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Concurrent writes per batch: items are independent, and a batch touches tens of them.
+const CONCURRENT_WRITES: usize = 16;
+
+pub struct Aggregator<A, D> {
+    pub store: A,
+    pub dead_letters: D,
+    pub clock: Arc<dyn Clock>,
+    pub function_name: String,
+}
+
+/// A decoded record that contributes.
+struct Contribution {
+    shard: String,
+    sequence: String,
+    effect: Effect,
+}
+
+/// The lowest sequence number that must be retried, if any.
+#[derive(Default)]
+struct RetryFrom(Option<String>);
+
+impl RetryFrom {
+    fn at(&mut self, sequence: &str) {
+        if self
+            .0
+            .as_deref()
+            .is_none_or(|s| sequence::compare(sequence, s) == Ordering::Less)
+        {
+            self.0 = Some(sequence.to_owned());
+        }
+    }
+
+    /// Whether `sequence` comes before the retry point (so it is handled in this attempt).
+    fn before(&self, sequence: &str) -> bool {
+        self.0
+            .as_deref()
+            .is_none_or(|s| sequence::compare(sequence, s) == Ordering::Less)
+    }
+}
+
+impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
+    pub async fn handle(&self, event: KinesisEvent) -> KinesisEventResponse {
+        let mut retry = RetryFrom::default();
+        let records = event.records;
+
+        // 1. Decode; dead-letter what can never be read.
+        let mut decoded = Vec::with_capacity(records.len());
+        let mut dead_lettered = 0usize;
+        for record in &records {
+            let sequence = record.kinesis.sequence_number.clone();
+            match EventEnvelope::decode(&record.kinesis.data) {
+                Ok(Decoded::Event(envelope)) => {
+                    decoded.push((shard_of(record), sequence, *envelope))
+                }
+                Ok(Decoded::UnknownType(_)) => {}
+                Err(err) => match self.dead_letter(record, err.code(), err.to_string()).await {
+                    Ok(()) => dead_lettered += 1,
+                    Err(e) => {
+                        warn!(error = %e, %sequence, "dead-lettering failed; will retry");
+                        retry.at(&sequence);
+                    }
+                },
+            }
+        }
+
+        // 2. Claim each event for its first record; duplicates from producers drop out here.
+        let claims: Vec<(String, String, EventEnvelope, Result<bool, OrderError>)> =
+            stream::iter(decoded)
+                .map(|(shard, sequence, envelope)| async move {
+                    let claimed = self
+                        .store
+                        .claim_event(&envelope.event_id, &shard, &sequence)
+                        .await;
+                    (shard, sequence, envelope, claimed)
+                })
+                .buffer_unordered(CONCURRENT_WRITES)
+                .collect()
+                .await;
+        let mut contributions = Vec::new();
+        let mut duplicates = 0usize;
+        for (shard, sequence, envelope, claimed) in claims {
+            match claimed {
+                Ok(true) => contributions.push(Contribution {
+                    effect: Effect::of(&envelope),
+                    shard,
+                    sequence,
+                }),
+                Ok(false) => duplicates += 1,
+                Err(err) => {
+                    warn!(error = %err, %sequence, "claim failed; will retry");
+                    retry.at(&sequence);
+                }
+            }
+        }
+        // Only records before the retry point count now; the rest come again.
+        contributions.retain(|c| retry.before(&c.sequence));
+        contributions.sort_by(|a, b| sequence::compare(&a.sequence, &b.sequence));
+
+        // 3. Fold, per shard (watermarks are per shard), one delta per counter item.
+        let mut by_item: BTreeMap<(String, CounterItem), Vec<usize>> = BTreeMap::new();
+        let mut fold = Fold::default();
+        for (index, contribution) in contributions.iter().enumerate() {
+            fold.add(&contribution.effect);
+            for item in Fold::items_of(&contribution.effect) {
+                by_item
+                    .entry((contribution.shard.clone(), item))
+                    .or_default()
+                    .push(index);
+            }
+        }
+
+        // 4. Write counters and customer sets.
+        let writes = by_item.len() + fold.customers.len();
+        let failed: Vec<String> = stream::iter(by_item.iter())
+            .map(|((shard, item), indexes)| self.write_item(shard, item, indexes, &contributions))
+            .buffer_unordered(CONCURRENT_WRITES)
+            .filter_map(|r| async move { r.err() })
+            .collect()
+            .await;
+        for sequence in failed {
+            retry.at(&sequence);
+        }
+        let customer_failures: Vec<String> =
+            stream::iter(fold.customers.iter())
+                .map(|((bucket, shard), ids)| {
+                    let first = contributions
+                        .iter()
+                        .find(|c| {
+                            c.effect
+                                .customer
+                                .as_ref()
+                                .is_some_and(|id| ids.contains(id))
+                        })
+                        .map(|c| c.sequence.clone())
+                        .unwrap_or_default();
+                    async move {
+                        self.store.add_customers(bucket, *shard, ids).await.map_err(|err| {
+                        warn!(error = %err, %bucket, "customer set write failed; will retry");
+                        first
+                    })
+                    }
+                })
+                .buffer_unordered(CONCURRENT_WRITES)
+                .filter_map(|r| async move { r.err() })
+                .collect()
+                .await;
+        for sequence in customer_failures {
+            retry.at(&sequence);
+        }
+
+        info!(
+            records = records.len(),
+            counted = contributions.len(),
+            duplicates,
+            dead_lettered,
+            writes,
+            retry_from = retry.0.as_deref().unwrap_or(""),
+            aws_requests = %format_counts(&take_request_counts()),
+            "batch aggregated"
+        );
+        let mut response = KinesisEventResponse::default();
+        if let Some(sequence) = retry.0 {
+            let mut failure = KinesisBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+
+    /// Writes one counter item; on failure returns the sequence number to retry from (the
+    /// item's first record in this batch).
+    async fn write_item(
+        &self,
+        shard: &str,
+        item: &CounterItem,
+        indexes: &[usize],
+        all: &[Contribution],
+    ) -> Result<(), String> {
+        let records: Vec<&Contribution> = indexes.iter().map(|&i| &all[i]).collect();
+        let first = records
+            .first()
+            .map(|c| c.sequence.clone())
+            .unwrap_or_default();
+        let result = self.try_write_item(shard, item, &records).await;
+        result.map_err(|err| {
+            warn!(error = %err, detail = ?err, item = ?item, "counter write failed; will retry");
+            first
+        })
+    }
+
+    async fn try_write_item(
+        &self,
+        shard: &str,
+        item: &CounterItem,
+        records: &[&Contribution],
+    ) -> Result<(), OrderError> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Ok(());
+        };
+        let delta = delta_for(item, records.iter().copied());
+        match self
+            .store
+            .add_counters(item, shard, &first.sequence, &last.sequence, &delta)
+            .await?
+        {
+            CountersApplied::Done => Ok(()),
+            CountersApplied::Behind(watermark) => {
+                // Redelivery: keep only what the item has not seen yet.
+                let newer: Vec<&Contribution> = records
+                    .iter()
+                    .copied()
+                    .filter(|c| sequence::compare(&c.sequence, &watermark) == Ordering::Greater)
+                    .collect();
+                if newer.is_empty() {
+                    return Ok(());
+                }
+                let delta = delta_for(item, newer.iter().copied());
+                if self
+                    .store
+                    .add_counters_after(item, shard, &watermark, &last.sequence, &delta)
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(OrderError::Unavailable(
+                        "counter item changed concurrently (more than one consumer per shard?)"
+                            .into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        record: &KinesisEventRecord,
+        reason: &str,
+        error: String,
+    ) -> Result<(), OrderError> {
+        let mut source =
+            serde_json::to_value(record).map_err(|e| OrderError::Unexpected(e.into()))?;
+        source["shardId"] = serde_json::Value::String(shard_of(record));
+        self.dead_letters
+            .send(&DeadLetter {
+                reason: reason.to_owned(),
+                error,
+                function: self.function_name.clone(),
+                dead_lettered_at: self.clock.now(),
+                record: source,
+            })
+            .await
+    }
+}
+
+/// The part of `records`' effects that lands in `item`.
+fn delta_for<'a>(item: &CounterItem, records: impl Iterator<Item = &'a Contribution>) -> ItemDelta {
+    let mut fold = Fold::default();
+    for contribution in records {
+        fold.add(&contribution.effect);
+    }
+    fold.counters.remove(item).unwrap_or_default()
+}
+
+/// The shard a Kinesis record came from: the `eventID` is `shardId-…:sequence`.
+fn shard_of(record: &KinesisEventRecord) -> String {
+    record
+        .event_id
+        .as_deref()
+        .and_then(|id| id.split(':').next())
+        .unwrap_or("unknown-shard")
+        .to_owned()
+}

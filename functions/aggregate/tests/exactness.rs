@@ -1,0 +1,379 @@
+//! Property: for random order histories spread over shards, with producer duplicates,
+//! redelivered batches, bisected halves and write failures mid-batch followed by retries,
+//! the stored aggregates equal a straightforward fold over the unique events.
+//!
+//! The store here is in memory but keeps the DynamoDB adapter's conditional semantics
+//! (watermark per shard on each item, first-occurrence claims, idempotent customer sets),
+//! and can fail writes on demand.
+
+use aggregate::Aggregator;
+use async_trait::async_trait;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use orders_core::analytics::{Bucket, CounterItem, Effect, Fold, ItemDelta};
+use orders_core::memory::FixedClock;
+use orders_core::order::NewLineItem;
+use orders_core::ports::{AnalyticsStore, CountersApplied, DeadLetter, DeadLetterQueue};
+use orders_core::{
+    Currency, CustomerId, EventEnvelope, EventId, FailureReason, Money, Order, OrderError,
+    OrderEvent, OrderId, OrderStatus, PlaceOrder, ProductId, Quantity, Timestamp, sequence,
+};
+use proptest::prelude::*;
+use serde_json::json;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct State {
+    claims: HashMap<String, String>,
+    counters: BTreeMap<CounterItem, (HashMap<String, String>, ItemDelta)>,
+    customers: BTreeMap<(Bucket, u32), BTreeSet<CustomerId>>,
+    /// Fail this many upcoming writes (counter or customer) with a transient error.
+    fail_writes: usize,
+}
+
+#[derive(Default, Clone)]
+struct MemoryAnalytics(Arc<Mutex<State>>);
+
+fn add(into: &mut ItemDelta, delta: &ItemDelta) {
+    into.totals.add(&delta.totals);
+    for (id, p) in &delta.products {
+        let entry = into.products.entry(id.clone()).or_default();
+        entry.units += p.units;
+        entry.revenue += p.revenue;
+        entry.orders += p.orders;
+    }
+}
+
+impl MemoryAnalytics {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap()
+    }
+
+    fn injected_failure(state: &mut State) -> Result<(), OrderError> {
+        if state.fail_writes > 0 {
+            state.fail_writes -= 1;
+            return Err(OrderError::Throttled("injected write failure".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AnalyticsStore for MemoryAnalytics {
+    async fn claim_event(
+        &self,
+        event_id: &EventId,
+        shard: &str,
+        sequence_number: &str,
+    ) -> Result<bool, OrderError> {
+        let position = format!("{shard}/{}", sequence::pad(sequence_number));
+        let mut state = self.state();
+        let claimed = state
+            .claims
+            .entry(event_id.to_string())
+            .or_insert_with(|| position.clone());
+        Ok(*claimed == position)
+    }
+
+    async fn add_counters(
+        &self,
+        item: &CounterItem,
+        shard: &str,
+        first: &str,
+        last: &str,
+        delta: &ItemDelta,
+    ) -> Result<CountersApplied, OrderError> {
+        let mut state = self.state();
+        Self::injected_failure(&mut state)?;
+        let (watermarks, total) = state.counters.entry(item.clone()).or_default();
+        if let Some(w) = watermarks.get(shard)
+            && sequence::compare(w, first) != Ordering::Less
+        {
+            return Ok(CountersApplied::Behind(w.clone()));
+        }
+        watermarks.insert(shard.to_owned(), last.to_owned());
+        add(total, delta);
+        Ok(CountersApplied::Done)
+    }
+
+    async fn add_counters_after(
+        &self,
+        item: &CounterItem,
+        shard: &str,
+        watermark: &str,
+        last: &str,
+        delta: &ItemDelta,
+    ) -> Result<bool, OrderError> {
+        let mut state = self.state();
+        Self::injected_failure(&mut state)?;
+        let (watermarks, total) = state.counters.entry(item.clone()).or_default();
+        if watermarks.get(shard).map(String::as_str) != Some(watermark) {
+            return Ok(false);
+        }
+        watermarks.insert(shard.to_owned(), last.to_owned());
+        add(total, delta);
+        Ok(true)
+    }
+
+    async fn add_customers(
+        &self,
+        bucket: &Bucket,
+        shard: u32,
+        customers: &BTreeSet<CustomerId>,
+    ) -> Result<(), OrderError> {
+        let mut state = self.state();
+        Self::injected_failure(&mut state)?;
+        state
+            .customers
+            .entry((*bucket, shard))
+            .or_default()
+            .extend(customers.iter().cloned());
+        Ok(())
+    }
+}
+
+struct NoDeadLetters;
+
+#[async_trait]
+impl DeadLetterQueue for NoDeadLetters {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), OrderError> {
+        panic!("no record here is poison: {letter:?}");
+    }
+}
+
+/// What happens to one generated order.
+#[derive(Debug, Clone)]
+struct History {
+    minute: i64,
+    customer: u8,
+    lines: Vec<(u8, u32, i64)>,
+    /// 0 pending, 1 processed, 2 failed, 3 processed+cancelled, 4 cancelled while pending,
+    /// 5 shipped, 6 delivered.
+    path: u8,
+    shard: u8,
+}
+
+fn history() -> impl Strategy<Value = History> {
+    (
+        0i64..150,
+        0u8..6,
+        prop::collection::btree_map(0u8..8, (1u32..5, 0i64..5000), 1..4),
+        0u8..7,
+        0u8..3,
+    )
+        .prop_map(|(minute, customer, lines, path, shard)| History {
+            minute,
+            customer,
+            lines: lines
+                .into_iter()
+                .map(|(p, (q, price))| (p, q, price))
+                .collect(),
+            path,
+            shard,
+        })
+}
+
+fn events_of(index: usize, h: &History) -> Vec<EventEnvelope> {
+    // 23:00 plus up to 150 minutes: crosses an hour and a day boundary.
+    let created = Timestamp::parse("2026-11-21T23:00:00Z")
+        .unwrap()
+        .plus_seconds(h.minute * 60 + 7);
+    let command = PlaceOrder {
+        customer_id: CustomerId::parse(&format!("c-{}", h.customer)).unwrap(),
+        currency: Currency::parse("USD").unwrap(),
+        items: h
+            .lines
+            .iter()
+            .map(|(p, q, price)| NewLineItem {
+                product_id: ProductId::parse(&format!("sku-{p}")).unwrap(),
+                quantity: Quantity::new(*q).unwrap(),
+                unit_price: Money::from_minor(*price).unwrap(),
+            })
+            .collect(),
+    };
+    let placed = Order::place(
+        OrderId::new(ulid::Ulid::from_parts(
+            created.unix_millis() as u64,
+            index as u128,
+        )),
+        &command,
+        created,
+    );
+    let later = created.plus_seconds(30);
+    let mut orders = vec![placed.clone()];
+    let step = |o: &Order, s: OrderStatus| o.transition(s, later).unwrap();
+    match h.path {
+        1 => orders.push(step(&placed, OrderStatus::Processed)),
+        2 => orders.push(placed.fail(FailureReason::OutOfStock, later).unwrap()),
+        3 => {
+            let p = step(&placed, OrderStatus::Processed);
+            orders.push(p.clone());
+            orders.push(step(&p, OrderStatus::Cancelled));
+        }
+        4 => orders.push(step(&placed, OrderStatus::Cancelled)),
+        5 | 6 => {
+            let p = step(&placed, OrderStatus::Processed);
+            let s = step(&p, OrderStatus::Shipped);
+            orders.push(p);
+            orders.push(s.clone());
+            if h.path == 6 {
+                orders.push(step(&s, OrderStatus::Delivered));
+            }
+        }
+        _ => {}
+    }
+    orders
+        .iter()
+        .map(|o| EventEnvelope::new(OrderEvent::for_current_state(o)))
+        .collect()
+}
+
+/// One simulated delivery action on a shard.
+#[derive(Debug, Clone)]
+enum Action {
+    /// Deliver the next `n` records; fail the `k`-th write of the batch first (0 = none).
+    Next { n: usize, fail: usize },
+    /// Redeliver an earlier range (a repeated batch, or a bisected half).
+    Again { back: usize, n: usize },
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        4 => (1usize..9, prop_oneof![3 => Just(0usize), 1 => 1usize..4]).prop_map(|(n, fail)| Action::Next { n, fail }),
+        1 => (1usize..12, 1usize..9).prop_map(|(back, n)| Action::Again { back, n }),
+    ]
+}
+
+struct Record {
+    shard: String,
+    sequence: String,
+    data: Vec<u8>,
+}
+
+fn kinesis_event(records: &[Record]) -> KinesisEvent {
+    let records: Vec<_> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "k", "sequenceNumber": r.sequence,
+                            "data": STANDARD.encode(&r.data), "approximateArrivalTimestamp": 1.0},
+                "eventSource": "aws:kinesis", "eventVersion": "1.0",
+                "eventID": format!("{}:{}", r.shard, r.sequence), "eventName": "aws:kinesis:record",
+                "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+fn normalise(
+    counters: impl IntoIterator<Item = (CounterItem, ItemDelta)>,
+) -> BTreeMap<CounterItem, ItemDelta> {
+    counters
+        .into_iter()
+        .map(|(k, mut d)| {
+            d.products.retain(|_, p| *p != Default::default());
+            (k, d)
+        })
+        .filter(|(_, d)| !d.is_zero())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn stored_aggregates_equal_the_fold_of_unique_events(
+        histories in prop::collection::vec(history(), 1..25),
+        duplicates in prop::collection::vec(any::<bool>(), 25),
+        actions in prop::collection::vec(action(), 40..120),
+        shard_picks in prop::collection::vec(0u8..3, 120),
+    ) {
+        // Build each shard's stream: orders' events in order, producer duplicates after originals.
+        let mut shards: Vec<Vec<EventEnvelope>> = vec![Vec::new(); 3];
+        let mut unique: Vec<EventEnvelope> = Vec::new();
+        for (i, h) in histories.iter().enumerate() {
+            for (j, event) in events_of(i, h).into_iter().enumerate() {
+                shards[h.shard as usize].push(event.clone());
+                if duplicates[(i + j) % duplicates.len()] && j % 2 == 0 {
+                    shards[h.shard as usize].push(event.clone());
+                }
+                unique.push(event);
+            }
+        }
+        let streams: Vec<Vec<Record>> = shards
+            .into_iter()
+            .enumerate()
+            .map(|(s, events)| {
+                events
+                    .into_iter()
+                    .enumerate()
+                    .map(|(n, e)| Record {
+                        shard: format!("shardId-00000000000{s}"),
+                        sequence: format!("4959033827149025660855969253836157109592157598913{:07}", n * 3 + 1),
+                        data: e.to_json(),
+                    })
+                    .collect()
+            })
+            .collect();
+
+        let store = MemoryAnalytics::default();
+        let aggregator = Aggregator {
+            store: store.clone(),
+            dead_letters: NoDeadLetters,
+            clock: Arc::new(FixedClock(Timestamp::now())),
+            function_name: "aggregate".into(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let mut cursors = [0usize; 3];
+            let mut picks = shard_picks.iter().cycle();
+            let step = |shard: usize, range: std::ops::Range<usize>, fail: usize| {
+                let batch = &streams[shard][range.clone()];
+                store.state().fail_writes = fail;
+                let response = futures::executor::block_on(aggregator.handle(kinesis_event(batch)));
+                store.state().fail_writes = 0;
+                // Lambda resumes from the reported record, or after the batch.
+                match response.batch_item_failures.first().and_then(|f| f.item_identifier.clone()) {
+                    Some(seq) => range.start + batch.iter().position(|r| r.sequence == seq).unwrap(),
+                    None => range.end,
+                }
+            };
+            for action in &actions {
+                let shard = *picks.next().unwrap() as usize;
+                let len = streams[shard].len();
+                match action {
+                    Action::Next { n, fail } if cursors[shard] < len => {
+                        let end = (cursors[shard] + n).min(len);
+                        cursors[shard] = step(shard, cursors[shard]..end, *fail);
+                    }
+                    Action::Again { back, n } if cursors[shard] > 0 => {
+                        let start = cursors[shard].saturating_sub(*back);
+                        let end = (start + n).min(cursors[shard]);
+                        step(shard, start..end, 0);
+                    }
+                    _ => {}
+                }
+            }
+            // Drain: Lambda keeps going until every shard is consumed.
+            for (shard, cursor) in cursors.iter_mut().enumerate() {
+                while *cursor < streams[shard].len() {
+                    let end = (*cursor + 10).min(streams[shard].len());
+                    *cursor = step(shard, *cursor..end, 0);
+                }
+            }
+        });
+
+        let mut reference = Fold::default();
+        for event in &unique {
+            reference.add(&Effect::of(event));
+        }
+        let state = store.state();
+        let stored = normalise(state.counters.iter().map(|(k, (_, d))| (k.clone(), d.clone())));
+        prop_assert_eq!(stored, normalise(reference.counters));
+        prop_assert_eq!(&state.customers, &reference.customers);
+    }
+}
