@@ -1,5 +1,5 @@
-//! Stream event source mappings (Kinesis today, DynamoDB Streams later), run locally the way the
-//! Lambda event source mapping service runs them.
+//! Stream event source mappings (Kinesis data streams and DynamoDB Streams), run locally the way
+//! the Lambda event source mapping service runs them.
 //!
 //! Why: the emulator stores the mappings Terraform created but never polls the streams. This module
 //! reads the mappings, polls every shard and invokes the functions through
@@ -10,8 +10,8 @@
 //!
 //! The source-specific parts (listing shards, reading records, building the per-record event
 //! JSON) sit behind [`StreamSource`] / [`ShardReader`]; everything else (batching, result
-//! handling, checkpoints, on-failure records) is shared, so a DynamoDB Streams source only needs
-//! another implementation of those two traits. See [`crate::kinesis_poller`] for Kinesis.
+//! handling, checkpoints, on-failure records) is shared. See [`crate::kinesis_poller`] for Kinesis
+//! and [`crate::dynamodb_streams`] for DynamoDB Streams.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -28,12 +28,14 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::dynamodb_streams::DynamoDbStreamSource;
 use crate::instances::{InvokeError, Runtime};
 use crate::kinesis_poller::KinesisSource;
 
 /// Lambda's invocation payload limit (synchronous invocations).
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
-/// Kinesis `GetRecords` returns at most this many records.
+/// Kinesis `GetRecords` returns at most this many records (DynamoDB Streams: 1,000, enforced by
+/// its reader); also Lambda's maximum batch size for both.
 pub const MAX_GET_RECORDS: usize = 10_000;
 
 // ---------------------------------------------------------------------------------------------
@@ -164,8 +166,8 @@ pub async fn discover_mappings(
             info!(%uuid, function = %function.name, state, "mapping skipped: not enabled");
             continue;
         }
-        if source_service(&source_arn) != Some("kinesis") {
-            warn!(%uuid, function = %function.name, source = %source_arn, "mapping skipped: only Kinesis event sources are emulated");
+        if !matches!(source_service(&source_arn), Some("kinesis" | "dynamodb")) {
+            warn!(%uuid, function = %function.name, source = %source_arn, "mapping skipped: only Kinesis and DynamoDB Streams event sources are emulated");
             continue;
         }
         let starting_position = match m.starting_position().map(|p| p.as_str()) {
@@ -635,11 +637,14 @@ impl EventSources {
                 on_failure = mapping.on_failure_destination.as_deref().unwrap_or("(none)"),
                 "event source mapping"
             );
-            let source: Arc<dyn StreamSource> = Arc::new(KinesisSource::new(
-                sdk,
-                &mapping.source_arn,
-                &mapping.role_arn,
-            ));
+            let source: Arc<dyn StreamSource> = match source_service(&mapping.source_arn) {
+                Some("dynamodb") => Arc::new(DynamoDbStreamSource::new(sdk, &mapping.source_arn)),
+                _ => Arc::new(KinesisSource::new(
+                    sdk,
+                    &mapping.source_arn,
+                    &mapping.role_arn,
+                )),
+            };
             let context = Arc::new(MappingContext {
                 mapping,
                 source,

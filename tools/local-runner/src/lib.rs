@@ -11,11 +11,13 @@
 //! - [`runtime_api`]: the Lambda Runtime API the function binaries talk to.
 //! - [`routes`] + [`payload`] + [`gateway`]: the API Gateway front door (route selection,
 //!   payload format 2.0, response translation).
-//! - [`event_sources`] + [`kinesis_poller`]: Lambda event source mappings for streams (Kinesis):
+//! - [`event_sources`] + [`kinesis_poller`] + [`dynamodb_streams`]: Lambda event source mappings
+//!   for streams (Kinesis data streams, DynamoDB Streams):
 //!   per-shard polling, batching, partial batch responses, bisection, retries, on-failure
 //!   destinations and persistent checkpoints.
 
 pub mod discovery;
+pub mod dynamodb_streams;
 pub mod event_sources;
 pub mod gateway;
 pub mod instances;

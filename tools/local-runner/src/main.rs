@@ -45,7 +45,7 @@ struct Cli {
     /// Account id reported in `requestContext.accountId`.
     #[arg(long, default_value = "123456789012")]
     account_id: String,
-    /// Don't poll the streams of the deployed event source mappings (Kinesis).
+    /// Don't poll the streams of the deployed event source mappings (Kinesis, DynamoDB Streams).
     #[arg(long)]
     no_event_sources: bool,
     /// Where stream checkpoints (last handled sequence number per mapping UUID and shard) are

@@ -14,6 +14,9 @@
 //!   record's decoded data: `poison` → invocation error (every time); `fail-once` → reported in
 //!   `batchItemFailures` the first time this process sees that sequence number; `bad-id-once` →
 //!   an empty `itemIdentifier` the first time. Replies `{"batchItemFailures":[...]}`;
+//! - a DynamoDB Streams event (`eventSource == "aws:dynamodb"`): the same, with `seqs` from
+//!   `dynamodb.SequenceNumber` and `data` = `"<eventName> <data>"` where `<data>` is the string
+//!   attribute `data` of the new image (old image for `REMOVE`);
 //! - anything else: echo `{"event","requestId","functionArn","deadlineMs","traceId","pid","env"}`.
 //!
 //! Env: `ECHO_INIT_ERROR=1` posts `/runtime/init/error` and exits; `ECHO_INIT_EXIT=1` exits
@@ -127,7 +130,7 @@ fn main() -> Result<()> {
             _ => event.get("action").and_then(Value::as_str),
         };
         let result = match action {
-            _ if is_kinesis(&event) => kinesis(&event, &mut seen),
+            _ if is_stream_event(&event) => stream_batch(&event, &mut seen),
             Some("exit") => {
                 eprintln!("echo-function: exiting mid-invocation");
                 std::process::exit(3);
@@ -160,20 +163,43 @@ fn main() -> Result<()> {
     }
 }
 
-fn is_kinesis(event: &Value) -> bool {
-    event["Records"]
-        .as_array()
-        .and_then(|records| records.first())
-        .and_then(|record| record["eventSource"].as_str())
-        == Some("aws:kinesis")
+fn is_stream_event(event: &Value) -> bool {
+    matches!(
+        event["Records"]
+            .as_array()
+            .and_then(|records| records.first())
+            .and_then(|record| record["eventSource"].as_str()),
+        Some("aws:kinesis" | "aws:dynamodb")
+    )
 }
 
-/// Kinesis batch handler driven by markers in the records' data (see the module docs).
-fn kinesis(event: &Value, seen: &mut HashSet<String>) -> std::result::Result<Value, Value> {
+/// Kinesis / DynamoDB Streams batch handler driven by markers in the records' data (see the
+/// module docs).
+fn stream_batch(event: &Value, seen: &mut HashSet<String>) -> std::result::Result<Value, Value> {
     let records = event["Records"].as_array().cloned().unwrap_or_default();
     let mut seqs = Vec::new();
     let mut data = Vec::new();
     for record in &records {
+        if record["eventSource"] == "aws:dynamodb" {
+            let change = &record["dynamodb"];
+            seqs.push(
+                change["SequenceNumber"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            let image = if change["NewImage"].is_object() {
+                &change["NewImage"]
+            } else {
+                &change["OldImage"]
+            };
+            data.push(format!(
+                "{} {}",
+                record["eventName"].as_str().unwrap_or_default(),
+                image["data"]["S"].as_str().unwrap_or_default()
+            ));
+            continue;
+        }
         let seq = record["kinesis"]["sequenceNumber"]
             .as_str()
             .unwrap_or_default()
