@@ -315,6 +315,47 @@ impl ItemDelta {
     }
 }
 
+/// Everything stored for one bucket, merged across its shard items.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BucketView {
+    pub totals: Totals,
+    pub products: BTreeMap<ProductId, ProductTotals>,
+    pub customers: BTreeSet<CustomerId>,
+}
+
+impl BucketView {
+    /// Adds a stored counter (`orders`, `status#FAILED`, `u#sku-1`, …); unknown names are
+    /// ignored so old readers survive new counters.
+    pub fn add_counter(&mut self, name: &str, value: i64) {
+        let t = &mut self.totals;
+        match name {
+            "orders" => t.orders += value,
+            "processed" => t.processed += value,
+            "failed" => t.failed += value,
+            "cancelled" => t.cancelled += value,
+            "revenue" => t.revenue += value,
+            "units" => t.units += value,
+            _ => {
+                if let Some(status) = name.strip_prefix("status#") {
+                    if let Ok(status) = status.parse::<OrderStatus>() {
+                        t.by_status[status_index(status)] += value;
+                    }
+                } else if let Some((kind, id)) = name.split_once('#')
+                    && let Ok(id) = ProductId::parse(id)
+                {
+                    let p = self.products.entry(id).or_default();
+                    match kind {
+                        "u" => p.units += value,
+                        "r" => p.revenue += value,
+                        "o" => p.orders += value,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// FNV-1a: stable across processes and releases, unlike `std`'s seeded hasher.
 pub fn shard_of(key: &str, shards: u32) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
@@ -364,6 +405,35 @@ impl Fold {
                     .insert(customer.clone());
             }
         }
+    }
+
+    /// What this fold holds for `bucket`, shaped like what the store returns for it.
+    pub fn view(&self, bucket: &Bucket) -> BucketView {
+        let mut view = BucketView::default();
+        for (_, delta) in self
+            .counters
+            .iter()
+            .filter(|(item, _)| item.bucket() == *bucket)
+        {
+            for (name, value) in delta.attributes() {
+                view.add_counter(&name, value);
+            }
+        }
+        for ((b, _), ids) in &self.customers {
+            if b == bucket {
+                view.customers.extend(ids.iter().cloned());
+            }
+        }
+        view
+    }
+
+    /// The buckets this fold touches.
+    pub fn buckets(&self) -> BTreeSet<Bucket> {
+        self.counters
+            .keys()
+            .map(CounterItem::bucket)
+            .chain(self.customers.keys().map(|(b, _)| *b))
+            .collect()
     }
 
     /// The counter items one effect touches (to know which records an item's delta holds).

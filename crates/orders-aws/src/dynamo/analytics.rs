@@ -2,12 +2,12 @@
 //! See `orders_core::ports::AnalyticsStore` for the exactly-once mechanism and
 //! `orders_core::analytics` for the item layout.
 
-use crate::errors::classify;
+use crate::errors::{classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use orders_core::analytics::{Bucket, CounterItem, ItemDelta};
+use orders_core::analytics::{Bucket, BucketView, CounterItem, ItemDelta};
 use orders_core::ports::{AnalyticsStore, CountersApplied};
 use orders_core::{CustomerId, EventId, OrderError, Timestamp, sequence};
 use std::collections::{BTreeSet, HashMap};
@@ -75,6 +75,47 @@ impl DynamoAnalytics {
             .update_expression(expression)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
+    }
+
+    /// Everything stored for `bucket` (one Query over its partition).
+    pub async fn bucket(&self, bucket: &Bucket) -> Result<BucketView, OrderError> {
+        let mut view = BucketView::default();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#b = :b")
+                .expression_attribute_names("#b", "bucket")
+                .expression_attribute_values(":b", AttributeValue::S(bucket.to_string()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in output.items.unwrap_or_default() {
+                for (name, value) in item {
+                    match value {
+                        AttributeValue::N(n) => {
+                            let n = n
+                                .parse::<i64>()
+                                .map_err(|e| corrupt("reading a counter", e))?;
+                            view.add_counter(&name, n);
+                        }
+                        AttributeValue::Ss(ids) if name == "customers" => {
+                            view.customers
+                                .extend(ids.iter().filter_map(|id| CustomerId::parse(id).ok()));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(view),
+            }
+        }
     }
 
     async fn watermark(
