@@ -89,7 +89,8 @@ cmd_start() {
   mkdir -p "$LOCAL"
   : >"$LOG"
   # Detach fully: no stdin, all output (moto logs noisy Docker/Lambda errors) to the log.
-  nohup "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" </dev/null >>"$LOG" 2>&1 &
+  # scripts/moto_server.py is moto_server with fixes for concurrent transactions.
+  nohup "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H "$HOST" -p "$PORT" </dev/null >>"$LOG" 2>&1 &
   local pid=$!
   echo "$pid" >"$PIDFILE"
 

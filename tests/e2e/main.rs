@@ -2,6 +2,7 @@
 //! routes Terraform declared) → the real function binaries → the Terraform-deployed tables
 //! and stream in the emulator. `make test` brings the stack up before running this.
 
+mod analytics;
 mod pipeline;
 
 use orders_tests::Emulator;
