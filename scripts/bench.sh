@@ -67,7 +67,7 @@ if ! skipped criterion; then
   criterion_args=()
   if [ "$QUICK" = 1 ]; then criterion_args=(--warm-up-time 1 --measurement-time 2); fi
   set +e
-  cargo bench -p orders-core -p place-order -p query --benches -- --noplot "${criterion_args[@]}" \
+  cargo bench -p orders-core -p place-order -p query --bench domain --bench handler -- --noplot "${criterion_args[@]}" \
     2>&1 | tee "$RESULTS/criterion.txt" >&2
   status="${PIPESTATUS[0]}"
   set -e
@@ -76,11 +76,14 @@ if ! skipped criterion; then
   python3 - "$ROOT/target/criterion" "$RESULTS/criterion.txt" "$RESULTS/criterion.json" <<'PY'
 import json, os, re, sys
 root, log, out = sys.argv[1:]
-ran = set()
+ran, previous = set(), ""
 for line in open(log, encoding="utf-8", errors="replace"):
     m = re.match(r"^(\S.*?)\s+time:\s+\[", line)
     if m:
         ran.add(m.group(1).strip())
+    elif re.match(r"^\s+time:\s+\[", line):
+        ran.add(previous.strip())  # a long id is printed on its own line first
+    previous = line
 rows = []
 for dirpath, _, files in os.walk(root):
     if os.path.basename(dirpath) != "new" or "benchmark.json" not in files:
