@@ -1,6 +1,12 @@
-"""Starts moto_server (pinned moto 5.2.5) with two fixes for concurrent clients.
+"""Starts moto_server (pinned moto 5.2.5) with fixes for concurrent clients.
 
-moto's TransactWriteItems backs up *whole tables* with deepcopy before a transaction and
+1. Requests are serialised. moto's models are not thread-safe: Kinesis PutRecord computes
+   "last sequence number + 1" unlocked, so two concurrent puts get the same number and one
+   record silently overwrites the other (an acknowledged event that never reaches consumers);
+   DynamoDB scans can fail with "dictionary changed size during iteration". moto is CPU-bound
+   Python under the GIL anyway, so serialising costs little.
+
+2. moto's TransactWriteItems backs up *whole tables* with deepcopy before a transaction and
 puts the copies back when the transaction is cancelled. Under concurrent requests that
 
   * erases every write other requests made while the transaction ran (orders placed during
@@ -8,8 +14,7 @@ puts the copies back when the transaction is cancelled. Under concurrent request
   * fails with "dictionary changed size during iteration" (HTTP 500) when a table changes
     while it is being copied — and costs O(table size) per transaction.
 
-Here DynamoDB requests are serialised (moto is effectively single-threaded anyway), and a
-cancelled transaction restores only the items it touched, as DynamoDB itself guarantees.
+Here a cancelled transaction restores only the items it touched, as DynamoDB guarantees.
 Usage: python scripts/moto_server.py -H 127.0.0.1 -p 4566 (same arguments as moto_server).
 """
 
@@ -18,14 +23,14 @@ import sys
 import threading
 
 import moto.dynamodb.models as dynamodb_models
-import moto.dynamodb.responses as dynamodb_responses
+from moto.core.responses import BaseResponse
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.server import main
 
 LOCK = threading.RLock()
 
-_call_action = dynamodb_responses.DynamoHandler.call_action
+_call_action = BaseResponse.call_action
 
 
 def call_action(self):
@@ -86,7 +91,7 @@ def transact_write_items(self, transact_items):
             dynamodb_models.copy = copy
 
 
-dynamodb_responses.DynamoHandler.call_action = call_action
+BaseResponse.call_action = call_action
 DynamoDBBackend.transact_write_items = transact_write_items
 
 if __name__ == "__main__":
