@@ -15,8 +15,8 @@ use orders_core::analytics::{Bucket, BucketView, Granularity};
 use orders_core::order::NewLineItem;
 use orders_core::ports::{EventPublisher, OrderStore, SystemClock};
 use orders_core::{
-    Currency, CustomerId, EventEnvelope, Money, Order, OrderEvent, OrderId, OrderStatus, PlaceOrder, ProductId,
-    Quantity, Timestamp,
+    Currency, CustomerId, EventEnvelope, Money, Order, OrderEvent, OrderId, OrderStatus,
+    PlaceOrder, ProductId, Quantity, Timestamp,
 };
 use orders_tests::Emulator;
 use serde_json::{Value, json};
@@ -31,7 +31,9 @@ fn expected(orders: &[Order]) -> BTreeMap<Bucket, BucketView> {
     let mut views: BTreeMap<Bucket, BucketView> = BTreeMap::new();
     for order in orders {
         for granularity in Granularity::ALL {
-            let view = views.entry(Bucket::containing(granularity, order.created_at)).or_default();
+            let view = views
+                .entry(Bucket::containing(granularity, order.created_at))
+                .or_default();
             let mut add = |name: &str, n: i64| view.add_counter(name, n);
             add("orders", 1);
             add(&format!("status#{}", order.status), 1);
@@ -48,7 +50,10 @@ fn expected(orders: &[Order]) -> BTreeMap<Bucket, BucketView> {
                 add("revenue", order.total.minor());
                 add("units", order.units() as i64);
                 for item in &order.items {
-                    add(&format!("u#{}", item.product_id), i64::from(item.quantity.get()));
+                    add(
+                        &format!("u#{}", item.product_id),
+                        i64::from(item.quantity.get()),
+                    );
                     add(&format!("r#{}", item.product_id), item.line_total.minor());
                     add(&format!("o#{}", item.product_id), 1);
                 }
@@ -63,7 +68,10 @@ fn expected(orders: &[Order]) -> BTreeMap<Bucket, BucketView> {
     views
 }
 
-async fn stored(analytics: &DynamoAnalytics, buckets: impl Iterator<Item = Bucket>) -> BTreeMap<Bucket, BucketView> {
+async fn stored(
+    analytics: &DynamoAnalytics,
+    buckets: impl Iterator<Item = Bucket>,
+) -> BTreeMap<Bucket, BucketView> {
     let mut views = BTreeMap::new();
     for bucket in buckets {
         let mut view = analytics.bucket(&bucket).await.unwrap();
@@ -78,7 +86,8 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
     let emulator = Emulator::connect().await;
     let run = unique("agg");
     // A day of its own in the past: no other test writes these buckets.
-    let day = 1_577_836_800 + 86_400 * (u64::from_str_radix(&run[run.len() - 4..], 16).unwrap() % 2000) as i64;
+    let day = 1_577_836_800
+        + 86_400 * (u64::from_str_radix(&run[run.len() - 4..], 16).unwrap() % 2000) as i64;
     let start = Timestamp::from_unix_millis((day + 10 * 3600 + 57 * 60) * 1000).unwrap(); // 10:57, crossing 11:00
 
     let products: Vec<String> = (0..12).map(|i| format!("{run}-p{i}")).collect();
@@ -89,7 +98,8 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
 
     // Store and publish exactly as place-order does, with a chosen createdAt.
     let store = DynamoOrderStore::from_sdk(&emulator.sdk, emulator.output("orders_table"));
-    let publisher = KinesisPublisher::from_sdk(&emulator.sdk, emulator.output("events_stream_name"));
+    let publisher =
+        KinesisPublisher::from_sdk(&emulator.sdk, emulator.output("events_stream_name"));
     let placed: Vec<Order> = stream::iter(0..ORDERS)
         .map(|i| {
             let (store, publisher) = (&store, &publisher);
@@ -99,16 +109,29 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
                 currency: Currency::parse("USD").unwrap(),
                 items: (0..1 + i % 3)
                     .map(|l| NewLineItem {
-                        product_id: ProductId::parse(&products[(i * 5 + l * 3) % products.len()]).unwrap(),
+                        product_id: ProductId::parse(&products[(i * 5 + l * 3) % products.len()])
+                            .unwrap(),
                         quantity: Quantity::new(1 + (i % 2) as u32).unwrap(),
                         unit_price: Money::from_minor(250 + 10 * l as i64).unwrap(),
                     })
                     .collect(),
             };
-            let order = Order::place(OrderId::new(ulid::Ulid::from_parts(created.unix_millis() as u64, ulid::Ulid::new().random())), &command, created);
+            let order = Order::place(
+                OrderId::new(ulid::Ulid::from_parts(
+                    created.unix_millis() as u64,
+                    ulid::Ulid::new().random(),
+                )),
+                &command,
+                created,
+            );
             async move {
                 store.create(&order).await.unwrap();
-                publisher.publish(&EventEnvelope::new(OrderEvent::OrderPlaced { order: order.clone() })).await.unwrap();
+                publisher
+                    .publish(&EventEnvelope::new(OrderEvent::OrderPlaced {
+                        order: order.clone(),
+                    }))
+                    .await
+                    .unwrap();
                 order
             }
         })
@@ -142,12 +165,21 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
     settle(placed.iter().map(|o| o.order_id).collect()).await;
     let cancelled: Vec<u16> = stream::iter(placed.iter().step_by(10))
         .map(|o| async move {
-            client().delete(format!("{}/orders/{}", api(), o.order_id)).send().await.unwrap().status().as_u16()
+            client()
+                .delete(format!("{}/orders/{}", api(), o.order_id))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         })
         .buffer_unordered(8)
         .collect()
         .await;
-    assert!(cancelled.iter().all(|s| *s == 200 || *s == 409), "{cancelled:?}");
+    assert!(
+        cancelled.iter().all(|s| *s == 200 || *s == 409),
+        "{cancelled:?}"
+    );
     assert!(cancelled.contains(&200));
 
     let mut current = Vec::with_capacity(ORDERS);
@@ -155,8 +187,18 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
         current.push(store.get(&o.order_id).await.unwrap().unwrap());
     }
     let want = expected(&current);
-    assert_eq!(want.keys().filter(|b| b.granularity == Granularity::Minute).count(), 6);
-    assert_eq!(want.keys().filter(|b| b.granularity == Granularity::Hour).count(), 2);
+    assert_eq!(
+        want.keys()
+            .filter(|b| b.granularity == Granularity::Minute)
+            .count(),
+        6
+    );
+    assert_eq!(
+        want.keys()
+            .filter(|b| b.granularity == Granularity::Hour)
+            .count(),
+        2
+    );
     let analytics = DynamoAnalytics::from_sdk(
         &emulator.sdk,
         emulator.output("analytics_table"),
@@ -171,7 +213,10 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
         }
         if Instant::now() > deadline {
             let (bucket, view) = want.iter().find(|(b, v)| got.get(b) != Some(v)).unwrap();
-            panic!("bucket {bucket} differs:\n want {view:?}\n got  {:?}", got.get(bucket));
+            panic!(
+                "bucket {bucket} differs:\n want {view:?}\n got  {:?}",
+                got.get(bucket)
+            );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -180,31 +225,52 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
     // sequence number, through the aggregate function's handler.
     let ours: BTreeSet<String> = placed.iter().map(|o| o.order_id.to_string()).collect();
     let records = our_records(&emulator, &ours).await;
-    assert!(records.len() >= ORDERS * 2, "placed + processed/failed (+ cancelled) events");
+    assert!(
+        records.len() >= ORDERS * 2,
+        "placed + processed/failed (+ cancelled) events"
+    );
     let aggregator = aggregate::Aggregator {
         store: analytics.clone(),
-        dead_letters: SqsDeadLetterQueue::from_sdk(&emulator.sdk, emulator.output("aggregate_dlq_url")),
+        dead_letters: SqsDeadLetterQueue::from_sdk(
+            &emulator.sdk,
+            emulator.output("aggregate_dlq_url"),
+        ),
         clock: Arc::new(SystemClock),
         function_name: "orders-aggregate".into(),
     };
-    for (shard, batch) in &records.iter().fold(BTreeMap::<&str, Vec<&Value>>::new(), |mut m, (s, r)| {
-        m.entry(s.as_str()).or_default().push(r);
-        m
-    }) {
+    for (shard, batch) in
+        &records
+            .iter()
+            .fold(BTreeMap::<&str, Vec<&Value>>::new(), |mut m, (s, r)| {
+                m.entry(s.as_str()).or_default().push(r);
+                m
+            })
+    {
         for chunk in batch.chunks(500) {
             let event: KinesisEvent = serde_json::from_value(json!({ "Records": chunk })).unwrap();
             let response = aggregator.handle(event).await;
             assert!(response.batch_item_failures.is_empty(), "{shard}");
         }
     }
-    assert_eq!(stored(&analytics, want.keys().copied()).await, want, "unchanged after redelivery");
+    assert_eq!(
+        stored(&analytics, want.keys().copied()).await,
+        want,
+        "unchanged after redelivery"
+    );
 }
 
 /// Lambda-shaped Kinesis records (shard, record JSON) of the stream whose order id is ours.
 async fn our_records(emulator: &Emulator, ours: &BTreeSet<String>) -> Vec<(String, Value)> {
     let kinesis = emulator.kinesis();
     let stream = emulator.output("events_stream_name");
-    let shards = kinesis.list_shards().stream_name(&stream).send().await.unwrap().shards.unwrap_or_default();
+    let shards = kinesis
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap()
+        .shards
+        .unwrap_or_default();
     let mut out = Vec::new();
     for shard in shards {
         let mut iterator = kinesis
@@ -217,7 +283,13 @@ async fn our_records(emulator: &Emulator, ours: &BTreeSet<String>) -> Vec<(Strin
             .unwrap()
             .shard_iterator;
         while let Some(it) = iterator {
-            let output = kinesis.get_records().shard_iterator(it).limit(10_000).send().await.unwrap();
+            let output = kinesis
+                .get_records()
+                .shard_iterator(it)
+                .limit(10_000)
+                .send()
+                .await
+                .unwrap();
             for record in output.records() {
                 let key = record.partition_key().unwrap_or_default();
                 if !ours.contains(key) {

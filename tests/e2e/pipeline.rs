@@ -24,28 +24,29 @@ impl Rng {
 }
 
 pub async fn put_product(id: &str, stock: u64) {
-    let response = client()
-        .put(format!("{}/products/{id}", api()))
-        .json(&json!({"name": id, "price": 500, "stock": stock}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{}",
-        response.text().await.unwrap()
-    );
+    for _ in 0..10 {
+        let response = client()
+            .put(format!("{}/products/{id}", api()))
+            .json(&json!({"name": id, "price": 500, "stock": stock}))
+            .send()
+            .await
+            .unwrap();
+        if response.status().is_server_error() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap()
+        );
+        return;
+    }
+    panic!("PUT /products/{id} kept failing");
 }
 
 async fn stock(id: &str) -> i64 {
-    let product: Value = client()
-        .get(format!("{}/products/{id}", api()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let product = get_json(&format!("{}/products/{id}", api())).await;
     product["stock"].as_i64().expect("stock")
 }
 
@@ -55,8 +56,8 @@ pub async fn place(customer: &str, lines: &[(String, u64)]) -> String {
         .map(|(p, q)| json!({"productId": p, "quantity": q, "unitPrice": 500}))
         .collect();
     let key = unique("key");
-    // A real client retries 503s with the same key; so do we.
-    for _ in 0..5 {
+    // A real client retries 5xx answers with the same key; so do we.
+    for _ in 0..10 {
         let response = client()
             .post(format!("{}/orders", api()))
             .header("Idempotency-Key", &key)
@@ -64,7 +65,7 @@ pub async fn place(customer: &str, lines: &[(String, u64)]) -> String {
             .send()
             .await
             .unwrap();
-        if response.status().as_u16() == 503 {
+        if response.status().is_server_error() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
@@ -74,7 +75,21 @@ pub async fn place(customer: &str, lines: &[(String, u64)]) -> String {
             .unwrap()
             .to_owned();
     }
-    panic!("placing an order kept failing with 503");
+    panic!("placing an order kept failing with 5xx");
+}
+
+/// GET as JSON, retrying the 5xx a loaded local stack may answer (a real client retries too).
+pub async fn get_json(url: &str) -> Value {
+    for _ in 0..20 {
+        match client().get(url).send().await {
+            Ok(r) if r.status().is_success() => return r.json().await.unwrap(),
+            Ok(r) if r.status().is_server_error() => {}
+            Ok(r) => panic!("GET {url}: {}", r.status()),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("GET {url} kept failing");
 }
 
 /// Every order of `customer`, all pages.
@@ -86,14 +101,7 @@ async fn orders_of(customer: &str) -> Vec<Value> {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = client()
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_json(&url).await;
         orders.extend(page["orders"].as_array().unwrap().iter().cloned());
         match page["nextCursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
@@ -108,17 +116,11 @@ async fn wait_until_processed(customers: &[String], timeout: Duration) {
     loop {
         let mut pending = 0;
         for customer in customers {
-            let page: Value = client()
-                .get(format!(
-                    "{}/orders?customerId={customer}&status=PENDING&limit=100",
-                    api()
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = get_json(&format!(
+                "{}/orders?customerId={customer}&status=PENDING&limit=100",
+                api()
+            ))
+            .await;
             pending += page["orders"].as_array().unwrap().len();
         }
         if pending == 0 {

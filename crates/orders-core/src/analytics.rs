@@ -10,7 +10,7 @@
 //! distinct customers who placed an order.
 //!
 //! # Stored items
-//! One partition per bucket (`m#2026-11-22T10:31`, `h#2026-11-22T10`, `d#2026-11-22`):
+//! Per bucket (`m#2026-11-22T10:31`, `h#2026-11-22T10`, `d#2026-11-22`):
 //! - `totals` — the counters;
 //! - `products#NN` — per-product counters for the products hashed to shard `NN`, so no
 //!   item grows with the whole catalog (a write costs one unit per KB of the item);

@@ -75,20 +75,15 @@ resource "aws_dynamodb_table" "products" {
   tags = var.tags
 }
 
-# Time-bucketed analytics: one partition per bucket (m#…, h#…, d#…), items `totals`,
-# `products#NN`, `customers#NN` (see crates/orders-core/src/analytics.rs).
+# Time-bucketed analytics: one item per partition, `pk` = `<bucket>/<item>` with buckets
+# m#…, h#…, d#… and items totals, products#NN, customers#NN (crates/orders-core/src/analytics.rs).
 resource "aws_dynamodb_table" "analytics" {
   name         = "${var.name_prefix}-analytics"
   billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "bucket"
-  range_key    = "item"
+  hash_key     = "pk"
 
   attribute {
-    name = "bucket"
-    type = "S"
-  }
-  attribute {
-    name = "item"
+    name = "pk"
     type = "S"
   }
 

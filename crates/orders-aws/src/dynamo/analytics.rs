@@ -1,4 +1,9 @@
-//! The analytics table (partition `bucket`, sort `item`) and the event-claims table.
+//! The analytics table and the event-claims table.
+//!
+//! Each stored item is its own partition (`pk` = `m#2026-11-22T10:31/totals`): the items of
+//! one hot bucket (totals, product shards, customer shards) are written by every shard's
+//! batches, and spreading them keeps each partition far below DynamoDB's 1,000 writes/s.
+//! A bucket is read back with one BatchGetItem of its known keys.
 //! See `orders_core::ports::AnalyticsStore` for the exactly-once mechanism and
 //! `orders_core::analytics` for the item layout.
 
@@ -6,8 +11,12 @@ use crate::errors::{classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use orders_core::analytics::{Bucket, BucketView, CounterItem, ItemDelta};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
+};
+use orders_core::analytics::{
+    Bucket, BucketView, CUSTOMER_SHARDS, CounterItem, ItemDelta, PRODUCT_SHARDS,
+};
 use orders_core::ports::{AnalyticsStore, CountersApplied};
 use orders_core::{CustomerId, EventId, OrderError, Timestamp, sequence};
 use std::collections::{BTreeSet, HashMap};
@@ -38,13 +47,7 @@ impl DynamoAnalytics {
     }
 
     fn key(item: &CounterItem) -> Item {
-        Item::from([
-            (
-                "bucket".to_owned(),
-                AttributeValue::S(item.bucket().to_string()),
-            ),
-            ("item".to_owned(), AttributeValue::S(item.sort_key())),
-        ])
+        pk(&item.bucket(), &item.sort_key())
     }
 
     /// `SET #wm = :last ADD #a0 :v0, …` with the watermark attribute named after the shard.
@@ -77,45 +80,45 @@ impl DynamoAnalytics {
             .set_expression_attribute_values(Some(values))
     }
 
-    /// Everything stored for `bucket` (one Query over its partition).
+    /// Everything stored for `bucket`: one BatchGetItem of its known item keys.
     pub async fn bucket(&self, bucket: &Bucket) -> Result<BucketView, OrderError> {
+        let keys: Vec<Item> = std::iter::once("totals".to_owned())
+            .chain((0..PRODUCT_SHARDS).map(|s| CounterItem::Products(*bucket, s).sort_key()))
+            .chain((0..CUSTOMER_SHARDS).map(customer_item))
+            .map(|name| pk(bucket, &name))
+            .collect();
         let mut view = BucketView::default();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#b = :b")
-                .expression_attribute_names("#b", "bucket")
-                .expression_attribute_values(":b", AttributeValue::S(bucket.to_string()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in output.items.unwrap_or_default() {
-                for (name, value) in item {
-                    match value {
-                        AttributeValue::N(n) => {
-                            let n = n
-                                .parse::<i64>()
-                                .map_err(|e| corrupt("reading a counter", e))?;
-                            view.add_counter(&name, n);
-                        }
-                        AttributeValue::Ss(ids) if name == "customers" => {
-                            view.customers
-                                .extend(ids.iter().filter_map(|id| CustomerId::parse(id).ok()));
-                        }
-                        _ => {}
-                    }
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| OrderError::Unexpected(e.into()))?,
+            );
+            while let Some(request) = pending.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    add_item(&mut view, item)?;
                 }
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(view),
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
             }
         }
+        Ok(view)
     }
 
     async fn watermark(
@@ -139,6 +142,36 @@ impl DynamoAnalytics {
                 .and_then(|v| v.as_s().ok().cloned())
         }))
     }
+}
+
+fn pk(bucket: &Bucket, item: &str) -> Item {
+    Item::from([(
+        "pk".to_owned(),
+        AttributeValue::S(format!("{bucket}/{item}")),
+    )])
+}
+
+fn customer_item(shard: u32) -> String {
+    format!("customers#{shard:02}")
+}
+
+fn add_item(view: &mut BucketView, item: Item) -> Result<(), OrderError> {
+    for (name, value) in item {
+        match value {
+            AttributeValue::N(n) => {
+                let n = n
+                    .parse::<i64>()
+                    .map_err(|e| corrupt("reading a counter", e))?;
+                view.add_counter(&name, n);
+            }
+            AttributeValue::Ss(ids) if name == "customers" => {
+                view.customers
+                    .extend(ids.iter().filter_map(|id| CustomerId::parse(id).ok()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(err: &E) -> bool {
@@ -248,8 +281,7 @@ impl AnalyticsStore for DynamoAnalytics {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("bucket", AttributeValue::S(bucket.to_string()))
-            .key("item", AttributeValue::S(format!("customers#{shard:02}")))
+            .set_key(Some(pk(bucket, &customer_item(shard))))
             .update_expression("ADD customers :ids")
             .expression_attribute_values(
                 ":ids",
