@@ -356,6 +356,11 @@ impl BucketView {
     }
 }
 
+/// A record's place in the stream, comparable as text: `<shard>/<64-digit sequence>`.
+pub fn position(shard: &str, sequence_number: &str) -> String {
+    format!("{shard}/{}", crate::sequence::pad(sequence_number))
+}
+
 /// FNV-1a: stable across processes and releases, unlike `std`'s seeded hasher.
 pub fn shard_of(key: &str, shards: u32) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;

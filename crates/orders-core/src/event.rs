@@ -24,7 +24,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Namespace for derived event ids (a fixed random UUID, never to change).
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2c4e_8b3a_4f57_9e21_7c0d_5a9b_3e18);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct EventId(Uuid);
 

@@ -198,17 +198,19 @@ pub enum CountersApplied {
 ///   holds (its watermark). A delta is applied only on top of the watermark it was computed
 ///   against, so redelivered batches, bisected halves and partial retries never count twice;
 /// - every event is claimed by the first record that carries it, so a producer's duplicate
-///   (the same `eventId` put twice, with another sequence number) is skipped.
+///   (the same `eventId` put twice, with another sequence number) is skipped. Claims are
+///   stored per order, so a batch pays one claim write per order, not per event.
 #[async_trait]
 pub trait AnalyticsStore: Send + Sync {
-    /// True when the record at `(shard, sequence)` is the first occurrence of `event_id` on
-    /// the stream (a redelivery of that same record is still the first occurrence).
-    async fn claim_event(
+    /// Claims events of one order for the records carrying them (`position` =
+    /// [`crate::analytics::position`]): for each, true when that record is the event's first
+    /// occurrence on the stream (a redelivery of the same record still is). One write per
+    /// order per batch, however many of its events the batch holds. Event ids are distinct.
+    async fn claim_events(
         &self,
-        event_id: &crate::event::EventId,
-        shard: &str,
-        sequence: &str,
-    ) -> Result<bool, OrderError>;
+        order_id: &crate::ids::OrderId,
+        claims: &[(crate::event::EventId, String)],
+    ) -> Result<Vec<bool>, OrderError>;
 
     /// Adds `delta` to `item` and moves the shard's watermark to `last`, unless the watermark
     /// has already reached `first` (then reports where it is and changes nothing).

@@ -114,26 +114,23 @@ fn watermark(billing: &Billing, key: &str, shard: &str) -> Option<String> {
 
 #[async_trait]
 impl AnalyticsStore for Ours {
-    async fn claim_event(
+    async fn claim_events(
         &self,
-        event_id: &EventId,
-        shard: &str,
-        sequence_number: &str,
-    ) -> Result<bool, OrderError> {
-        let position = format!("{shard}/{}", sequence::pad(sequence_number));
+        order_id: &OrderId,
+        claims: &[(EventId, String)],
+    ) -> Result<Vec<bool>, OrderError> {
         let mut billing = self.0.lock().unwrap();
-        let key = format!("claim/{event_id}");
-        if let Some(Value::Text(p)) = billing.items.get(&key).and_then(|i| i.get("position")) {
-            let owned = *p == position;
-            billing.requests += 1; // a refused conditional put is still billed
-            billing.units += 1;
-            return Ok(owned);
-        }
-        billing.write(&key, |item| {
-            item.insert("position".into(), Value::Text(position));
+        let mut owned = Vec::with_capacity(claims.len());
+        billing.write(&format!("claim/{order_id}"), |item| {
             item.insert("expiresAt".into(), Value::Number(1_800_000_000));
+            for (event_id, position) in claims {
+                let stored = item
+                    .entry(format!("e#{event_id}"))
+                    .or_insert_with(|| Value::Text(position.clone()));
+                owned.push(matches!(stored, Value::Text(p) if p == position));
+            }
         });
-        Ok(true)
+        Ok(owned)
     }
 
     async fn add_counters(

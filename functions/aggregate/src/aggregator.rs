@@ -4,10 +4,10 @@ use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use futures::stream::{self, StreamExt};
 use orders_aws::metrics::{format_counts, take_request_counts};
-use orders_core::analytics::{CounterItem, Effect, Fold, ItemDelta};
+use orders_core::analytics::{CounterItem, Effect, Fold, ItemDelta, position};
 use orders_core::ports::{AnalyticsStore, Clock, CountersApplied, DeadLetter, DeadLetterQueue};
 use orders_core::sequence;
-use orders_core::{Decoded, EventEnvelope, OrderError};
+use orders_core::{EventEnvelope, EventId, OrderError, OrderId};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +22,12 @@ pub struct Aggregator<A, D> {
     pub clock: Arc<dyn Clock>,
     pub function_name: String,
 }
+
+/// A record read as an event: its shard, sequence number and envelope.
+type Decoded = (String, String, EventEnvelope);
+
+/// One order's records of the batch, and which of them own their event.
+type OrderClaims = (Vec<Decoded>, Result<Vec<bool>, OrderError>);
 
 /// A decoded record that contributes.
 struct Contribution {
@@ -64,10 +70,10 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         for record in &records {
             let sequence = record.kinesis.sequence_number.clone();
             match EventEnvelope::decode(&record.kinesis.data) {
-                Ok(Decoded::Event(envelope)) => {
+                Ok(orders_core::Decoded::Event(envelope)) => {
                     decoded.push((shard_of(record), sequence, *envelope))
                 }
-                Ok(Decoded::UnknownType(_)) => {}
+                Ok(orders_core::Decoded::UnknownType(_)) => {}
                 Err(err) => match self.dead_letter(record, err.code(), err.to_string()).await {
                     Ok(()) => dead_lettered += 1,
                     Err(e) => {
@@ -78,32 +84,67 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
             }
         }
 
-        // 2. Claim each event for its first record; duplicates from producers drop out here.
-        let claims: Vec<(String, String, EventEnvelope, Result<bool, OrderError>)> =
-            stream::iter(decoded)
-                .map(|(shard, sequence, envelope)| async move {
-                    let claimed = self
-                        .store
-                        .claim_event(&envelope.event_id, &shard, &sequence)
-                        .await;
-                    (shard, sequence, envelope, claimed)
-                })
-                .buffer_unordered(CONCURRENT_WRITES)
-                .collect()
-                .await;
+        // 2. Claim each event for its first record (one write per order); producers'
+        //    duplicates drop out here.
+        let mut by_order: BTreeMap<OrderId, Vec<Decoded>> = BTreeMap::new();
+        for (shard, sequence, envelope) in decoded {
+            by_order
+                .entry(envelope.order_id)
+                .or_default()
+                .push((shard, sequence, envelope));
+        }
+        let claimed: Vec<OrderClaims> = stream::iter(by_order)
+            .map(|(order_id, records)| async move {
+                // A duplicate inside the batch: only its first record may claim it.
+                let mut first_of: BTreeMap<EventId, usize> = BTreeMap::new();
+                for (i, (_, sequence, envelope)) in records.iter().enumerate() {
+                    let earlier = first_of.get(&envelope.event_id).map(|&j| &records[j].1);
+                    if earlier.is_none_or(|e| sequence::compare(sequence, e) == Ordering::Less) {
+                        first_of.insert(envelope.event_id, i);
+                    }
+                }
+                let claims: Vec<(EventId, String)> = first_of
+                    .iter()
+                    .map(|(id, &i)| (*id, position(&records[i].0, &records[i].1)))
+                    .collect();
+                let result = self
+                    .store
+                    .claim_events(&order_id, &claims)
+                    .await
+                    .map(|owned| {
+                        let winners: BTreeMap<usize, bool> =
+                            first_of.values().copied().zip(owned).collect();
+                        (0..records.len())
+                            .map(|i| winners.get(&i).copied().unwrap_or(false))
+                            .collect()
+                    });
+                (records, result)
+            })
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect()
+            .await;
         let mut contributions = Vec::new();
         let mut duplicates = 0usize;
-        for (shard, sequence, envelope, claimed) in claims {
-            match claimed {
-                Ok(true) => contributions.push(Contribution {
-                    effect: Effect::of(&envelope),
-                    shard,
-                    sequence,
-                }),
-                Ok(false) => duplicates += 1,
+        for (records, result) in claimed {
+            match result {
+                Ok(owned) => {
+                    for ((shard, sequence, envelope), owned) in records.into_iter().zip(owned) {
+                        if owned {
+                            contributions.push(Contribution {
+                                effect: Effect::of(&envelope),
+                                shard,
+                                sequence,
+                            });
+                        } else {
+                            duplicates += 1;
+                        }
+                    }
+                }
                 Err(err) => {
-                    warn!(error = %err, %sequence, "claim failed; will retry");
-                    retry.at(&sequence);
+                    warn!(error = %err, "claim failed; will retry");
+                    for (_, sequence, _) in &records {
+                        retry.at(sequence);
+                    }
                 }
             }
         }

@@ -42,13 +42,13 @@ impl FlakyAnalytics {
 
 #[async_trait]
 impl AnalyticsStore for FlakyAnalytics {
-    async fn claim_event(
+    async fn claim_events(
         &self,
-        event_id: &EventId,
-        shard: &str,
-        sequence: &str,
-    ) -> Result<bool, OrderError> {
-        self.inner.claim_event(event_id, shard, sequence).await
+        order_id: &OrderId,
+        claims: &[(EventId, String)],
+    ) -> Result<Vec<bool>, OrderError> {
+        self.check()?;
+        self.inner.claim_events(order_id, claims).await
     }
     async fn add_counters(
         &self,

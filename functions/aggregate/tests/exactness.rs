@@ -63,19 +63,23 @@ impl MemoryAnalytics {
 
 #[async_trait]
 impl AnalyticsStore for MemoryAnalytics {
-    async fn claim_event(
+    async fn claim_events(
         &self,
-        event_id: &EventId,
-        shard: &str,
-        sequence_number: &str,
-    ) -> Result<bool, OrderError> {
-        let position = format!("{shard}/{}", sequence::pad(sequence_number));
+        _order: &OrderId,
+        claims: &[(EventId, String)],
+    ) -> Result<Vec<bool>, OrderError> {
         let mut state = self.state();
-        let claimed = state
-            .claims
-            .entry(event_id.to_string())
-            .or_insert_with(|| position.clone());
-        Ok(*claimed == position)
+        Self::injected_failure(&mut state)?;
+        Ok(claims
+            .iter()
+            .map(|(event_id, position)| {
+                let owner = state
+                    .claims
+                    .entry(event_id.to_string())
+                    .or_insert_with(|| position.clone());
+                owner == position
+            })
+            .collect())
     }
 
     async fn add_counters(

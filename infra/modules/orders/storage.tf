@@ -97,14 +97,15 @@ resource "aws_dynamodb_table" "analytics" {
   tags = var.tags
 }
 
-# First occurrence of each event on the stream, so the aggregate skips producer duplicates.
+# First occurrence of each event on the stream (one item per order, an attribute per event),
+# so the aggregate skips producer duplicates.
 resource "aws_dynamodb_table" "event_claims" {
   name         = "${var.name_prefix}-event-claims"
   billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "eventId"
+  hash_key     = "orderId"
 
   attribute {
-    name = "eventId"
+    name = "orderId"
     type = "S"
   }
 

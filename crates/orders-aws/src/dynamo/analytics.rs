@@ -12,13 +12,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 use orders_core::analytics::{
     Bucket, BucketView, CUSTOMER_SHARDS, CounterItem, ItemDelta, PRODUCT_SHARDS,
 };
 use orders_core::ports::{AnalyticsStore, CountersApplied};
-use orders_core::{CustomerId, EventId, OrderError, Timestamp, sequence};
+use orders_core::{CustomerId, EventId, OrderError, OrderId, Timestamp, sequence};
 use std::collections::{BTreeSet, HashMap};
 
 type Item = HashMap<String, AttributeValue>;
@@ -180,32 +180,46 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(err: &
 
 #[async_trait]
 impl AnalyticsStore for DynamoAnalytics {
-    async fn claim_event(
+    async fn claim_events(
         &self,
-        event_id: &EventId,
-        shard: &str,
-        sequence_number: &str,
-    ) -> Result<bool, OrderError> {
-        let position = format!("{shard}/{}", sequence::pad(sequence_number));
-        let expires = Timestamp::now().unix_seconds() + self.claim_ttl_seconds;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.claims_table)
-            .item("eventId", AttributeValue::S(event_id.to_string()))
-            .item("position", AttributeValue::S(position.clone()))
-            .item("expiresAt", AttributeValue::N(expires.to_string()))
-            // Free, or already claimed by this very record (a redelivery).
-            .condition_expression("attribute_not_exists(eventId) OR #p = :p")
-            .expression_attribute_names("#p", "position")
-            .expression_attribute_values(":p", AttributeValue::S(position))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(err) => Err(classify(err)),
+        order_id: &OrderId,
+        claims: &[(EventId, String)],
+    ) -> Result<Vec<bool>, OrderError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
         }
+        let expires = Timestamp::now().unix_seconds() + self.claim_ttl_seconds;
+        let mut names = HashMap::from([("#x".to_owned(), "expiresAt".to_owned())]);
+        let mut values = HashMap::from([(":x".to_owned(), AttributeValue::N(expires.to_string()))]);
+        let mut sets = vec!["#x = :x".to_owned()];
+        for (i, (event_id, position)) in claims.iter().enumerate() {
+            // Keep the first claimant: a later record with the same event is a duplicate.
+            sets.push(format!("#e{i} = if_not_exists(#e{i}, :p{i})"));
+            names.insert(format!("#e{i}"), format!("e#{event_id}"));
+            values.insert(format!(":p{i}"), AttributeValue::S(position.clone()));
+        }
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.claims_table)
+            .key("orderId", AttributeValue::S(order_id.to_string()))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(classify)?;
+        let stored = output.attributes.unwrap_or_default();
+        Ok(claims
+            .iter()
+            .map(|(event_id, position)| {
+                stored
+                    .get(&format!("e#{event_id}"))
+                    .and_then(|v| v.as_s().ok())
+                    == Some(position)
+            })
+            .collect())
     }
 
     async fn add_counters(
