@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures::stream::{self, StreamExt};
 use orders_aws::{DynamoAnalytics, DynamoOrderStore, KinesisPublisher, SqsDeadLetterQueue};
-use orders_core::analytics::{Bucket, BucketView, Granularity};
+use orders_core::analytics::{Bucket, BucketView, Fold, Granularity};
 use orders_core::order::NewLineItem;
 use orders_core::ports::{EventPublisher, OrderStore, SystemClock};
 use orders_core::{
@@ -28,44 +28,14 @@ const ORDERS: usize = 2_000;
 
 /// The buckets expected from the orders as they are now in the table.
 fn expected(orders: &[Order]) -> BTreeMap<Bucket, BucketView> {
-    let mut views: BTreeMap<Bucket, BucketView> = BTreeMap::new();
+    let mut fold = Fold::default();
     for order in orders {
-        for granularity in Granularity::ALL {
-            let view = views
-                .entry(Bucket::containing(granularity, order.created_at))
-                .or_default();
-            let mut add = |name: &str, n: i64| view.add_counter(name, n);
-            add("orders", 1);
-            add(&format!("status#{}", order.status), 1);
-            if order.processed_at.is_some() {
-                add("processed", 1);
-            }
-            if order.status == OrderStatus::Failed {
-                add("failed", 1);
-            }
-            if order.status == OrderStatus::Cancelled {
-                add("cancelled", 1);
-            }
-            if order.status == OrderStatus::Processed {
-                add("revenue", order.total.minor());
-                add("units", order.units() as i64);
-                for item in &order.items {
-                    add(
-                        &format!("u#{}", item.product_id),
-                        i64::from(item.quantity.get()),
-                    );
-                    add(&format!("r#{}", item.product_id), item.line_total.minor());
-                    add(&format!("o#{}", item.product_id), 1);
-                }
-            }
-            view.customers.insert(order.customer_id.clone());
-        }
+        fold.add_order(order);
     }
-    // Counters that cancel out are stored as zero, and zero is what a missing one reads as.
-    for view in views.values_mut() {
-        view.products.retain(|_, p| *p != Default::default());
-    }
-    views
+    fold.buckets()
+        .into_iter()
+        .map(|b| (b, fold.view(&b)))
+        .collect()
 }
 
 async fn stored(

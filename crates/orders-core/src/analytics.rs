@@ -412,6 +412,35 @@ impl Fold {
         }
     }
 
+    /// Adds what all of `order`'s events so far add up to, from its current state alone —
+    /// how analytics are rebuilt from the orders table (the source of truth).
+    pub fn add_order(&mut self, order: &Order) {
+        let mut totals = Totals {
+            orders: 1,
+            processed: i64::from(order.processed_at.is_some()),
+            failed: i64::from(order.status == OrderStatus::Failed),
+            cancelled: i64::from(order.status == OrderStatus::Cancelled),
+            ..Totals::default()
+        };
+        totals.by_status[status_index(order.status)] = 1;
+        // Processed and not cancelled: shipped and delivered orders keep their revenue.
+        let counted = order.processed_at.is_some() && order.status != OrderStatus::Cancelled;
+        if counted {
+            totals.revenue = order.total.minor();
+            totals.units = units(order);
+        }
+        self.add(&Effect {
+            created_at: order.created_at,
+            totals,
+            products: if counted {
+                product_lines(order, 1)
+            } else {
+                Vec::new()
+            },
+            customer: Some(order.customer_id.clone()),
+        });
+    }
+
     /// What this fold holds for `bucket`, shaped like what the store returns for it.
     pub fn view(&self, bucket: &Bucket) -> BucketView {
         let mut view = BucketView::default();
@@ -531,6 +560,46 @@ mod tests {
             assert!(delta.is_zero(), "{delta:?}");
         }
         assert_eq!(fold.customers.len(), 3, "one customer set per granularity");
+    }
+
+    #[test]
+    fn an_orders_state_adds_up_to_its_events() {
+        let placed = order("2026-11-22T10:31:00Z");
+        let now = Timestamp::parse("2026-11-22T10:35:00Z").unwrap();
+        let processed = placed.transition(OrderStatus::Processed, now).unwrap();
+        let shipped = processed.transition(OrderStatus::Shipped, now).unwrap();
+        let cancelled = processed.transition(OrderStatus::Cancelled, now).unwrap();
+        let failed = placed.fail(FailureReason::UnknownProduct, now).unwrap();
+        for history in [
+            vec![placed.clone()],
+            vec![placed.clone(), processed.clone()],
+            vec![placed.clone(), processed.clone(), shipped.clone()],
+            vec![placed.clone(), processed.clone(), cancelled.clone()],
+            vec![
+                placed.clone(),
+                placed.transition(OrderStatus::Cancelled, now).unwrap(),
+            ],
+            vec![placed.clone(), failed.clone()],
+        ] {
+            let mut by_events = Fold::default();
+            for state in &history {
+                by_events.add(&Effect::of(&EventEnvelope::new(
+                    OrderEvent::for_current_state(state),
+                )));
+            }
+            let mut by_state = Fold::default();
+            by_state.add_order(history.last().unwrap());
+            for bucket in by_events.buckets() {
+                let mut a = by_events.view(&bucket);
+                a.products.retain(|_, p| *p != ProductTotals::default());
+                assert_eq!(
+                    a,
+                    by_state.view(&bucket),
+                    "{:?}",
+                    history.last().unwrap().status
+                );
+            }
+        }
     }
 
     #[test]

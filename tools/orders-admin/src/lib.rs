@@ -1,8 +1,9 @@
-//! `orders-admin`: operator commands for the stream consumers' dead-letter queues.
+//! `orders-admin`: operator commands.
 //!
 //! * `dlq list` shows what is in a queue without consuming it ([`list`]).
 //! * `dlq replay` puts the dead-lettered records back on the stream ([`replay`], which
 //!   explains why that is safe).
+//! * `rebuild-aggregates` recomputes analytics buckets from the orders table ([`rebuild`]).
 //!
 //! The AWS endpoint comes from the normal SDK chain, which honours `AWS_ENDPOINT_URL`.
 //! Locally (the endpoint is set), credentials default to `test`/`test` and the region to
@@ -11,6 +12,7 @@
 pub mod dlq;
 pub mod list;
 pub mod queue;
+pub mod rebuild;
 pub mod replay;
 pub mod sequence;
 pub mod stream;
@@ -36,6 +38,22 @@ pub enum Command {
     /// Dead-letter queues of the stream consumers.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Recompute the analytics of whole UTC days from the orders table and replace them.
+    RebuildAggregates {
+        /// First day (2026-11-21 or an RFC 3339 time; widened to the start of its day).
+        #[arg(long)]
+        from: String,
+        /// End, exclusive (widened to the end of its day).
+        #[arg(long)]
+        to: String,
+        #[arg(long, env = "ORDERS_TABLE", default_value = "orders-orders")]
+        orders_table: String,
+        #[arg(long, env = "ANALYTICS_TABLE", default_value = "orders-analytics")]
+        analytics_table: String,
+        /// Report the buckets that differ; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +115,33 @@ pub async fn sdk_config() -> SdkConfig {
 pub async fn run(cli: Cli, sdk: &SdkConfig, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     match cli.command {
+        Command::RebuildAggregates {
+            from,
+            to,
+            orders_table,
+            analytics_table,
+            dry_run,
+        } => {
+            let parse = |name: &str, text: &str| {
+                rebuild::parse_time(text).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--{name} {text:?} is not a date (2026-11-21) or an RFC 3339 time"
+                    )
+                })
+            };
+            let options = rebuild::RebuildOptions {
+                from: parse("from", &from)?,
+                to: parse("to", &to)?,
+                dry_run,
+            };
+            anyhow::ensure!(options.from < options.to, "--from must be before --to");
+            let orders = orders_aws::DynamoOrderStore::from_sdk(sdk, orders_table);
+            // Rebuilding writes counters and sets only; event claims are not touched.
+            let analytics =
+                orders_aws::DynamoAnalytics::from_sdk(sdk, analytics_table, "unused", 0);
+            rebuild::rebuild(&orders, &analytics, &options, out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dlq(DlqCommand::List { queue, json, max }) => {
             let queue = queue::Queue::resolve(sqs, &queue).await?;
             let listed = list::list(&queue, max).await?;

@@ -15,11 +15,11 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 use orders_core::analytics::{
-    Bucket, BucketView, CUSTOMER_SHARDS, CounterItem, ItemDelta, PRODUCT_SHARDS,
+    Bucket, BucketView, CUSTOMER_SHARDS, CounterItem, ItemDelta, PRODUCT_SHARDS, shard_of,
 };
 use orders_core::ports::{AnalyticsStore, CountersApplied};
 use orders_core::{CustomerId, EventId, OrderError, OrderId, Timestamp, sequence};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -82,12 +82,126 @@ impl DynamoAnalytics {
 
     /// Everything stored for `bucket`: one BatchGetItem of its known item keys.
     pub async fn bucket(&self, bucket: &Bucket) -> Result<BucketView, OrderError> {
+        let mut view = BucketView::default();
+        for item in self.items_of(bucket).await?.into_values() {
+            add_item(&mut view, item)?;
+        }
+        Ok(view)
+    }
+
+    /// Replaces what is stored for `bucket` with `desired` (a rebuild), keeping every item's
+    /// watermarks so the stream's later records still apply exactly once on top. Items that
+    /// already hold the desired values are not written. Returns the number of items written.
+    pub async fn replace_bucket(
+        &self,
+        bucket: &Bucket,
+        desired: &BucketView,
+    ) -> Result<usize, OrderError> {
+        let existing = self.items_of(bucket).await?;
+        let mut wanted: BTreeMap<String, HashMap<String, AttributeValue>> = BTreeMap::new();
+        let totals: HashMap<_, _> = desired
+            .totals
+            .attributes()
+            .into_iter()
+            .map(|(name, n)| (name, AttributeValue::N(n.to_string())))
+            .collect();
+        wanted.insert("totals".into(), totals);
+        for shard in 0..PRODUCT_SHARDS {
+            wanted.insert(
+                CounterItem::Products(*bucket, shard).sort_key(),
+                HashMap::new(),
+            );
+        }
+        for (id, p) in &desired.products {
+            let item =
+                CounterItem::Products(*bucket, shard_of(id.as_str(), PRODUCT_SHARDS)).sort_key();
+            let attrs = wanted.entry(item).or_default();
+            for (prefix, n) in [("u", p.units), ("r", p.revenue), ("o", p.orders)] {
+                if n != 0 {
+                    attrs.insert(format!("{prefix}#{id}"), AttributeValue::N(n.to_string()));
+                }
+            }
+        }
+        for shard in 0..CUSTOMER_SHARDS {
+            let ids: Vec<String> = desired
+                .customers
+                .iter()
+                .filter(|c| shard_of(c.as_str(), CUSTOMER_SHARDS) == shard)
+                .map(|c| c.to_string())
+                .collect();
+            let mut attrs = HashMap::new();
+            if !ids.is_empty() {
+                attrs.insert("customers".to_owned(), AttributeValue::Ss(ids));
+            }
+            wanted.insert(customer_item(shard), attrs);
+        }
+
+        let mut written = 0;
+        for (name, want) in wanted {
+            let key = pk(bucket, &name);
+            let pk_value = key["pk"]
+                .as_s()
+                .map_err(|_| OrderError::Unexpected("pk is a string".into()))?
+                .clone();
+            let current: HashMap<String, AttributeValue> = existing
+                .get(&pk_value)
+                .map(|item| {
+                    item.iter()
+                        .filter(|(k, _)| *k != "pk" && !k.starts_with("wm#"))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if same_values(&current, &want) {
+                continue;
+            }
+            let mut names = HashMap::new();
+            let mut values = HashMap::new();
+            let mut sets = Vec::new();
+            let mut removes = Vec::new();
+            for (i, (attr, value)) in want.iter().enumerate() {
+                sets.push(format!("#s{i} = :s{i}"));
+                names.insert(format!("#s{i}"), attr.clone());
+                values.insert(format!(":s{i}"), value.clone());
+            }
+            for (i, attr) in current
+                .keys()
+                .filter(|k| !want.contains_key(*k))
+                .enumerate()
+            {
+                removes.push(format!("#r{i}"));
+                names.insert(format!("#r{i}"), attr.clone());
+            }
+            let mut expression = String::new();
+            if !sets.is_empty() {
+                expression.push_str(&format!("SET {}", sets.join(", ")));
+            }
+            if !removes.is_empty() {
+                expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+            }
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression(expression.trim())
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values((!values.is_empty()).then_some(values))
+                .send()
+                .await
+                .map_err(classify)?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// The stored items of `bucket`, by `pk`.
+    async fn items_of(&self, bucket: &Bucket) -> Result<HashMap<String, Item>, OrderError> {
         let keys: Vec<Item> = std::iter::once("totals".to_owned())
             .chain((0..PRODUCT_SHARDS).map(|s| CounterItem::Products(*bucket, s).sort_key()))
             .chain((0..CUSTOMER_SHARDS).map(customer_item))
             .map(|name| pk(bucket, &name))
             .collect();
-        let mut view = BucketView::default();
+        let mut items = HashMap::new();
         for chunk in keys.chunks(100) {
             let mut pending = Some(
                 KeysAndAttributes::builder()
@@ -110,7 +224,9 @@ impl DynamoAnalytics {
                     .remove(&self.table)
                     .unwrap_or_default()
                 {
-                    add_item(&mut view, item)?;
+                    if let Some(AttributeValue::S(key)) = item.get("pk") {
+                        items.insert(key.clone(), item);
+                    }
                 }
                 pending = output
                     .unprocessed_keys
@@ -118,7 +234,7 @@ impl DynamoAnalytics {
                     .filter(|k| !k.keys().is_empty());
             }
         }
-        Ok(view)
+        Ok(items)
     }
 
     async fn watermark(
@@ -172,6 +288,21 @@ fn add_item(view: &mut BucketView, item: Item) -> Result<(), OrderError> {
         }
     }
     Ok(())
+}
+
+/// Equal as DynamoDB values: numbers by value, string sets regardless of order.
+fn same_values(a: &HashMap<String, AttributeValue>, b: &HashMap<String, AttributeValue>) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| match (v, b.get(k)) {
+            (AttributeValue::N(x), Some(AttributeValue::N(y))) => {
+                x.parse::<i64>().ok() == y.parse::<i64>().ok()
+            }
+            (AttributeValue::Ss(x), Some(AttributeValue::Ss(y))) => {
+                x.iter().collect::<BTreeSet<_>>() == y.iter().collect::<BTreeSet<_>>()
+            }
+            (x, Some(y)) => x == y,
+            (_, None) => false,
+        })
 }
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(err: &E) -> bool {

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use futures::future::try_join_all;
 use orders_core::listing::{ListOrders, OrderPage};
 use orders_core::ports::{Created, OrderStore};
-use orders_core::{Order, OrderError, OrderId, OrderStatus};
+use orders_core::{Order, OrderError, OrderId, OrderStatus, Timestamp};
 use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
@@ -29,6 +29,47 @@ impl DynamoOrderStore {
 
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self::new(crate::config::dynamodb_client(sdk), table)
+    }
+
+    /// Every order created in `[from, to)`, from the `byCreated` index: order ids are ULIDs,
+    /// so a creation-time range is an id range on every shard.
+    pub async fn created_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Order>, OrderError> {
+        let low =
+            ulid::Ulid::from_parts(u64::try_from(from.unix_millis()).unwrap_or(0), 0).to_string();
+        let high =
+            ulid::Ulid::from_parts(u64::try_from(to.unix_millis() - 1).unwrap_or(0), u128::MAX)
+                .to_string();
+        let mut orders = Vec::new();
+        for shard in 0..LIST_SHARDS {
+            let mut start: Option<Item> = None;
+            loop {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("byCreated")
+                    .key_condition_expression("listShard = :s AND orderId BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":s", AttributeValue::S(shard.to_string()))
+                    .expression_attribute_values(":lo", AttributeValue::S(low.clone()))
+                    .expression_attribute_values(":hi", AttributeValue::S(high.clone()))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                for item in output.items.unwrap_or_default() {
+                    orders.push(order_from_item(item)?);
+                }
+                match output.last_evaluated_key {
+                    Some(key) => start = Some(key),
+                    None => break,
+                }
+            }
+        }
+        Ok(orders)
     }
 
     /// Reads by consistent `GetItem`: the caller just wrote, or must see the latest status.
