@@ -7,6 +7,7 @@
 //!
 //! Each prints a table and, with `--out FILE`, writes the same figures as JSON.
 
+mod pipeline;
 mod stats;
 
 use anyhow::{Context, bail};
@@ -50,6 +51,23 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The pipeline: time from `POST /orders` to `PROCESSED` (visible via GET) and to counted
+    /// in its minute bucket, one order at a time; then a burst, to measure orders/s through
+    /// process-order.
+    Pipeline {
+        #[arg(long, env = "ORDERS_API_URL", default_value = "http://127.0.0.1:3000")]
+        base_url: String,
+        /// Orders measured one at a time.
+        #[arg(long, default_value_t = 200)]
+        orders: usize,
+        /// Orders in the burst.
+        #[arg(long, default_value_t = 1000)]
+        burst: usize,
+        #[arg(long, env = "ANALYTICS_TABLE", default_value = "orders-analytics")]
+        analytics_table: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Size of each `<bin>/bootstrap` and `<bin>/bootstrap.zip`.
     Sizes {
         #[arg(long, default_value = "target/lambda")]
@@ -70,6 +88,16 @@ async fn main() -> anyhow::Result<()> {
             out,
         } => {
             let report = http(&base_url, requests, warmup, Duration::from_secs(timeout)).await?;
+            write_json(out.as_deref(), &report)
+        }
+        Command::Pipeline {
+            base_url,
+            orders,
+            burst,
+            analytics_table,
+            out,
+        } => {
+            let report = pipeline::run(&base_url, orders, burst, &analytics_table).await?;
             write_json(out.as_deref(), &report)
         }
         Command::ColdInit { metrics, out } => {
