@@ -6,11 +6,12 @@
 //! batches, partial-batch retries), and the same *event* in two records (a producer retried
 //! a publish). The first is handled for free by per-shard watermarks stored on each counter
 //! item and checked by the same conditional write that adds the delta; the second by
-//! claiming each `eventId` once (one small conditional put per event). The orders table's
-//! change stream has no producer duplicates, but Lambda's DynamoDB stream events do not say
-//! which shard a record came from, so watermarks could not be kept per shard — every record
-//! would need its own dedup write, and the change stream carries more records per order (the
-//! outbox marker updates). Details and costs: `docs/aggregation.md`.
+//! claiming each `eventId` for its first record (one small write per order per batch).
+//! The orders table's change stream has no producer duplicates, but Lambda's DynamoDB
+//! stream events do not say which shard a record came from, so watermarks could not be kept
+//! per shard — every record would need its own dedup write, and the change stream carries
+//! more records per order (the outbox marker updates). Details and costs:
+//! `docs/aggregation.md`.
 //!
 //! # Failure handling
 //! - Undecodable records go to the function's dead-letter queue and are skipped.
