@@ -11,9 +11,7 @@ use crate::errors::{classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use orders_core::analytics::{
     Bucket, BucketView, CUSTOMER_SHARDS, CounterItem, ItemDelta, PRODUCT_SHARDS, shard_of,
 };
@@ -202,36 +200,9 @@ impl DynamoAnalytics {
             .map(|name| pk(bucket, &name))
             .collect();
         let mut items = HashMap::new();
-        for chunk in keys.chunks(100) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| OrderError::Unexpected(e.into()))?,
-            );
-            while let Some(request) = pending.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(classify)?;
-                for item in output
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    if let Some(AttributeValue::S(key)) = item.get("pk") {
-                        items.insert(key.clone(), item);
-                    }
-                }
-                pending = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
+        for item in super::batch_get(&self.client, &self.table, keys).await? {
+            if let Some(AttributeValue::S(key)) = item.get("pk") {
+                items.insert(key.clone(), item);
             }
         }
         Ok(items)

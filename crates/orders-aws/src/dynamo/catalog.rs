@@ -4,15 +4,12 @@
 use crate::errors::{classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use orders_core::ports::Catalog;
 use orders_core::{OrderError, Product, ProductId};
 use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
-
-/// BatchGetItem reads at most 100 keys per call.
-const BATCH_GET_LIMIT: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct DynamoCatalog {
@@ -68,39 +65,11 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn get_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, OrderError> {
-        let mut products = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_GET_LIMIT) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.iter().map(key).collect()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| OrderError::Unexpected(e.into()))?,
-            );
-            // BatchGetItem may return part of the keys as unprocessed under load: ask again.
-            while let Some(keys) = pending.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(classify)?;
-                for item in output
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    products.push(product_from_item(item)?);
-                }
-                pending = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-            }
-        }
-        Ok(products)
+        super::batch_get(&self.client, &self.table, ids.iter().map(key).collect())
+            .await?
+            .into_iter()
+            .map(product_from_item)
+            .collect()
     }
 
     /// Pages through the table with a Scan, which reads only the requested page (products

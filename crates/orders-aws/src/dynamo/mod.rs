@@ -22,6 +22,51 @@ pub mod commands;
 pub mod idempotency;
 pub mod orders;
 
+/// BatchGetItem reads at most 100 keys per call.
+const BATCH_GET_LIMIT: usize = 100;
+
+/// Consistent reads of many items of one table by key: chunks of 100 keys, asking again for
+/// the keys DynamoDB leaves unprocessed under load. Missing items are simply absent.
+pub(crate) async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) -> Result<
+    Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    orders_core::OrderError,
+> {
+    let mut items = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(BATCH_GET_LIMIT) {
+        let mut pending = Some(
+            aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| orders_core::OrderError::Unexpected(e.into()))?,
+        );
+        while let Some(request) = pending.take() {
+            let output = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(crate::errors::classify)?;
+            items.extend(
+                output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(table)
+                    .unwrap_or_default(),
+            );
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(table))
+                .filter(|k| !k.keys().is_empty());
+        }
+    }
+    Ok(items)
+}
+
 /// Write shards of the status and "all orders" indexes. Fixed for the life of a table:
 /// readers must query exactly the shards writers used.
 pub const LIST_SHARDS: u32 = 16;
