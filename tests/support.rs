@@ -260,3 +260,41 @@ impl Emulator {
         output.items().len()
     }
 }
+
+/// A publisher that fails its first `failures` calls with throttling, then delegates — the
+/// one failure the emulator cannot produce on demand.
+pub struct FlakyPublisher<P> {
+    pub inner: P,
+    pub failures: std::sync::atomic::AtomicUsize,
+}
+
+impl<P> FlakyPublisher<P> {
+    pub fn new(inner: P, failures: usize) -> Self {
+        Self {
+            inner,
+            failures: std::sync::atomic::AtomicUsize::new(failures),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<P: orders_core::ports::EventPublisher> orders_core::ports::EventPublisher
+    for FlakyPublisher<P>
+{
+    async fn publish(
+        &self,
+        event: &orders_core::EventEnvelope,
+    ) -> Result<(), orders_core::OrderError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(orders_core::OrderError::Throttled(
+                "injected: ProvisionedThroughputExceededException".into(),
+            ));
+        }
+        self.inner.publish(event).await
+    }
+}

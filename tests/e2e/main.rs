@@ -80,14 +80,7 @@ async fn place_then_find_the_order_and_its_event() {
     assert!(same_order(&fetched, &placed), "{fetched} vs {placed}");
     assert_eq!(etag, format!("\"{}\"", fetched["version"]));
 
-    let listed: Value = client()
-        .get(format!("{}/orders?customerId={customer}", api()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = pipeline::get_json(&format!("{}/orders?customerId={customer}", api())).await;
     let listed_orders = listed["orders"].as_array().unwrap();
     assert_eq!(listed_orders.len(), 1);
     assert!(same_order(&listed_orders[0], &placed));
@@ -126,14 +119,7 @@ async fn idempotent_retry_over_http() {
     let reused = post_order(&other, Some(&key)).await;
     assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
-    let listed: Value = client()
-        .get(format!("{}/orders?customerId={customer}", api()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = pipeline::get_json(&format!("{}/orders?customerId={customer}", api())).await;
     assert_eq!(listed["orders"].as_array().unwrap().len(), 1);
 }
 

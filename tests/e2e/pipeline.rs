@@ -304,14 +304,7 @@ async fn poison_on_the_stream_is_dead_lettered_and_the_shard_keeps_moving() {
 
     wait_until_processed(std::slice::from_ref(&customer), Duration::from_secs(60)).await;
     for id in [&before, &after] {
-        let order: Value = client()
-            .get(format!("{}/orders/{id}", api()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let order = get_json(&format!("{}/orders/{id}", api())).await;
         assert_eq!(
             order["status"], "PROCESSED",
             "records around the poison are processed"
@@ -498,14 +491,7 @@ async fn exhausted_retries_end_in_the_dlq_and_replay_completes_the_work() {
     );
 
     wait_until_processed(std::slice::from_ref(&customer), Duration::from_secs(60)).await;
-    let order: Value = client()
-        .get(format!("{}/orders/{good}", api()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let order = get_json(&format!("{}/orders/{good}", api())).await;
     assert_eq!(order["status"], "PROCESSED");
     assert_eq!(stock(&product).await, 3);
 }

@@ -2,43 +2,18 @@
 //! from a real API Gateway v2 event (`fixtures/post-order.json`). Each test gets its own
 //! tables (cloned from the Terraform-deployed schema) and its own stream.
 
-use async_trait::async_trait;
 use futures::future::join_all;
 use orders_aws::{
     DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher,
 };
-use orders_core::ports::{EventPublisher, SystemClock, UlidIds};
-use orders_core::{Currency, EventEnvelope, OrderError};
-use orders_tests::Emulator;
+use orders_core::Currency;
+use orders_core::ports::{SystemClock, UlidIds};
+use orders_tests::{Emulator, FlakyPublisher};
 use place_order::{App, CommandService, PlaceOrderService, handle};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const FIXTURE: &str = include_str!("fixtures/post-order.json");
-
-/// The real Kinesis publisher, made to fail its first `failures` calls with throttling —
-/// the one failure we cannot cause on demand in the emulator.
-struct FlakyPublisher {
-    inner: KinesisPublisher,
-    failures: AtomicUsize,
-}
-
-#[async_trait]
-impl EventPublisher for FlakyPublisher {
-    async fn publish(&self, event: &EventEnvelope) -> Result<(), OrderError> {
-        if self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(OrderError::Throttled(
-                "injected: ProvisionedThroughputExceededException".into(),
-            ));
-        }
-        self.inner.publish(event).await
-    }
-}
 
 struct Stack {
     emulator: Emulator,
@@ -47,7 +22,7 @@ struct Stack {
     stream: String,
     app: App<
         DynamoOrderStore,
-        Arc<FlakyPublisher>,
+        Arc<FlakyPublisher<KinesisPublisher>>,
         DynamoIdempotencyStore,
         DynamoOrderCommands,
         DynamoCatalog,
@@ -74,10 +49,10 @@ async fn spawn_stack(publish_failures: usize) -> Stack {
         emulator.clone_table("products_table"),
         emulator.fresh_stream()
     );
-    let publisher = Arc::new(FlakyPublisher {
-        inner: KinesisPublisher::from_sdk(&emulator.sdk, &stream),
-        failures: AtomicUsize::new(publish_failures),
-    });
+    let publisher = Arc::new(FlakyPublisher::new(
+        KinesisPublisher::from_sdk(&emulator.sdk, &stream),
+        publish_failures,
+    ));
     let place = PlaceOrderService {
         store: DynamoOrderStore::from_sdk(&emulator.sdk, &orders_table),
         publisher: Arc::clone(&publisher),

@@ -2,7 +2,6 @@
 //! products tables (cloned from the deployed schema), stream and dead-letter queue. Batches
 //! are real Lambda Kinesis events built from the records a producer would have written.
 
-use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -10,47 +9,28 @@ use orders_aws::{
     DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher, SqsDeadLetterQueue,
 };
 use orders_core::order::NewLineItem;
-use orders_core::ports::{Catalog, EventPublisher, OrderCommands, OrderStore, SystemClock};
+use orders_core::ports::{Catalog, OrderCommands, OrderStore, SystemClock};
 use orders_core::{
-    Currency, CustomerId, EventEnvelope, Money, Order, OrderError, OrderEvent, OrderId,
-    OrderStatus, PlaceOrder, Product, ProductId, Quantity, Timestamp,
+    Currency, CustomerId, EventEnvelope, Money, Order, OrderEvent, OrderId, OrderStatus,
+    PlaceOrder, Product, ProductId, Quantity, Timestamp,
 };
-use orders_tests::Emulator;
+use orders_tests::{Emulator, FlakyPublisher};
 use process_order::OrderProcessor;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-/// The real publisher, failing its first `failures` calls (throttling cannot be caused on
-/// demand in the emulator).
-struct FlakyPublisher {
-    inner: KinesisPublisher,
-    failures: AtomicUsize,
-}
-
-#[async_trait]
-impl EventPublisher for FlakyPublisher {
-    async fn publish(&self, event: &EventEnvelope) -> Result<(), OrderError> {
-        if self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(OrderError::Throttled(
-                "injected: ProvisionedThroughputExceededException".into(),
-            ));
-        }
-        self.inner.publish(event).await
-    }
-}
+use std::sync::atomic::{AtomicU64, Ordering};
 
 struct Stack {
     emulator: Emulator,
     store: DynamoOrderStore,
     stream: String,
     dlq: String,
-    processor:
-        OrderProcessor<DynamoOrderCommands, DynamoCatalog, FlakyPublisher, SqsDeadLetterQueue>,
+    processor: OrderProcessor<
+        DynamoOrderCommands,
+        DynamoCatalog,
+        FlakyPublisher<KinesisPublisher>,
+        SqsDeadLetterQueue,
+    >,
     sequence: AtomicU64,
 }
 
@@ -65,10 +45,10 @@ async fn spawn_stack(publish_failures: usize) -> Stack {
     let processor = OrderProcessor {
         commands: DynamoOrderCommands::from_sdk(&emulator.sdk, &orders, &products),
         catalog: DynamoCatalog::from_sdk(&emulator.sdk, &products),
-        publisher: FlakyPublisher {
-            inner: KinesisPublisher::from_sdk(&emulator.sdk, &stream),
-            failures: AtomicUsize::new(publish_failures),
-        },
+        publisher: FlakyPublisher::new(
+            KinesisPublisher::from_sdk(&emulator.sdk, &stream),
+            publish_failures,
+        ),
         dead_letters: SqsDeadLetterQueue::from_sdk(&emulator.sdk, &dlq),
         clock: Arc::new(SystemClock),
         function_name: "orders-process-order".into(),
