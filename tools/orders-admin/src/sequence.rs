@@ -22,27 +22,14 @@ impl SequenceNumber {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The digits without leading zeros ("" for zero).
-    fn significant(&self) -> &str {
-        self.0.trim_start_matches('0')
-    }
 }
 
-/// Compares two decimal sequence numbers as unbounded integers: strip leading zeros, then
-/// the longer is larger, and equal lengths compare digit by digit.
-pub fn compare(a: &str, b: &str) -> Ordering {
-    let (a, b) = (
-        a.trim().trim_start_matches('0'),
-        b.trim().trim_start_matches('0'),
-    );
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
+/// Compares two decimal sequence numbers as unbounded integers (the domain's comparison).
+pub use orders_core::sequence::compare;
 
 impl Ord for SequenceNumber {
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (self.significant(), other.significant());
-        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        compare(&self.0, &other.0)
     }
 }
 
