@@ -6,6 +6,7 @@ use orders_aws::config::{ConfigError, required};
 pub struct Config {
     pub orders_table: String,
     pub products_table: String,
+    pub analytics_table: String,
 }
 
 impl Config {
@@ -13,6 +14,7 @@ impl Config {
         Ok(Self {
             orders_table: required("ORDERS_TABLE")?,
             products_table: required("PRODUCTS_TABLE")?,
+            analytics_table: required("ANALYTICS_TABLE")?,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! HTTP entry point for reads.
 
 use lambda_http::http::StatusCode;
-use lambda_http::http::header::{CACHE_CONTROL, ETAG};
+use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use orders_core::listing::{ListOrders, ListProducts, encode_cursor, encode_product_cursor};
 use orders_core::ports::{Catalog, OrderStore};
 use orders_core::{FieldError, Order, OrderError, OrderId, Product, ProductId};
@@ -9,7 +9,13 @@ use orders_http::request::{path_parameter, query_pairs, route_key};
 use orders_http::response::json;
 use orders_http::{ApiError, Body, Request, Response};
 use serde::Serialize;
+use std::hash::{Hash, Hasher};
 use tracing::instrument;
+
+/// The dashboard: one self-contained page (no CDN at run time), compiled into the binary.
+const DASHBOARD: &str = include_str!("../assets/dashboard.html");
+/// The OpenAPI 3.1 document of the whole HTTP API (commands and queries).
+const OPENAPI: &str = include_str!("../../../api/openapi.json");
 
 pub struct QueryService<S, K> {
     pub store: S,
@@ -26,6 +32,8 @@ pub async fn handle<S: OrderStore, K: Catalog>(
         Some("GET /products/{productId}") => get_product(service, &request).await,
         Some("GET /products") => list_products(service, &request).await,
         Some("GET /health") => health(service).await,
+        Some("GET /") => Ok(asset(&request, DASHBOARD, "text/html; charset=utf-8")),
+        Some("GET /openapi.json") => Ok(asset(&request, OPENAPI, "application/json")),
         other => Err(ApiError::not_found(format!(
             "no such route on query: {}",
             other.unwrap_or("(none)")
@@ -145,4 +153,39 @@ async fn list_products<S: OrderStore, K: Catalog>(
             next_cursor: next.as_ref().map(encode_product_cursor),
         },
     ))
+}
+
+/// A static document. Deploys change it, so clients revalidate (cheap: 304 on a match).
+fn asset(request: &Request, body: &'static str, content_type: &'static str) -> Response<Body> {
+    let tag = etag_of(body);
+    if_none_match(request, &tag).unwrap_or_else(|| {
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(CONTENT_TYPE, content_type)
+            .header(CACHE_CONTROL, "no-cache")
+            .header(ETAG, tag)
+            .body(Body::Text(body.to_owned()))
+            .expect("a valid response")
+    })
+}
+
+/// A strong validator for a body: a hash of its bytes, stable within a build.
+pub(crate) fn etag_of(body: &str) -> String {
+    let mut hasher = std::hash::DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
+/// 304 when the client already holds `tag`.
+pub(crate) fn if_none_match(request: &Request, tag: &str) -> Option<Response<Body>> {
+    let held = request.headers().get(IF_NONE_MATCH)?.to_str().ok()?;
+    held.split(',')
+        .any(|t| t.trim() == tag || t.trim() == "*")
+        .then(|| {
+            Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .header(ETAG, tag)
+                .body(Body::Empty)
+                .expect("a valid response")
+        })
 }

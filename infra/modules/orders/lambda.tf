@@ -158,8 +158,15 @@ locals {
       {
         Sid      = "ReadCatalog"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:Scan"]
+        Action   = ["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:BatchGetItem"]
         Resource = [aws_dynamodb_table.products.arn]
+      },
+      {
+        # Dashboards and the analytics routes read known bucket keys, never scan.
+        Sid      = "ReadAnalytics"
+        Effect   = "Allow"
+        Action   = ["dynamodb:BatchGetItem"]
+        Resource = [aws_dynamodb_table.analytics.arn]
       },
     ]
     "process-order" = concat([

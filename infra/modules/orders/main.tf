@@ -1,15 +1,21 @@
 locals {
   # HTTP API routes: route_key => function binary. Add a route in one line.
   routes = {
-    "POST /orders"              = "place-order"
-    "PATCH /orders/{orderId}"   = "place-order"
-    "DELETE /orders/{orderId}"  = "place-order"
-    "PUT /products/{productId}" = "place-order"
-    "GET /orders"               = "query"
-    "GET /orders/{orderId}"     = "query"
-    "GET /products"             = "query"
-    "GET /products/{productId}" = "query"
-    "GET /health"               = "query"
+    "POST /orders"                = "place-order"
+    "PATCH /orders/{orderId}"     = "place-order"
+    "DELETE /orders/{orderId}"    = "place-order"
+    "PUT /products/{productId}"   = "place-order"
+    "GET /orders"                 = "query"
+    "GET /orders/{orderId}"       = "query"
+    "GET /products"               = "query"
+    "GET /products/{productId}"   = "query"
+    "GET /health"                 = "query"
+    "GET /analytics/sales"        = "query"
+    "GET /analytics/top-products" = "query"
+    "GET /analytics/customers"    = "query"
+    "GET /analytics/summary"      = "query"
+    "GET /openapi.json"           = "query"
+    "GET /"                       = "query"
   }
 
   # Order attributes the listing indexes carry: everything a listing returns. The outbox
@@ -67,8 +73,9 @@ locals {
     "query" = {
       timeout = var.api_timeout
       environment = merge(local.log_env, {
-        ORDERS_TABLE   = aws_dynamodb_table.orders.name
-        PRODUCTS_TABLE = aws_dynamodb_table.products.name
+        ORDERS_TABLE    = aws_dynamodb_table.orders.name
+        PRODUCTS_TABLE  = aws_dynamodb_table.products.name
+        ANALYTICS_TABLE = aws_dynamodb_table.analytics.name
       })
     }
     "process-order" = {
