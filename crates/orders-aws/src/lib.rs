@@ -19,7 +19,7 @@ pub mod kinesis;
 pub mod metrics;
 pub mod sqs;
 
-pub use dynamo::analytics::DynamoAnalytics;
+pub use dynamo::analytics::{DynamoAnalytics, DynamoAnalyticsReader};
 pub use dynamo::catalog::DynamoCatalog;
 pub use dynamo::commands::DynamoOrderCommands;
 pub use dynamo::idempotency::DynamoIdempotencyStore;

@@ -171,7 +171,7 @@ pub struct ProductTotals {
 }
 
 impl ProductTotals {
-    fn add(&mut self, other: &ProductTotals) {
+    pub fn add(&mut self, other: &ProductTotals) {
         self.units += other.units;
         self.revenue += other.revenue;
         self.orders += other.orders;

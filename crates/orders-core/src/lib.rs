@@ -9,6 +9,7 @@
 //! - [`sequence`]: stream sequence numbers as big integers.
 //! - [`validation`]: turns an untrusted JSON body into a command, naming every bad field.
 //! - [`analytics`]: time buckets, what each event contributes, and the batch fold.
+//! - [`report`]: analytics query windows, the buckets that answer them, report shapes.
 //! - [`event`]: the versioned event envelope published to the stream.
 //! - [`listing`]: the list-orders query and its opaque cursor.
 //! - [`idempotency`]: what is remembered about an `Idempotency-Key`.
@@ -32,6 +33,7 @@ pub mod order;
 pub mod outbox;
 pub mod ports;
 pub mod product;
+pub mod report;
 pub mod sequence;
 pub mod time;
 pub mod validation;

@@ -550,3 +550,57 @@ mod tests {
         assert!(publisher.events().is_empty());
     }
 }
+
+/// Analytics held as a [`Fold`](crate::analytics::Fold) of effects: what the aggregate
+/// function would have stored for them.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryAnalytics {
+    fold: Arc<Mutex<crate::analytics::Fold>>,
+}
+
+impl MemoryAnalytics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts `order` as all its events so far would have.
+    pub fn add_order(&self, order: &Order) {
+        lock(&self.fold).add_order(order);
+    }
+}
+
+#[async_trait]
+impl crate::ports::AnalyticsReader for MemoryAnalytics {
+    async fn totals(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+    ) -> Result<Vec<crate::analytics::Totals>, OrderError> {
+        let fold = lock(&self.fold);
+        Ok(buckets.iter().map(|b| fold.view(b).totals).collect())
+    }
+
+    async fn products(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+    ) -> Result<BTreeMap<ProductId, crate::analytics::ProductTotals>, OrderError> {
+        let fold = lock(&self.fold);
+        let mut out: BTreeMap<ProductId, crate::analytics::ProductTotals> = BTreeMap::new();
+        for bucket in buckets {
+            for (id, p) in fold.view(bucket).products {
+                out.entry(id).or_default().add(&p);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn customers(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+    ) -> Result<std::collections::BTreeSet<crate::ids::CustomerId>, OrderError> {
+        let fold = lock(&self.fold);
+        Ok(buckets
+            .iter()
+            .flat_map(|b| fold.view(b).customers)
+            .collect())
+    }
+}

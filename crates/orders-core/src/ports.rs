@@ -241,3 +241,25 @@ pub trait AnalyticsStore: Send + Sync {
         customers: &std::collections::BTreeSet<crate::ids::CustomerId>,
     ) -> Result<(), OrderError>;
 }
+
+/// Reads of the analytics (the query side). Buckets are read by known keys, never scanned.
+#[async_trait]
+pub trait AnalyticsReader: Send + Sync {
+    /// The counters of each bucket, in the order asked; zero for buckets nothing landed in.
+    async fn totals(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+    ) -> Result<Vec<crate::analytics::Totals>, OrderError>;
+
+    /// Per-product counters summed over `buckets`.
+    async fn products(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+    ) -> Result<std::collections::BTreeMap<ProductId, crate::analytics::ProductTotals>, OrderError>;
+
+    /// The distinct customers who placed an order in any of `buckets`.
+    async fn customers(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+    ) -> Result<std::collections::BTreeSet<crate::ids::CustomerId>, OrderError>;
+}

@@ -5,7 +5,7 @@
 //! `cargo bench -p query --bench handler`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use orders_core::memory::{MemoryCatalog, MemoryOrderStore, SequentialIds};
+use orders_core::memory::{MemoryAnalytics, MemoryCatalog, MemoryOrderStore, SequentialIds};
 use orders_core::order::{NewLineItem, PlaceOrder};
 use orders_core::ports::OrderIds;
 use orders_core::{Currency, CustomerId, Money, Order, OrderId, ProductId, Quantity, Timestamp};
@@ -18,7 +18,7 @@ const LIST_ORDERS: &str = include_str!("../tests/fixtures/list-orders.json");
 /// The order id in `get-order.json`.
 const FIXTURE_ID: &str = "01JDA3Z6Q7W8X9Y0Z1A2B3C4D5";
 
-type Service = QueryService<MemoryOrderStore, MemoryCatalog>;
+type Service = QueryService<MemoryOrderStore, MemoryCatalog, MemoryAnalytics>;
 
 fn order(id: OrderId, customer: &str, lines: u32) -> Order {
     let command = PlaceOrder {
@@ -48,10 +48,7 @@ fn service() -> Service {
         store.insert(order(ids.next_id(now), &format!("c-{}", n % 50), 2));
     }
     store.insert(order(OrderId::parse(FIXTURE_ID).unwrap(), "c-1", 2));
-    QueryService {
-        store,
-        catalog: MemoryCatalog::new(),
-    }
+    QueryService::new(store, MemoryCatalog::new(), MemoryAnalytics::new())
 }
 
 fn request(event: &str) -> lambda_http::Request {

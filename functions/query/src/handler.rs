@@ -1,15 +1,17 @@
 //! HTTP entry point for reads.
 
+use crate::analytics::{ReportCache, report};
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use orders_core::listing::{ListOrders, ListProducts, encode_cursor, encode_product_cursor};
-use orders_core::ports::{Catalog, OrderStore};
+use orders_core::ports::{AnalyticsReader, Catalog, Clock, OrderStore, SystemClock};
 use orders_core::{FieldError, Order, OrderError, OrderId, Product, ProductId};
 use orders_http::request::{path_parameter, query_pairs, route_key};
 use orders_http::response::json;
 use orders_http::{ApiError, Body, Request, Response};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use tracing::instrument;
 
 /// The dashboard: one self-contained page (no CDN at run time), compiled into the binary.
@@ -17,13 +19,29 @@ const DASHBOARD: &str = include_str!("../assets/dashboard.html");
 /// The OpenAPI 3.1 document of the whole HTTP API (commands and queries).
 const OPENAPI: &str = include_str!("../../../api/openapi.json");
 
-pub struct QueryService<S, K> {
+pub struct QueryService<S, K, A> {
     pub store: S,
     pub catalog: K,
+    pub analytics: A,
+    /// "Now", for the analytics routes' default window.
+    pub clock: Arc<dyn Clock>,
+    pub cache: ReportCache,
 }
 
-pub async fn handle<S: OrderStore, K: Catalog>(
-    service: &QueryService<S, K>,
+impl<S, K, A> QueryService<S, K, A> {
+    pub fn new(store: S, catalog: K, analytics: A) -> Self {
+        Self {
+            store,
+            catalog,
+            analytics,
+            clock: Arc::new(SystemClock),
+            cache: ReportCache::default(),
+        }
+    }
+}
+
+pub async fn handle<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+    service: &QueryService<S, K, A>,
     request: Request,
 ) -> Response<Body> {
     let result = match route_key(&request).as_deref() {
@@ -32,6 +50,10 @@ pub async fn handle<S: OrderStore, K: Catalog>(
         Some("GET /products/{productId}") => get_product(service, &request).await,
         Some("GET /products") => list_products(service, &request).await,
         Some("GET /health") => health(service).await,
+        Some("GET /analytics/sales") => report(service, &request, "sales").await,
+        Some("GET /analytics/top-products") => report(service, &request, "top-products").await,
+        Some("GET /analytics/customers") => report(service, &request, "customers").await,
+        Some("GET /analytics/summary") => report(service, &request, "summary").await,
         Some("GET /") => Ok(asset(&request, DASHBOARD, "text/html; charset=utf-8")),
         Some("GET /openapi.json") => Ok(asset(&request, OPENAPI, "application/json")),
         other => Err(ApiError::not_found(format!(
@@ -43,8 +65,8 @@ pub async fn handle<S: OrderStore, K: Catalog>(
 }
 
 #[instrument(skip_all)]
-async fn get_order<S: OrderStore, K: Catalog>(
-    service: &QueryService<S, K>,
+async fn get_order<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+    service: &QueryService<S, K, A>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let raw = path_parameter(request, "orderId").unwrap_or_default();
@@ -76,8 +98,8 @@ struct OrderList {
 }
 
 #[instrument(skip_all)]
-async fn list_orders<S: OrderStore, K: Catalog>(
-    service: &QueryService<S, K>,
+async fn list_orders<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+    service: &QueryService<S, K, A>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let pairs = query_pairs(request);
@@ -95,8 +117,8 @@ async fn list_orders<S: OrderStore, K: Catalog>(
 
 /// Any failure to reach the table is "not ready" (503), whatever its cause: a load balancer
 /// or deploy check only needs to know whether to send traffic here.
-async fn health<S: OrderStore, K: Catalog>(
-    service: &QueryService<S, K>,
+async fn health<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+    service: &QueryService<S, K, A>,
 ) -> Result<Response<Body>, ApiError> {
     match service.store.ping().await {
         Ok(()) => Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
@@ -112,8 +134,8 @@ async fn health<S: OrderStore, K: Catalog>(
 }
 
 #[instrument(skip_all)]
-async fn get_product<S: OrderStore, K: Catalog>(
-    service: &QueryService<S, K>,
+async fn get_product<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+    service: &QueryService<S, K, A>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let raw = path_parameter(request, "productId").unwrap_or_default();
@@ -135,8 +157,8 @@ struct ProductList {
 }
 
 #[instrument(skip_all)]
-async fn list_products<S: OrderStore, K: Catalog>(
-    service: &QueryService<S, K>,
+async fn list_products<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+    service: &QueryService<S, K, A>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let pairs = query_pairs(request);

@@ -4,8 +4,12 @@
 //! - `GET /orders?status=&customerId=&limit=&cursor=` — newest first, served by the
 //!   orders table's GSIs (never a Scan), with an opaque `nextCursor`;
 //! - `GET /products/{productId}`, `GET /products?limit=&cursor=` — the catalog;
-//! - `GET /health` — 200 once the function can reach its table.
+//! - `GET /health` — 200 once the function can reach its table;
+//! - `GET /analytics/{sales,top-products,customers,summary}?from=&to=…` — reports over a
+//!   time window from the bucketed analytics table (see [`analytics`]);
+//! - `GET /` — the dashboard page; `GET /openapi.json` — the API's OpenAPI 3.1 document.
 
+pub mod analytics;
 pub mod config;
 pub mod handler;
 

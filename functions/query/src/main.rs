@@ -2,7 +2,7 @@
 
 use lambda_http::{Error, service_fn};
 use orders_aws::metrics::{format_counts, take_request_counts};
-use orders_aws::{DynamoCatalog, DynamoOrderStore};
+use orders_aws::{DynamoAnalyticsReader, DynamoCatalog, DynamoOrderStore};
 use query::{Config, QueryService, handle};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,10 +12,11 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = orders_aws::config::sdk_config_for_api().await;
-    let service = Arc::new(QueryService {
-        store: DynamoOrderStore::from_sdk(&sdk, &config.orders_table),
-        catalog: DynamoCatalog::from_sdk(&sdk, &config.products_table),
-    });
+    let service = Arc::new(QueryService::new(
+        DynamoOrderStore::from_sdk(&sdk, &config.orders_table),
+        DynamoCatalog::from_sdk(&sdk, &config.products_table),
+        DynamoAnalyticsReader::from_sdk(&sdk, &config.analytics_table),
+    ));
     lambda_http::run(service_fn(move |request| {
         let service = Arc::clone(&service);
         async move {

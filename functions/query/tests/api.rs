@@ -2,7 +2,7 @@
 //! real API Gateway v2 events (`fixtures/`). Each test gets its own orders table, cloned
 //! from the Terraform-deployed schema (keys and GSIs included).
 
-use orders_aws::{DynamoCatalog, DynamoOrderStore};
+use orders_aws::{DynamoAnalyticsReader, DynamoCatalog, DynamoOrderStore};
 use orders_core::order::NewLineItem;
 use orders_core::ports::{Catalog, OrderStore};
 use orders_core::{
@@ -19,19 +19,21 @@ const LIST_ORDERS: &str = include_str!("fixtures/list-orders.json");
 
 struct Stack {
     table: String,
-    service: QueryService<DynamoOrderStore, DynamoCatalog>,
+    service: QueryService<DynamoOrderStore, DynamoCatalog, DynamoAnalyticsReader>,
 }
 
 async fn spawn_stack() -> Stack {
     let emulator = Emulator::connect().await;
-    let (table, products) = tokio::join!(
+    let (table, products, analytics) = tokio::join!(
         emulator.clone_table("orders_table"),
-        emulator.clone_table("products_table")
+        emulator.clone_table("products_table"),
+        emulator.clone_table("analytics_table")
     );
-    let service = QueryService {
-        store: DynamoOrderStore::from_sdk(&emulator.sdk, &table),
-        catalog: DynamoCatalog::from_sdk(&emulator.sdk, &products),
-    };
+    let service = QueryService::new(
+        DynamoOrderStore::from_sdk(&emulator.sdk, &table),
+        DynamoCatalog::from_sdk(&emulator.sdk, &products),
+        DynamoAnalyticsReader::from_sdk(&emulator.sdk, &analytics),
+    );
     Stack { table, service }
 }
 
@@ -302,10 +304,11 @@ async fn health_reports_whether_the_table_is_reachable() {
     );
 
     let emulator = Emulator::connect().await;
-    let missing = QueryService {
-        store: DynamoOrderStore::from_sdk(&emulator.sdk, format!("{}-gone", stack.table)),
-        catalog: DynamoCatalog::from_sdk(&emulator.sdk, "unused"),
-    };
+    let missing = QueryService::new(
+        DynamoOrderStore::from_sdk(&emulator.sdk, format!("{}-gone", stack.table)),
+        DynamoCatalog::from_sdk(&emulator.sdk, "unused"),
+        DynamoAnalyticsReader::from_sdk(&emulator.sdk, "unused"),
+    );
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     let response = handle(&missing, request).await;
     assert_eq!(response.status().as_u16(), 503);

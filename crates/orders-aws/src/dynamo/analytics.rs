@@ -13,10 +13,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use orders_core::analytics::{
-    Bucket, BucketView, CUSTOMER_SHARDS, CounterItem, ItemDelta, PRODUCT_SHARDS, shard_of,
+    Bucket, BucketView, CUSTOMER_SHARDS, CounterItem, ItemDelta, PRODUCT_SHARDS, ProductTotals,
+    Totals, shard_of,
 };
-use orders_core::ports::{AnalyticsStore, CountersApplied};
-use orders_core::{CustomerId, EventId, OrderError, OrderId, Timestamp, sequence};
+use orders_core::ports::{AnalyticsReader, AnalyticsStore, CountersApplied};
+use orders_core::{CustomerId, EventId, OrderError, OrderId, ProductId, Timestamp, sequence};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 type Item = HashMap<String, AttributeValue>;
@@ -200,7 +201,7 @@ impl DynamoAnalytics {
             .map(|name| pk(bucket, &name))
             .collect();
         let mut items = HashMap::new();
-        for item in super::batch_get(&self.client, &self.table, keys).await? {
+        for item in super::batch_get(&self.client, &self.table, keys, true).await? {
             if let Some(AttributeValue::S(key)) = item.get("pk") {
                 items.insert(key.clone(), item);
             }
@@ -228,6 +229,84 @@ impl DynamoAnalytics {
             i.get(&format!("wm#{shard}"))
                 .and_then(|v| v.as_s().ok().cloned())
         }))
+    }
+}
+
+/// The query side's reads of the analytics table: BatchGetItem of known keys (never a
+/// Scan), eventually consistent — a report may trail the latest write by a moment, at half
+/// the read cost.
+#[derive(Debug, Clone)]
+pub struct DynamoAnalyticsReader {
+    client: Client,
+    table: String,
+}
+
+impl DynamoAnalyticsReader {
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: crate::config::dynamodb_client(sdk),
+            table: table.into(),
+        }
+    }
+
+    /// The items `items(bucket)` of every bucket, folded into one view.
+    async fn view(
+        &self,
+        buckets: &[Bucket],
+        items: impl Fn(&Bucket) -> Vec<String>,
+    ) -> Result<BucketView, OrderError> {
+        let keys = buckets
+            .iter()
+            .flat_map(|b| items(b).into_iter().map(move |name| pk(b, &name)))
+            .collect();
+        let mut view = BucketView::default();
+        for item in super::batch_get(&self.client, &self.table, keys, false).await? {
+            add_item(&mut view, item)?;
+        }
+        Ok(view)
+    }
+}
+
+#[async_trait]
+impl AnalyticsReader for DynamoAnalyticsReader {
+    async fn totals(&self, buckets: &[Bucket]) -> Result<Vec<Totals>, OrderError> {
+        let keys = buckets.iter().map(|b| pk(b, "totals")).collect();
+        let mut by_pk = HashMap::new();
+        for item in super::batch_get(&self.client, &self.table, keys, false).await? {
+            if let Some(AttributeValue::S(key)) = item.get("pk") {
+                let key = key.clone();
+                let mut view = BucketView::default();
+                add_item(&mut view, item)?;
+                by_pk.insert(key, view.totals);
+            }
+        }
+        Ok(buckets
+            .iter()
+            .map(|b| by_pk.remove(&format!("{b}/totals")).unwrap_or_default())
+            .collect())
+    }
+
+    async fn products(
+        &self,
+        buckets: &[Bucket],
+    ) -> Result<BTreeMap<ProductId, ProductTotals>, OrderError> {
+        let view = self
+            .view(buckets, |b| {
+                (0..PRODUCT_SHARDS)
+                    .map(|s| CounterItem::Products(*b, s).sort_key())
+                    .collect()
+            })
+            .await?;
+        Ok(view.products)
+    }
+
+    async fn customers(&self, buckets: &[Bucket]) -> Result<BTreeSet<CustomerId>, OrderError> {
+        let view = self
+            .view(buckets, |_| {
+                (0..CUSTOMER_SHARDS).map(customer_item).collect()
+            })
+            .await?;
+        Ok(view.customers)
     }
 }
 

@@ -65,11 +65,16 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn get_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, OrderError> {
-        super::batch_get(&self.client, &self.table, ids.iter().map(key).collect())
-            .await?
-            .into_iter()
-            .map(product_from_item)
-            .collect()
+        super::batch_get(
+            &self.client,
+            &self.table,
+            ids.iter().map(key).collect(),
+            true,
+        )
+        .await?
+        .into_iter()
+        .map(product_from_item)
+        .collect()
     }
 
     /// Pages through the table with a Scan, which reads only the requested page (products

@@ -24,45 +24,71 @@ pub mod orders;
 
 /// BatchGetItem reads at most 100 keys per call.
 const BATCH_GET_LIMIT: usize = 100;
+/// Chunks of one read in flight at once: enough to hide round trips for the analytics
+/// routes' thousands of keys without bursting a table's partitions.
+const BATCH_GET_CONCURRENCY: usize = 8;
 
-/// Consistent reads of many items of one table by key: chunks of 100 keys, asking again for
-/// the keys DynamoDB leaves unprocessed under load. Missing items are simply absent.
+type Key = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Reads of many items of one table by key: chunks of 100 keys, several in flight, asking
+/// again (with backoff) for the keys DynamoDB leaves unprocessed under load. Missing items
+/// are simply absent. `consistent` costs twice the read units: use it where the value
+/// decides a write (stock), not for reports.
 pub(crate) async fn batch_get(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
-    keys: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
-) -> Result<
-    Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
-    orders_core::OrderError,
-> {
-    let mut items = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(BATCH_GET_LIMIT) {
-        let mut pending = Some(
-            aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| orders_core::OrderError::Unexpected(e.into()))?,
-        );
-        while let Some(request) = pending.take() {
-            let output = client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
-                .await
-                .map_err(crate::errors::classify)?;
-            items.extend(
-                output
-                    .responses
-                    .unwrap_or_default()
-                    .remove(table)
-                    .unwrap_or_default(),
-            );
-            pending = output
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(table))
-                .filter(|k| !k.keys().is_empty());
+    keys: Vec<Key>,
+    consistent: bool,
+) -> Result<Vec<Key>, orders_core::OrderError> {
+    use futures::{StreamExt, TryStreamExt};
+    let chunks: Vec<Vec<Key>> = keys.chunks(BATCH_GET_LIMIT).map(<[Key]>::to_vec).collect();
+    let pages: Vec<Vec<Key>> = futures::stream::iter(chunks)
+        .map(|chunk| batch_get_chunk(client, table, chunk, consistent))
+        .buffer_unordered(BATCH_GET_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(pages.into_iter().flatten().collect())
+}
+
+async fn batch_get_chunk(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    chunk: Vec<Key>,
+    consistent: bool,
+) -> Result<Vec<Key>, orders_core::OrderError> {
+    let mut items = Vec::with_capacity(chunk.len());
+    let mut pending = Some(
+        aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(chunk))
+            .consistent_read(consistent)
+            .build()
+            .map_err(|e| orders_core::OrderError::Unexpected(e.into()))?,
+    );
+    let mut retries = 0u32;
+    while let Some(request) = pending.take() {
+        if retries > 0 {
+            // Unprocessed keys mean the table is over its capacity: back off, as DynamoDB
+            // asks, instead of hammering it (25 ms, 50 ms, … capped at 1.6 s).
+            tokio::time::sleep(std::time::Duration::from_millis(25 << retries.min(6))).await;
         }
+        let output = client
+            .batch_get_item()
+            .request_items(table, request)
+            .send()
+            .await
+            .map_err(crate::errors::classify)?;
+        items.extend(
+            output
+                .responses
+                .unwrap_or_default()
+                .remove(table)
+                .unwrap_or_default(),
+        );
+        pending = output
+            .unprocessed_keys
+            .and_then(|mut u| u.remove(table))
+            .filter(|k| !k.keys().is_empty());
+        retries += 1;
     }
     Ok(items)
 }

@@ -1,0 +1,218 @@
+//! `GET /analytics/*`: reports over time windows, read from the bucketed analytics table
+//! (see `orders_core::report` for windows and which buckets answer them).
+//!
+//! # Freshness
+//! A report is computed at most once per [`FRESHNESS`] per warm function instance, and
+//! clients may reuse it as long (`Cache-Control: public, max-age=2`, with an `ETag` for a
+//! cheap 304 after that). So a report trails the analytics table by at most 2 s, and the
+//! table trails order placement by the pipeline (about a second: the stream's batching
+//! window).
+
+use crate::handler::{QueryService, etag_of, if_none_match};
+use lambda_http::http::StatusCode;
+use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
+use orders_core::FieldError;
+use orders_core::analytics::Granularity;
+use orders_core::analytics::Totals;
+use orders_core::ports::{AnalyticsReader, Catalog, OrderStore};
+use orders_core::report::{
+    ActiveCustomers, DEFAULT_TOP_PRODUCTS, MAX_TOP_PRODUCTS, RankBy, SalesReport, Summary,
+    TopProduct, TopProducts, Window, parse_granularity, rank_products,
+};
+use orders_http::request::query_pairs;
+use orders_http::{ApiError, Body, Request, Response};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::instrument;
+
+/// How long a computed report is served from memory, and how long clients may cache it.
+pub const FRESHNESS: Duration = Duration::from_secs(2);
+/// Distinct reports kept; dashboards ask for a handful, so this only bounds odd clients.
+const CACHE_ENTRIES: usize = 256;
+
+/// Which report, with its parameters validated and normalised (the cache key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Report {
+    Sales(Window, Granularity),
+    TopProducts(Window, RankBy, usize),
+    Customers(Window),
+    Summary(Window),
+}
+
+impl Report {
+    /// Parses the query string of `route`; every bad or unknown parameter is named.
+    fn parse(
+        route: &str,
+        pairs: &[(String, String)],
+        now: orders_core::Timestamp,
+    ) -> Result<Self, ApiError> {
+        let allowed: &[&str] = match route {
+            "sales" => &["from", "to", "granularity"],
+            "top-products" => &["from", "to", "limit", "by"],
+            _ => &["from", "to"],
+        };
+        let mut errors = Vec::new();
+        let mut params: HashMap<&str, &str> = HashMap::new();
+        for (name, value) in pairs {
+            if allowed.contains(&name.as_str()) {
+                params.insert(name, value);
+            } else {
+                errors.push(FieldError::new(
+                    name.clone(),
+                    format!("is not a known parameter ({})", allowed.join(", ")),
+                ));
+            }
+        }
+        let window = Window::parse(params.get("from").copied(), params.get("to").copied(), now)
+            .map_err(|e| errors.extend(e))
+            .ok();
+        let granularity = parse_granularity(params.get("granularity").unwrap_or(&"hour"))
+            .map_err(|e| errors.push(e))
+            .ok();
+        let by = RankBy::parse(params.get("by").unwrap_or(&"revenue"))
+            .map_err(|e| errors.push(e))
+            .ok();
+        let limit = match params.get("limit").map(|v| v.parse::<usize>()) {
+            None => Some(DEFAULT_TOP_PRODUCTS),
+            Some(Ok(n)) if (1..=MAX_TOP_PRODUCTS).contains(&n) => Some(n),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_TOP_PRODUCTS}"),
+                ));
+                None
+            }
+        };
+        match (window, granularity, by, limit) {
+            (Some(window), Some(granularity), Some(by), Some(limit)) if errors.is_empty() => {
+                Ok(match route {
+                    "sales" => Report::Sales(window, granularity),
+                    "top-products" => Report::TopProducts(window, by, limit),
+                    "customers" => Report::Customers(window),
+                    _ => Report::Summary(window),
+                })
+            }
+            _ => Err(ApiError::validation(errors)),
+        }
+    }
+}
+
+/// Reports computed recently by this instance. A Lambda instance serves one request at a
+/// time, so there is no stampede to guard against; a lock keeps it correct regardless.
+#[derive(Debug, Default)]
+pub struct ReportCache {
+    entries: Mutex<HashMap<Report, (Instant, Arc<String>)>>,
+}
+
+impl ReportCache {
+    fn get(&self, report: &Report) -> Option<Arc<String>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(report)
+            .filter(|(at, _)| at.elapsed() < FRESHNESS)
+            .map(|(_, body)| Arc::clone(body))
+    }
+
+    fn put(&self, report: Report, body: Arc<String>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_ENTRIES {
+            entries.retain(|_, (at, _)| at.elapsed() < FRESHNESS);
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(report, (Instant::now(), body));
+    }
+}
+
+/// `GET /analytics/{route}`.
+#[instrument(skip(service, request))]
+pub async fn report<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+    service: &QueryService<S, K, A>,
+    request: &Request,
+    route: &str,
+) -> Result<Response<Body>, ApiError> {
+    let report = Report::parse(route, &query_pairs(request), service.clock.now())?;
+    let body = match service.cache.get(&report) {
+        Some(body) => body,
+        None => {
+            let body = Arc::new(compute(service, &report).await?);
+            service.cache.put(report, Arc::clone(&body));
+            body
+        }
+    };
+    let tag = etag_of(&body);
+    if let Some(not_modified) = if_none_match(request, &tag) {
+        return Ok(not_modified);
+    }
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json")
+        .header(
+            CACHE_CONTROL,
+            format!("public, max-age={}", FRESHNESS.as_secs()),
+        )
+        .header(ETAG, tag)
+        .body(Body::Text(body.as_str().to_owned()))
+        .expect("a valid response"))
+}
+
+async fn compute<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+    service: &QueryService<S, K, A>,
+    report: &Report,
+) -> Result<String, ApiError> {
+    let analytics = &service.analytics;
+    let json = match report {
+        Report::Sales(window, granularity) => {
+            let buckets = window
+                .buckets(*granularity)
+                .map_err(|e| ApiError::validation(vec![e]))?;
+            let totals = analytics.totals(&buckets).await?;
+            serde_json::to_string(&SalesReport::new(*granularity, &buckets, &totals))
+        }
+        Report::Summary(window) => {
+            let mut sum = Totals::default();
+            for totals in analytics.totals(&window.cover()).await? {
+                sum.add(&totals);
+            }
+            serde_json::to_string(&Summary::new(window, &sum))
+        }
+        Report::Customers(window) => {
+            let customers = analytics.customers(&window.cover()).await?;
+            serde_json::to_string(&ActiveCustomers {
+                from: window.from_time(),
+                to: window.to_time(),
+                active_customers: customers.len(),
+                approximate: false,
+            })
+        }
+        Report::TopProducts(window, by, limit) => {
+            let ranked = rank_products(analytics.products(&window.cover()).await?, *by, *limit);
+            let ids: Vec<_> = ranked.iter().map(|(id, _)| id.clone()).collect();
+            let names: BTreeMap<_, _> = service
+                .catalog
+                .get_many(&ids)
+                .await?
+                .into_iter()
+                .map(|p| (p.product_id, p.name))
+                .collect();
+            serde_json::to_string(&TopProducts {
+                from: window.from_time(),
+                to: window.to_time(),
+                by: *by,
+                products: ranked
+                    .into_iter()
+                    .map(|(id, p)| TopProduct {
+                        name: names.get(&id).cloned(),
+                        product_id: id,
+                        units: p.units,
+                        revenue: p.revenue,
+                        orders: p.orders,
+                    })
+                    .collect(),
+            })
+        }
+    };
+    Ok(json.expect("reports always serialise"))
+}
