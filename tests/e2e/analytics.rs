@@ -55,9 +55,7 @@ async fn stored(
 async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redelivery() {
     let emulator = Emulator::connect().await;
     let run = unique("agg");
-    // A day of its own in the past: no other test writes these buckets.
-    let day = 1_577_836_800
-        + 86_400 * (u64::from_str_radix(&run[run.len() - 4..], 16).unwrap() % 2000) as i64;
+    let day = own_day(&run);
     let start = Timestamp::from_unix_millis((day + 10 * 3600 + 57 * 60) * 1000).unwrap(); // 10:57, crossing 11:00
 
     let products: Vec<String> = (0..12).map(|i| format!("{run}-p{i}")).collect();
@@ -86,24 +84,7 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
                     })
                     .collect(),
             };
-            let order = Order::place(
-                OrderId::new(ulid::Ulid::from_parts(
-                    created.unix_millis() as u64,
-                    ulid::Ulid::new().random(),
-                )),
-                &command,
-                created,
-            );
-            async move {
-                store.create(&order).await.unwrap();
-                publisher
-                    .publish(&EventEnvelope::new(OrderEvent::OrderPlaced {
-                        order: order.clone(),
-                    }))
-                    .await
-                    .unwrap();
-                order
-            }
+            async move { place_at(store, publisher, &command, created).await }
         })
         .buffer_unordered(16)
         .collect()
@@ -111,28 +92,7 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
 
     // Wait for processing, then cancel every tenth order over HTTP (processed or failed:
     // failed ones answer 409, which is part of the point).
-    let settle = |ids: Vec<OrderId>| {
-        let store = &store;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(240);
-            loop {
-                let mut pending = 0;
-                for chunk in ids.chunks(100) {
-                    for id in chunk {
-                        if store.get(id).await.unwrap().unwrap().status == OrderStatus::Pending {
-                            pending += 1;
-                        }
-                    }
-                }
-                if pending == 0 {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "{pending} orders still PENDING");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    settle(placed.iter().map(|o| o.order_id).collect()).await;
+    settle(&store, placed.iter().map(|o| o.order_id)).await;
     let cancelled: Vec<u16> = stream::iter(placed.iter().step_by(10))
         .map(|o| async move {
             client()
@@ -227,6 +187,57 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
         want,
         "unchanged after redelivery"
     );
+}
+
+/// A day (Unix seconds of its 00:00 UTC) in 2020–2025 picked by the run id: no other test
+/// run writes its buckets, so a test can assert exact totals.
+pub(crate) fn own_day(run: &str) -> i64 {
+    1_577_836_800 + 86_400 * (u64::from_str_radix(&run[run.len() - 4..], 16).unwrap() % 2000) as i64
+}
+
+/// Stores an order and publishes its `OrderPlaced` exactly as place-order does, but with a
+/// chosen `createdAt` (so a test owns its buckets); process-order takes it from there.
+pub(crate) async fn place_at(
+    store: &DynamoOrderStore,
+    publisher: &KinesisPublisher,
+    command: &PlaceOrder,
+    created: Timestamp,
+) -> Order {
+    let order = Order::place(
+        OrderId::new(ulid::Ulid::from_parts(
+            created.unix_millis() as u64,
+            ulid::Ulid::new().random(),
+        )),
+        command,
+        created,
+    );
+    store.create(&order).await.unwrap();
+    publisher
+        .publish(&EventEnvelope::new(OrderEvent::OrderPlaced {
+            order: order.clone(),
+        }))
+        .await
+        .unwrap();
+    order
+}
+
+/// Waits until none of `ids` is PENDING any more.
+pub(crate) async fn settle(store: &DynamoOrderStore, ids: impl IntoIterator<Item = OrderId>) {
+    let ids: Vec<OrderId> = ids.into_iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let mut pending = 0;
+        for id in &ids {
+            if store.get(id).await.unwrap().unwrap().status == OrderStatus::Pending {
+                pending += 1;
+            }
+        }
+        if pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pending} orders still PENDING");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Lambda-shaped Kinesis records (shard, record JSON) of the stream whose order id is ours.

@@ -4,6 +4,7 @@
 
 mod analytics;
 mod pipeline;
+mod reports;
 
 use orders_tests::Emulator;
 use reqwest::StatusCode;

@@ -9,6 +9,8 @@
 //! - [`kinesis`]: the event publisher.
 //! - [`sqs`]: the dead-letter queue for records a stream consumer can never process.
 //! - [`metrics`]: counting the AWS requests each invocation sends.
+//! - [`telemetry`]: business metrics (orders placed, dead letters, …) as CloudWatch Embedded
+//!   Metric Format on stdout, set up once per function and flushed after each invocation.
 //! - [`errors`]: turning SDK errors into the domain's retryable/non-retryable kinds, keeping
 //!   the SDK error as the source.
 
@@ -18,6 +20,7 @@ pub mod errors;
 pub mod kinesis;
 pub mod metrics;
 pub mod sqs;
+pub mod telemetry;
 
 pub use dynamo::analytics::{DynamoAnalytics, DynamoAnalyticsReader};
 pub use dynamo::catalog::DynamoCatalog;

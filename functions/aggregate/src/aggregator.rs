@@ -4,6 +4,7 @@ use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use futures::stream::{self, StreamExt};
 use orders_aws::metrics::{format_counts, take_request_counts};
+use orders_aws::telemetry::metric;
 use orders_core::analytics::{CounterItem, Effect, Fold, ItemDelta, position};
 use orders_core::ports::{AnalyticsStore, Clock, CountersApplied, DeadLetter, DeadLetterQueue};
 use orders_core::sequence;
@@ -75,7 +76,10 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
                 }
                 Ok(orders_core::Decoded::UnknownType(_)) => {}
                 Err(err) => match self.dead_letter(record, err.code(), err.to_string()).await {
-                    Ok(()) => dead_lettered += 1,
+                    Ok(()) => {
+                        metrics::counter!(metric::DEAD_LETTERED).increment(1);
+                        dead_lettered += 1;
+                    }
                     Err(e) => {
                         warn!(error = %e, %sequence, "dead-lettering failed; will retry");
                         retry.at(&sequence);
@@ -176,34 +180,43 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         for sequence in failed {
             retry.at(&sequence);
         }
-        let customer_failures: Vec<String> =
-            stream::iter(fold.customers.iter())
-                .map(|((bucket, shard), ids)| {
-                    let first = contributions
-                        .iter()
-                        .find(|c| {
-                            c.effect
-                                .customer
-                                .as_ref()
-                                .is_some_and(|id| ids.contains(id))
-                        })
-                        .map(|c| c.sequence.clone())
-                        .unwrap_or_default();
-                    async move {
-                        self.store.add_customers(bucket, *shard, ids).await.map_err(|err| {
-                        warn!(error = %err, %bucket, "customer set write failed; will retry");
-                        first
+        let customer_failures: Vec<String> = stream::iter(fold.customers.iter())
+            .map(|((bucket, shard), ids)| {
+                let first = contributions
+                    .iter()
+                    .find(|c| {
+                        c.effect
+                            .customer
+                            .as_ref()
+                            .is_some_and(|id| ids.contains(id))
                     })
+                    .map(|c| c.sequence.clone())
+                    .unwrap_or_default();
+                async move {
+                    match self.store.add_customers(bucket, *shard, ids).await {
+                        Ok(()) => {
+                            metrics::counter!(metric::AGGREGATE_WRITES, "kind" => "customers")
+                                .increment(1);
+                            Ok(())
+                        }
+                        Err(err) => {
+                            warn!(error = %err, %bucket, "customer set write failed; will retry");
+                            Err(first)
+                        }
                     }
-                })
-                .buffer_unordered(CONCURRENT_WRITES)
-                .filter_map(|r| async move { r.err() })
-                .collect()
-                .await;
+                }
+            })
+            .buffer_unordered(CONCURRENT_WRITES)
+            .filter_map(|r| async move { r.err() })
+            .collect()
+            .await;
         for sequence in customer_failures {
             retry.at(&sequence);
         }
 
+        metrics::histogram!(metric::BATCH_SIZE).record(records.len() as f64);
+        metrics::counter!(metric::DUPLICATE_RECORDS).increment(duplicates as u64);
+        metrics::counter!(metric::BATCH_ITEM_FAILURES).increment(u64::from(retry.0.is_some()));
         info!(
             records = records.len(),
             counted = contributions.len(),
@@ -259,7 +272,10 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
             .add_counters(item, shard, &first.sequence, &last.sequence, &delta)
             .await?
         {
-            CountersApplied::Done => Ok(()),
+            CountersApplied::Done => {
+                count_counter_write();
+                Ok(())
+            }
             CountersApplied::Behind(watermark) => {
                 // Redelivery: keep only what the item has not seen yet.
                 let newer: Vec<&Contribution> = records
@@ -276,6 +292,7 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
                     .add_counters_after(item, shard, &watermark, &last.sequence, &delta)
                     .await?
                 {
+                    count_counter_write();
                     Ok(())
                 } else {
                     Err(OrderError::Unavailable(
@@ -306,6 +323,10 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
             })
             .await
     }
+}
+
+fn count_counter_write() {
+    metrics::counter!(metric::AGGREGATE_WRITES, "kind" => "counter").increment(1);
 }
 
 /// The part of `records`' effects that lands in `item`.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    orders_aws::telemetry::init("aggregate")?;
     let config = Config::from_env()?;
     let sdk = orders_aws::config::sdk_config_for_streams().await;
     let aggregator = Arc::new(Aggregator {
@@ -24,7 +25,11 @@ async fn main() -> Result<(), Error> {
     });
     run(service_fn(move |event: LambdaEvent<_>| {
         let aggregator = Arc::clone(&aggregator);
-        async move { Ok::<_, Error>(aggregator.handle(event.payload).await) }
+        async move {
+            let response = aggregator.handle(event.payload).await;
+            orders_aws::telemetry::flush();
+            Ok::<_, Error>(response)
+        }
     }))
     .await
 }

@@ -5,6 +5,7 @@ use crate::commands::CommandService;
 use crate::service::PlaceOrderService;
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{ETAG, IF_MATCH, LOCATION};
+use orders_aws::telemetry::metric;
 use orders_core::ports::{Catalog, EventPublisher, IdempotencyStore, OrderCommands, OrderStore};
 use orders_core::validation::parse_place_order;
 use orders_core::{
@@ -31,7 +32,9 @@ where
     K: Catalog,
 {
     let result = match route_key(&request).as_deref() {
-        Some("POST /orders") => post_order(&app.place, &request).await,
+        Some("POST /orders") => post_order(&app.place, &request).await.inspect_err(|e| {
+            metrics::counter!(metric::ORDERS_REJECTED, "reason" => e.code).increment(1);
+        }),
         Some("DELETE /orders/{orderId}") => cancel_order(&app.commands, &request).await,
         Some("PATCH /orders/{orderId}") => patch_order(&app.commands, &request).await,
         Some("PUT /products/{productId}") => put_product(&app.commands, &request).await,

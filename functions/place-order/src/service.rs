@@ -1,6 +1,7 @@
 //! The place-order use case, generic over the ports so tests can drive it against the
 //! emulator (or fakes) with a controlled clock and ids.
 
+use orders_aws::telemetry::metric;
 use orders_core::idempotency::{Claim, IdempotencyRecord, StoredResponse};
 use orders_core::ports::{Clock, Created, EventPublisher, IdempotencyStore, OrderIds, OrderStore};
 use orders_core::{
@@ -55,6 +56,7 @@ impl<S: OrderStore, P: EventPublisher, I: IdempotencyStore> PlaceOrderService<S,
                 }
                 if let Some(response) = existing.response {
                     info!(order_id = %existing.order_id, "idempotent replay");
+                    metrics::counter!(metric::IDEMPOTENT_REPLAYS).increment(1);
                     return Ok(Placed {
                         status: response.status,
                         body: response.body,
@@ -98,6 +100,7 @@ impl<S: OrderStore, P: EventPublisher, I: IdempotencyStore> PlaceOrderService<S,
             lines = order.items.len(),
             "order placed"
         );
+        metrics::counter!(metric::ORDERS_PLACED).increment(1);
         Ok(Placed {
             status: 201,
             body,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    orders_aws::telemetry::init("process-order")?;
     let config = Config::from_env()?;
     let sdk = orders_aws::config::sdk_config_for_streams().await;
     let processor = Arc::new(OrderProcessor {
@@ -21,7 +22,11 @@ async fn main() -> Result<(), Error> {
     });
     run(service_fn(move |event: LambdaEvent<_>| {
         let processor = Arc::clone(&processor);
-        async move { Ok::<_, Error>(processor.handle(event.payload).await) }
+        async move {
+            let response = processor.handle(event.payload).await;
+            orders_aws::telemetry::flush();
+            Ok::<_, Error>(response)
+        }
     }))
     .await
 }

@@ -4,6 +4,7 @@ use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use futures::stream::{self, StreamExt};
 use orders_aws::metrics::{format_counts, take_request_counts};
+use orders_aws::telemetry::metric;
 use orders_core::outbox::{publish_current, publish_if_pending};
 use orders_core::ports::{
     Applied, Catalog, Clock, DeadLetter, DeadLetterQueue, EventPublisher, OrderCommands,
@@ -85,6 +86,10 @@ where
             retry.extend(failed_at);
         }
         retry.sort_by(|a, b| orders_core::sequence::compare(a, b));
+        metrics::histogram!(metric::BATCH_SIZE).record(records.len() as f64);
+        metrics::counter!(metric::BATCH_ITEM_FAILURES).increment(retry.len() as u64);
+        metrics::counter!(metric::DUPLICATE_RECORDS)
+            .increment(counts.get(&Outcome::Duplicate).copied().unwrap_or(0) as u64);
         info!(
             records = records.len(),
             processed = counts.get(&Outcome::Processed).copied().unwrap_or(0),
@@ -145,6 +150,7 @@ where
             Ok(outcome) => Ok(outcome),
             Err(Poison(reason, error)) => {
                 self.dead_letter(record, reason, error).await?;
+                metrics::counter!(metric::DEAD_LETTERED).increment(1);
                 Ok(Outcome::DeadLettered)
             }
         }
@@ -201,13 +207,22 @@ where
                 Applied::StaleVersion => None,
             };
             if let Some(order) = applied {
+                // Counted as soon as the change is committed: if the publish below fails, the
+                // retry finds the order already handled and counts a duplicate instead.
+                let outcome = match order.failure_reason {
+                    None => {
+                        metrics::counter!(metric::ORDERS_PROCESSED).increment(1);
+                        Outcome::Processed
+                    }
+                    Some(reason) => {
+                        metrics::counter!(metric::ORDERS_FAILED, "reason" => reason.as_str())
+                            .increment(1);
+                        Outcome::Failed
+                    }
+                };
                 publish_current(&self.commands, &self.publisher, &order).await?;
                 info!(status = %order.status, reason = ?order.failure_reason, "order processed");
-                return Ok(Ok(if order.status == OrderStatus::Processed {
-                    Outcome::Processed
-                } else {
-                    Outcome::Failed
-                }));
+                return Ok(Ok(outcome));
             }
             // Not at version 1 any more: handled by an earlier delivery, changed by a client,
             // or never stored at all.

@@ -5,6 +5,8 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use metrics::LocalRecorderGuard;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use orders_aws::{
     DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher, SqsDeadLetterQueue,
 };
@@ -414,4 +416,102 @@ async fn events_it_does_not_own_are_skipped() {
     assert_eq!(stack.stock("sku-a").await, 10);
     assert!(stack.published().await.is_empty());
     assert!(stack.emulator.queue_messages(&stack.dlq).await.is_empty());
+}
+
+/// What the handler records through the `metrics` facade, captured on this test's thread
+/// (`#[tokio::test]` polls everything on one thread, so a thread-local recorder sees it all).
+struct Recorded {
+    snapshotter: Snapshotter,
+    _guard: LocalRecorderGuard<'static>,
+}
+
+impl Recorded {
+    fn start() -> Self {
+        let recorder: &'static DebuggingRecorder = Box::leak(Box::new(DebuggingRecorder::new()));
+        Recorded {
+            snapshotter: recorder.snapshotter(),
+            _guard: metrics::set_default_local_recorder(recorder),
+        }
+    }
+
+    /// What was recorded since the last call: `{"Name{label=value}": count or [values]}`,
+    /// leaving out counters that stayed at zero.
+    fn take(&self) -> Value {
+        let mut taken = serde_json::Map::new();
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = if labels.is_empty() {
+                key.name().to_owned()
+            } else {
+                format!("{}{{{}}}", key.name(), labels.join(","))
+            };
+            match value {
+                DebugValue::Counter(0) => {}
+                DebugValue::Counter(n) => {
+                    taken.insert(name, json!(n));
+                }
+                DebugValue::Histogram(values) if !values.is_empty() => {
+                    taken.insert(name, json!(values.iter().map(|v| v.0).collect::<Vec<_>>()));
+                }
+                other => panic!("unexpected {name}: {other:?}"),
+            }
+        }
+        Value::Object(taken)
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_processed_failed_dead_lettered_and_duplicate_records() {
+    let metrics = Recorded::start();
+    let stack = spawn_stack(0).await;
+    stack.product("sku-a", 3).await;
+    let (_, fits) = stack.place(&[("sku-a", 2)]).await;
+    let (_, short) = stack.place(&[("sku-a", 5)]).await;
+    let (_, unknown) = stack.place(&[("sku-nope", 1)]).await;
+    let garbage = stack.raw("junk", b"{not json".to_vec());
+    assert!(
+        stack
+            .deliver(&[&fits, &short, &unknown, &garbage])
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        metrics.take(),
+        json!({
+            "BatchSize": [4.0],
+            "OrdersProcessed": 1,
+            "OrdersFailed{reason=out_of_stock}": 1,
+            "OrdersFailed{reason=unknown_product}": 1,
+            "DeadLettered": 1,
+        })
+    );
+
+    assert!(stack.deliver(&[&fits, &short]).await.is_empty());
+    assert_eq!(
+        metrics.take(),
+        json!({ "BatchSize": [2.0], "DuplicateRecords": 2 }),
+        "a redelivery processes nothing again"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_an_order_once_when_its_publish_is_retried() {
+    let metrics = Recorded::start();
+    let stack = spawn_stack(1).await;
+    stack.product("sku-a", 10).await;
+    let (_, record) = stack.place(&[("sku-a", 3)]).await;
+    assert_eq!(stack.deliver(&[&record]).await.len(), 1);
+    assert_eq!(
+        metrics.take(),
+        json!({ "BatchSize": [1.0], "OrdersProcessed": 1, "BatchItemFailures": 1 })
+    );
+    assert!(stack.deliver(&[&record]).await.is_empty());
+    assert_eq!(
+        metrics.take(),
+        json!({ "BatchSize": [1.0], "DuplicateRecords": 1 })
+    );
 }
