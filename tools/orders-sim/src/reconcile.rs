@@ -1,0 +1,386 @@
+//! After a run: wait until every order the sim placed has been processed, then check that
+//! the orders are stored as placed and that the analytics routes answer exactly what those
+//! orders add up to.
+//!
+//! **Which window, and whose orders.** The analytics are global, so the check covers the
+//! run's own whole minutes (`[first createdAt, last createdAt]`, widened to minutes) and
+//! every order created in them: the sim's own orders (told apart by this run's customer-id
+//! prefix) are taken from what the sim placed and did — never from the server — and must
+//! appear in the listing exactly so; orders of other clients that landed in the same
+//! minutes (a shared stack, a test suite running alongside) are taken from the listing as
+//! they are. On a stack only the sim writes to, the expected figures are therefore purely
+//! the sim's own. A before-and-after snapshot was rejected: it breaks as soon as anyone else
+//! writes during the run, and its "before" is itself only as fresh as the pipeline.
+//!
+//! Analytics trail the tables (pipeline + a short in-function cache), so the comparison is
+//! repeated until it matches or the timeout ends; only then are differences reported.
+
+use crate::api::{Api, OrderView};
+use crate::expect::{Expected, Facts};
+use crate::ledger::{Entry, Ledger};
+use crate::window::{Window, parse_time};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// At most this many minute buckets per sales request (the route allows 1,500).
+const SALES_CHUNK_MINUTES: i64 = 1_440;
+/// Rows asked of top-products (the route's maximum).
+const TOP_LIMIT: usize = 100;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileReport {
+    pub ok: bool,
+    pub window: Option<String>,
+    pub own_orders: usize,
+    /// Orders of other clients created in the window.
+    pub foreign_orders: usize,
+    /// From the start of the check until no order of the run was `PENDING`.
+    pub settle_seconds: f64,
+    /// Until the analytics matched (or the timeout).
+    pub match_seconds: f64,
+    pub attempts: u32,
+    pub differences: Vec<String>,
+}
+
+/// The orders of the run that another run's limited stock may legitimately fail: some
+/// product of theirs was ordered more often than it was stocked.
+fn may_sell_out(ledger: &Ledger, stock: u64) -> impl Fn(&Entry) -> bool + use<> {
+    let mut ordered: HashMap<String, u64> = HashMap::new();
+    for entry in &ledger.orders {
+        for line in &entry.lines {
+            *ordered.entry(line.product_id.clone()).or_default() += u64::from(line.quantity);
+        }
+    }
+    move |entry: &Entry| {
+        entry
+            .lines
+            .iter()
+            .any(|l| ordered.get(&l.product_id).is_some_and(|n| *n > stock))
+    }
+}
+
+/// Differences between what the sim placed and the listing's view of its orders.
+fn own_differences(ledger: &Ledger, listed: &HashMap<&str, &OrderView>) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for entry in &ledger.orders {
+        let Some(order) = listed.get(entry.order_id.as_str()) else {
+            diffs.push(format!(
+                "order {} (#{}) is missing from the listing",
+                entry.order_id, entry.seq
+            ));
+            continue;
+        };
+        let (status, processed) = entry.expected_status();
+        if order.status != status {
+            diffs.push(format!(
+                "order {} (#{}): expected {status}, got {}{}",
+                entry.order_id,
+                entry.seq,
+                order.status,
+                order
+                    .failure_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if order.processed_at.is_some() != processed {
+            diffs.push(format!(
+                "order {} (#{}): processedAt {:?}, expected it {}",
+                entry.order_id,
+                entry.seq,
+                order.processed_at,
+                if processed { "set" } else { "absent" }
+            ));
+        }
+        let items: Vec<(&str, u32, i64)> = order
+            .items
+            .iter()
+            .map(|i| (i.product_id.as_str(), i.quantity, i.unit_price))
+            .collect();
+        let placed: Vec<(&str, u32, i64)> = entry
+            .lines
+            .iter()
+            .map(|l| (l.product_id.as_str(), l.quantity, l.unit_price))
+            .collect();
+        if items != placed || order.total != entry.total() || order.customer_id != entry.customer_id
+        {
+            diffs.push(format!(
+                "order {} (#{}) is stored as {order:?}, placed as {entry:?}",
+                entry.order_id, entry.seq
+            ));
+        }
+    }
+    diffs
+}
+
+pub async fn reconcile(api: &Api, ledger: &mut Ledger, timeout: Duration) -> ReconcileReport {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let times: Vec<_> = ledger
+        .orders
+        .iter()
+        .filter_map(|e| parse_time(&e.created_at).ok())
+        .collect();
+    let mut report = ReconcileReport {
+        ok: false,
+        window: None,
+        own_orders: ledger.orders.len(),
+        foreign_orders: 0,
+        settle_seconds: 0.0,
+        match_seconds: 0.0,
+        attempts: 0,
+        differences: ledger.unexpected.clone(),
+    };
+    let Some(window) = Window::covering(times.iter().copied()) else {
+        report
+            .differences
+            .push("no order was accepted: nothing to reconcile".into());
+        return report;
+    };
+    if times.len() != ledger.orders.len() {
+        report
+            .differences
+            .push("some createdAt of the run is not RFC 3339".into());
+    }
+    report.window = Some(window.to_string());
+    let sells_out = may_sell_out(ledger, ledger.stock);
+    let names: BTreeMap<String, String> = ledger
+        .catalog
+        .iter()
+        .map(|p| (p.id.clone(), p.name.clone()))
+        .collect();
+
+    // 1. Settle: no order of the run PENDING any more.
+    let mut settled = false;
+    loop {
+        match api.orders_since(window.from()).await {
+            Ok(listed) => {
+                let by_id: HashMap<&str, &OrderView> =
+                    listed.iter().map(|o| (o.order_id.as_str(), o)).collect();
+                let pending = ledger
+                    .orders
+                    .iter()
+                    .filter(|e| {
+                        by_id
+                            .get(e.order_id.as_str())
+                            .is_none_or(|o| o.status == "PENDING")
+                    })
+                    .count();
+                if pending == 0 {
+                    settled = true;
+                    // Sold out is the server's call when the run's own orders outnumber the stock.
+                    for entry in ledger.orders.iter_mut() {
+                        let order = by_id[entry.order_id.as_str()];
+                        if !entry.expect_failure
+                            && order.status == "FAILED"
+                            && order.failure_reason.as_deref() == Some("out_of_stock")
+                            && sells_out(entry)
+                        {
+                            entry.out_of_stock = true;
+                        }
+                    }
+                    break;
+                }
+                if Instant::now() > deadline {
+                    report.differences.push(format!(
+                        "{pending} orders of the run still PENDING or unlisted after {timeout:?}"
+                    ));
+                    break;
+                }
+            }
+            Err(err) if Instant::now() > deadline => {
+                report.differences.push(format!("listing orders: {err:#}"));
+                return report;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    report.settle_seconds = start.elapsed().as_secs_f64();
+
+    // 2. Compare, until equal or out of time.
+    let base = report.differences.clone();
+    loop {
+        report.attempts += 1;
+        let diffs = compare(api, ledger, window, &names, &mut report.foreign_orders).await;
+        let done = diffs.is_empty() || Instant::now() > deadline || !settled;
+        report.differences = base.iter().cloned().chain(diffs).collect();
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    report.match_seconds = start.elapsed().as_secs_f64();
+    report.ok = report.differences.is_empty();
+    report
+}
+
+async fn compare(
+    api: &Api,
+    ledger: &Ledger,
+    window: Window,
+    names: &BTreeMap<String, String>,
+    foreign_count: &mut usize,
+) -> Vec<String> {
+    let listed = match api.orders_since(window.from()).await {
+        Ok(listed) => listed,
+        Err(err) => return vec![format!("listing orders: {err:#}")],
+    };
+    let in_window: Vec<&OrderView> = listed
+        .iter()
+        .filter(|o| parse_time(&o.created_at).is_ok_and(|t| window.contains(t)))
+        .collect();
+    let by_id: HashMap<&str, &OrderView> = in_window
+        .iter()
+        .map(|o| (o.order_id.as_str(), *o))
+        .collect();
+    let mut diffs = own_differences(ledger, &by_id);
+
+    let ours: HashMap<&str, &Entry> = ledger
+        .orders
+        .iter()
+        .map(|e| (e.order_id.as_str(), e))
+        .collect();
+    let mut facts: Vec<Facts> = Vec::with_capacity(in_window.len());
+    for entry in &ledger.orders {
+        match entry.facts() {
+            Ok(f) => facts.push(f),
+            Err(err) => diffs.push(format!("order {}: {err:#}", entry.order_id)),
+        }
+    }
+    *foreign_count = 0;
+    for order in &in_window {
+        if ours.contains_key(order.order_id.as_str()) {
+            continue;
+        }
+        if order.customer_id.starts_with(&ledger.customer_prefix) {
+            diffs.push(format!(
+                "order {} of this run's customer {} was never acknowledged to the sim: {order:?}",
+                order.order_id, order.customer_id
+            ));
+        }
+        *foreign_count += 1;
+        match Facts::from_view(order) {
+            Ok(f) => facts.push(f),
+            Err(err) => diffs.push(format!("order {}: {err:#}", order.order_id)),
+        }
+    }
+    let expected = Expected::of(window, &facts);
+
+    match api.summary(&window).await {
+        Ok(got) => diffs.extend(expected.compare_summary(&got)),
+        Err(err) => diffs.push(format!("{err:#}")),
+    }
+    let mut buckets = Vec::new();
+    for chunk in window.chunks(SALES_CHUNK_MINUTES) {
+        match api.sales_by_minute(&chunk).await {
+            Ok(got) => buckets.extend(got.buckets),
+            Err(err) => diffs.push(format!("{err:#}")),
+        }
+    }
+    diffs.extend(expected.compare_sales(&buckets));
+    for by in ["revenue", "units"] {
+        match api.top_products(&window, by, TOP_LIMIT).await {
+            Ok(got) => diffs.extend(expected.compare_top(&got, TOP_LIMIT, names)),
+            Err(err) => diffs.push(format!("{err:#}")),
+        }
+    }
+    match api.customers(&window).await {
+        Ok(got) => diffs.extend(expected.compare_customers(&got)),
+        Err(err) => diffs.push(format!("{err:#}")),
+    }
+    diffs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ItemView;
+    use crate::traffic::{FollowUp, Line};
+
+    fn entry(seq: u64, follow_up: FollowUp) -> Entry {
+        Entry {
+            seq,
+            order_id: format!("o{seq}"),
+            customer_id: "run-c00001".into(),
+            created_at: "2026-11-22T10:00:30.000Z".into(),
+            lines: vec![Line {
+                product_id: "p".into(),
+                quantity: 2,
+                unit_price: 100,
+            }],
+            expect_failure: false,
+            follow_up,
+            follow_up_done: true,
+            out_of_stock: false,
+        }
+    }
+
+    fn view(e: &Entry, status: &str, processed: bool) -> OrderView {
+        OrderView {
+            order_id: e.order_id.clone(),
+            customer_id: e.customer_id.clone(),
+            status: status.into(),
+            items: vec![ItemView {
+                product_id: "p".into(),
+                quantity: 2,
+                unit_price: 100,
+                line_total: 200,
+            }],
+            total: 200,
+            version: 2,
+            created_at: e.created_at.clone(),
+            processed_at: processed.then(|| "2026-11-22T10:00:31.000Z".into()),
+            failure_reason: None,
+        }
+    }
+
+    fn ledger(orders: Vec<Entry>) -> Ledger {
+        Ledger {
+            run_id: "run".into(),
+            base_url: String::new(),
+            seed: 1,
+            customer_prefix: "run-c".into(),
+            catalog: Vec::new(),
+            stock: 1_000,
+            orders,
+            unexpected: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn own_orders_must_be_listed_as_placed() {
+        let l = ledger(vec![
+            entry(1, FollowUp::Cancel),
+            entry(2, FollowUp::None),
+            entry(3, FollowUp::None),
+        ]);
+        let a = view(&l.orders[0], "CANCELLED", true);
+        let mut b = view(&l.orders[1], "PROCESSED", true);
+        let listed: HashMap<&str, &OrderView> = [("o1", &a), ("o2", &b)].into();
+        let diffs = own_differences(&l, &listed);
+        assert_eq!(
+            diffs,
+            vec!["order o3 (#3) is missing from the listing".to_string()]
+        );
+
+        b.total = 201;
+        b.status = "FAILED".into();
+        let listed: HashMap<&str, &OrderView> = [("o1", &a), ("o2", &b)].into();
+        let diffs = own_differences(&ledger(vec![l.orders[1].clone()]), &listed);
+        assert_eq!(diffs.len(), 2, "{diffs:#?}");
+    }
+
+    #[test]
+    fn only_oversubscribed_products_may_sell_out() {
+        let mut l = ledger(vec![entry(1, FollowUp::None), entry(2, FollowUp::None)]);
+        l.orders[1].lines[0].product_id = "q".into();
+        let sells_out = may_sell_out(&l, 1);
+        assert!(sells_out(&l.orders[0]), "2 units of p ordered, 1 in stock");
+        let plenty = may_sell_out(&l, 100);
+        assert!(!plenty(&l.orders[0]));
+    }
+}

@@ -1,0 +1,54 @@
+//! A short simulated run through the live local stack (`ORDERS_API_URL`, as `make test`
+//! sets it), reconciled: every order processed, cancelled or shipped as planned, and the
+//! analytics routes equal to what was placed.
+
+use orders_sim::api::Api;
+use orders_sim::reconcile::reconcile;
+use orders_sim::run::{RunPlan, run};
+use orders_sim::traffic::Settings;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[tokio::test]
+async fn a_small_run_reconciles_with_the_analytics() {
+    let base = std::env::var("ORDERS_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into());
+    let api = Api::new(&base, Duration::from_secs(30)).unwrap();
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let plan = RunPlan {
+        settings: Settings {
+            seed: 7,
+            run_id: format!("simtest-{millis}"),
+            // A catalog of its own: other tests' stock changes cannot touch it.
+            catalog_prefix: format!("simtest-{millis}"),
+            products: 15,
+            customers: 20,
+            stock: 100_000,
+            zipf_exponent: 1.0,
+            repeat_ratio: 0.7,
+            invalid_ratio: 0.1,
+            unknown_product_ratio: 0.1,
+            cancel_ratio: 0.15,
+            ship_ratio: 0.2,
+        },
+        requests: Some(60),
+        duration: Some(Duration::from_secs(30)),
+        rate: None,
+        concurrency: 4,
+        load_catalog: true,
+        progress: false,
+        follow_up_timeout: Duration::from_secs(120),
+    };
+    let (report, mut ledger) = run(&api, &plan).await.unwrap();
+    assert_eq!(report.sent, 60);
+    assert!(report.unexpected.is_empty(), "{:#?}", report.unexpected);
+    assert_eq!(report.invalid.refused, report.invalid.sent);
+    assert!(report.invalid.sent > 0, "seed 7 draws invalid requests");
+    assert_eq!(report.accepted as usize, ledger.orders.len());
+    assert!(report.follow_ups.cancelled > 0 && report.follow_ups.shipped > 0);
+    assert!(ledger.orders.iter().any(|o| o.expect_failure));
+
+    let result = reconcile(&api, &mut ledger, Duration::from_secs(150)).await;
+    assert!(result.ok, "{:#?}", result);
+}
