@@ -89,6 +89,7 @@ case "$MODE" in
       cargo test --workspace --no-fail-fast
       cargo test --workspace --no-fail-fast -- --ignored --test-threads 1
     fi
+    say "browser test (headless Chromium)"; scripts/browser-test.sh
     ;;
   *) die "usage: $0 run|test" ;;
 esac
