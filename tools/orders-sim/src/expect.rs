@@ -231,71 +231,79 @@ impl Expected {
     /// Top products by `by` (`revenue` or `units`) with `limit`: every product shown must
     /// have exactly its expected figures (and, when `names` knows it, its name); the list
     /// must be as long as it can be, sorted, and hold every product that beats its last row.
+    /// Each difference names the product it is about, if one.
     pub fn compare_top(
         &self,
         got: &TopProductsView,
         limit: usize,
         names: &BTreeMap<String, String>,
-    ) -> Vec<String> {
+    ) -> Vec<(Option<String>, String)> {
         let by = got.by.as_str();
         let key = |p: &ProductTotals| if by == "units" { p.units } else { p.revenue };
         let mut diffs = Vec::new();
         let want_len = self.products.len().min(limit);
         if got.products.len() != want_len {
-            diffs.push(format!(
-                "top-products(by={by}): expected {want_len} rows, got {}",
-                got.products.len()
+            diffs.push((
+                None,
+                format!(
+                    "top-products(by={by}): expected {want_len} rows, got {}",
+                    got.products.len()
+                ),
             ));
         }
         let mut previous = i64::MAX;
         for row in &got.products {
+            let about = Some(row.product_id.clone());
             let shown = ProductTotals {
                 units: row.units,
                 revenue: row.revenue,
                 orders: row.orders,
             };
             if key(&shown) > previous {
-                diffs.push(format!(
-                    "top-products(by={by}): {} is out of order",
-                    row.product_id
+                diffs.push((
+                    about.clone(),
+                    format!("top-products(by={by}): {} is out of order", row.product_id),
                 ));
             }
             previous = key(&shown);
             match self.products.get(&row.product_id) {
-                None => diffs.push(format!(
-                    "top-products(by={by}): unexpected product {} {shown:?}",
-                    row.product_id
+                None => diffs.push((
+                    about.clone(),
+                    format!(
+                        "top-products(by={by}): unexpected product {} {shown:?}",
+                        row.product_id
+                    ),
                 )),
-                Some(want) if *want != shown => diffs.push(format!(
-                    "top-products(by={by}).{}: expected {want:?}, got {shown:?}",
-                    row.product_id
+                Some(want) if *want != shown => diffs.push((
+                    about.clone(),
+                    format!(
+                        "top-products(by={by}).{}: expected {want:?}, got {shown:?}",
+                        row.product_id
+                    ),
                 )),
                 Some(_) => {}
             }
             if let Some(name) = names.get(&row.product_id)
                 && row.name.as_deref() != Some(name.as_str())
             {
-                diffs.push(format!(
-                    "top-products(by={by}).{}.name: expected {name:?}, got {:?}",
-                    row.product_id, row.name
+                diffs.push((
+                    about,
+                    format!(
+                        "top-products(by={by}).{}.name: expected {name:?}, got {:?}",
+                        row.product_id, row.name
+                    ),
                 ));
             }
         }
-        if got.products.len() == limit {
-            let shown: BTreeSet<&str> =
-                got.products.iter().map(|r| r.product_id.as_str()).collect();
-            for (product, totals) in &self.products {
-                if key(totals) > previous && !shown.contains(product.as_str()) {
-                    diffs.push(format!(
-                        "top-products(by={by}): {product} ({totals:?}) is missing"
-                    ));
-                }
-            }
-        } else {
-            for product in self.products.keys() {
-                if !got.products.iter().any(|r| &r.product_id == product) {
-                    diffs.push(format!("top-products(by={by}): {product} is missing"));
-                }
+        let shown: BTreeSet<&str> = got.products.iter().map(|r| r.product_id.as_str()).collect();
+        let cut = got.products.len() == limit;
+        for (product, totals) in &self.products {
+            // A list cut at its limit may leave out products that tie with its last row.
+            if !shown.contains(product.as_str()) && (!cut || key(totals) > previous) {
+                diffs.push((
+                    Some(product.clone()),
+                    format!("top-products(by={by}): {product} ({totals:?}) is missing"),
+                ));
             }
         }
         diffs
@@ -459,6 +467,9 @@ mod tests {
             products: vec![row("p1", e.products["p1"]), row("p2", e.products["p2"])],
         };
         assert!(e.compare_top(&full, 10, &names).is_empty());
+        let text = |diffs: Vec<(Option<String>, String)>| -> Vec<String> {
+            diffs.into_iter().map(|(_, d)| d).collect()
+        };
         // Cut at the limit: fine when the cut rows are not above the last one shown.
         let mut cut = full.clone();
         cut.products.truncate(1);
@@ -470,9 +481,11 @@ mod tests {
         bad.products[1].name = Some("Mug".into());
         let diffs = e.compare_top(&bad, 10, &names);
         assert_eq!(diffs.len(), 3, "{diffs:#?}");
-        let diffs = e.compare_top(&cut, 10, &names);
+        assert!(diffs.iter().all(|(about, _)| about.is_some()));
+        let diffs = text(e.compare_top(&cut, 10, &names));
+        assert!(diffs.iter().any(|d| d.contains("p2 (")), "{diffs:#?}");
         assert!(
-            diffs.iter().any(|d| d.contains("p2 is missing")),
+            diffs.iter().any(|d| d.contains("expected 2 rows")),
             "{diffs:#?}"
         );
     }

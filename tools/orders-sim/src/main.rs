@@ -292,8 +292,11 @@ fn print_reconcile(r: &ReconcileReport) {
         r.attempts,
         r.match_seconds
     );
-    for d in &r.differences {
+    for d in &r.own_differences {
         println!("  difference: {d}");
+    }
+    for d in &r.shared_differences {
+        println!("  difference (in figures other clients also feed): {d}");
     }
 }
 

@@ -50,5 +50,12 @@ async fn a_small_run_reconciles_with_the_analytics() {
     assert!(ledger.orders.iter().any(|o| o.expect_failure));
 
     let result = reconcile(&api, &mut ledger, Duration::from_secs(150)).await;
-    assert!(result.ok, "{:#?}", result);
+    assert!(result.own_differences.is_empty(), "{result:#?}");
+    // Tests running alongside may write the same minutes, some of it records that are not
+    // orders (poison, ghosts): then only what is the run's own can be held exact.
+    if result.foreign_orders == 0 {
+        assert!(result.ok, "{result:#?}");
+    } else if !result.ok {
+        eprintln!("window shared with other writers: {result:#?}");
+    }
 }
