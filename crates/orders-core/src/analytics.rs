@@ -441,6 +441,24 @@ impl Fold {
         });
     }
 
+    /// Every bucket's view in one pass (calling [`Fold::view`] per bucket is quadratic).
+    pub fn views(&self) -> BTreeMap<Bucket, BucketView> {
+        let mut out: BTreeMap<Bucket, BucketView> = BTreeMap::new();
+        for (item, delta) in &self.counters {
+            let view = out.entry(item.bucket()).or_default();
+            for (name, value) in delta.attributes() {
+                view.add_counter(&name, value);
+            }
+        }
+        for ((bucket, _), ids) in &self.customers {
+            out.entry(*bucket)
+                .or_default()
+                .customers
+                .extend(ids.iter().cloned());
+        }
+        out
+    }
+
     /// What this fold holds for `bucket`, shaped like what the store returns for it.
     pub fn view(&self, bucket: &Bucket) -> BucketView {
         let mut view = BucketView::default();
@@ -589,6 +607,11 @@ mod tests {
             }
             let mut by_state = Fold::default();
             by_state.add_order(history.last().unwrap());
+            let views = by_events.views();
+            assert_eq!(views.keys().copied().collect::<BTreeSet<_>>(), by_events.buckets());
+            for (bucket, view) in &views {
+                assert_eq!(*view, by_events.view(bucket), "one pass equals per bucket");
+            }
             for bucket in by_events.buckets() {
                 let mut a = by_events.view(&bucket);
                 a.products.retain(|_, p| *p != ProductTotals::default());

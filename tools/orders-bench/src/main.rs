@@ -4,10 +4,12 @@
 //!   then N sequential `GET /orders/{id}` of the orders just created; latency per route.
 //! - `cold-init`: summarises the cold-init JSON lines written by `local-runner --metrics-file`.
 //! - `sizes`: sizes of the release artefacts under `target/lambda/<bin>/`.
+//! - `reports`: the analytics routes over 100,000 generated orders (see [`reports`]).
 //!
 //! Each prints a table and, with `--out FILE`, writes the same figures as JSON.
 
 mod pipeline;
+mod reports;
 mod stats;
 
 use anyhow::{Context, bail};
@@ -68,6 +70,21 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Latency and DynamoDB reads of the analytics routes over a 24 h and a 30-day window of
+    /// realistic data (generated, folded and bulk-loaded into 2031, a range nothing else uses).
+    Reports {
+        #[arg(long, env = "ORDERS_API_URL", default_value = "http://127.0.0.1:3000")]
+        base_url: String,
+        #[arg(long, env = "ANALYTICS_TABLE", default_value = "orders-analytics")]
+        analytics_table: String,
+        #[arg(long, default_value_t = 100_000)]
+        orders: usize,
+        /// Requests per route and window.
+        #[arg(long, default_value_t = 50)]
+        requests: usize,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Size of each `<bin>/bootstrap` and `<bin>/bootstrap.zip`.
     Sizes {
         #[arg(long, default_value = "target/lambda")]
@@ -100,6 +117,16 @@ async fn main() -> anyhow::Result<()> {
             let report = pipeline::run(&base_url, orders, burst, &analytics_table).await?;
             write_json(out.as_deref(), &report)
         }
+        Command::Reports {
+            base_url,
+            analytics_table,
+            orders,
+            requests,
+            out,
+        } => {
+            let report = reports::run(&base_url, &analytics_table, orders, requests).await?;
+            write_json(out.as_deref(), &report)
+        }
         Command::ColdInit { metrics, out } => {
             let rows = cold_init(&metrics)?;
             write_json(out.as_deref(), &json!({ "functions": rows }))
@@ -123,10 +150,10 @@ fn write_json(path: Option<&Path>, value: &impl Serialize) -> anyhow::Result<()>
 // ---------------------------------------------------------------------------------------- http
 
 /// A deterministic pseudo-random sequence (SplitMix64), so every run sends the same bodies.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -134,7 +161,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }

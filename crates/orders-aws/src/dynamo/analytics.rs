@@ -97,44 +97,7 @@ impl DynamoAnalytics {
         desired: &BucketView,
     ) -> Result<usize, OrderError> {
         let existing = self.items_of(bucket).await?;
-        let mut wanted: BTreeMap<String, HashMap<String, AttributeValue>> = BTreeMap::new();
-        let totals: HashMap<_, _> = desired
-            .totals
-            .attributes()
-            .into_iter()
-            .map(|(name, n)| (name, AttributeValue::N(n.to_string())))
-            .collect();
-        wanted.insert("totals".into(), totals);
-        for shard in 0..PRODUCT_SHARDS {
-            wanted.insert(
-                CounterItem::Products(*bucket, shard).sort_key(),
-                HashMap::new(),
-            );
-        }
-        for (id, p) in &desired.products {
-            let item =
-                CounterItem::Products(*bucket, shard_of(id.as_str(), PRODUCT_SHARDS)).sort_key();
-            let attrs = wanted.entry(item).or_default();
-            for (prefix, n) in [("u", p.units), ("r", p.revenue), ("o", p.orders)] {
-                if n != 0 {
-                    attrs.insert(format!("{prefix}#{id}"), AttributeValue::N(n.to_string()));
-                }
-            }
-        }
-        for shard in 0..CUSTOMER_SHARDS {
-            let ids: Vec<String> = desired
-                .customers
-                .iter()
-                .filter(|c| shard_of(c.as_str(), CUSTOMER_SHARDS) == shard)
-                .map(|c| c.to_string())
-                .collect();
-            let mut attrs = HashMap::new();
-            if !ids.is_empty() {
-                attrs.insert("customers".to_owned(), AttributeValue::Ss(ids));
-            }
-            wanted.insert(customer_item(shard), attrs);
-        }
-
+        let wanted = stored_items(bucket, desired);
         let mut written = 0;
         for (name, want) in wanted {
             let key = pk(bucket, &name);
@@ -189,6 +152,51 @@ impl DynamoAnalytics {
                 .await
                 .map_err(classify)?;
             written += 1;
+        }
+        Ok(written)
+    }
+
+    /// Writes whole buckets into a table that holds nothing for them yet (a bulk load:
+    /// benchmarks, or a rebuild into a fresh table), 25 items per BatchWriteItem. Returns
+    /// the number of items written; empty items are skipped.
+    pub async fn load_buckets(&self, views: &[(Bucket, BucketView)]) -> Result<usize, OrderError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut requests = Vec::new();
+        for (bucket, view) in views {
+            for (name, mut attrs) in stored_items(bucket, view) {
+                if attrs.is_empty() {
+                    continue;
+                }
+                attrs.extend(pk(bucket, &name));
+                let put = PutRequest::builder()
+                    .set_item(Some(attrs))
+                    .build()
+                    .map_err(|e| OrderError::Unexpected(e.into()))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
+        let written = requests.len();
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            let mut retries = 0u32;
+            while !pending.is_empty() {
+                if retries > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << retries.min(6)))
+                        .await;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                pending = output
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+                retries += 1;
+            }
         }
         Ok(written)
     }
@@ -308,6 +316,49 @@ impl AnalyticsReader for DynamoAnalyticsReader {
             .await?;
         Ok(view.customers)
     }
+}
+
+/// Every item of `bucket` as `view` would be stored, by item name (`totals`,
+/// `products#NN`, `customers#NN`), without keys or watermarks; an item with nothing to
+/// hold maps to no attributes.
+fn stored_items(bucket: &Bucket, view: &BucketView) -> BTreeMap<String, Item> {
+    let mut wanted: BTreeMap<String, Item> = BTreeMap::new();
+    let totals: Item = view
+        .totals
+        .attributes()
+        .into_iter()
+        .map(|(name, n)| (name, AttributeValue::N(n.to_string())))
+        .collect();
+    wanted.insert("totals".into(), totals);
+    for shard in 0..PRODUCT_SHARDS {
+        wanted.insert(
+            CounterItem::Products(*bucket, shard).sort_key(),
+            HashMap::new(),
+        );
+    }
+    for (id, p) in &view.products {
+        let item = CounterItem::Products(*bucket, shard_of(id.as_str(), PRODUCT_SHARDS)).sort_key();
+        let attrs = wanted.entry(item).or_default();
+        for (prefix, n) in [("u", p.units), ("r", p.revenue), ("o", p.orders)] {
+            if n != 0 {
+                attrs.insert(format!("{prefix}#{id}"), AttributeValue::N(n.to_string()));
+            }
+        }
+    }
+    for shard in 0..CUSTOMER_SHARDS {
+        let ids: Vec<String> = view
+            .customers
+            .iter()
+            .filter(|c| shard_of(c.as_str(), CUSTOMER_SHARDS) == shard)
+            .map(|c| c.to_string())
+            .collect();
+        let mut attrs = HashMap::new();
+        if !ids.is_empty() {
+            attrs.insert("customers".to_owned(), AttributeValue::Ss(ids));
+        }
+        wanted.insert(customer_item(shard), attrs);
+    }
+    wanted
 }
 
 fn pk(bucket: &Bucket, item: &str) -> Item {
