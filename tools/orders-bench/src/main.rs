@@ -4,12 +4,17 @@
 //!   then N sequential `GET /orders/{id}` of the orders just created; latency per route.
 //! - `cold-init`: summarises the cold-init JSON lines written by `local-runner --metrics-file`.
 //! - `sizes`: sizes of the release artefacts under `target/lambda/<bin>/`.
+//! - `rss`: peak memory of the stream functions on one large batch (see [`rss`]), and of the
+//!   instances a runner stopped (from its metrics file).
+//! - `poison`: records no consumer can use, put on the event stream (see [`poison`]).
 //! - `reports`: the analytics routes over 100,000 generated orders (see [`reports`]).
 //!
 //! Each prints a table and, with `--out FILE`, writes the same figures as JSON.
 
 mod pipeline;
+mod poison;
 mod reports;
+mod rss;
 mod stats;
 
 use anyhow::{Context, bail};
@@ -77,11 +82,49 @@ enum Command {
         base_url: String,
         #[arg(long, env = "ANALYTICS_TABLE", default_value = "orders-analytics")]
         analytics_table: String,
+        #[arg(long, env = "ORDERS_TABLE", default_value = "orders-orders")]
+        orders_table: String,
+        #[arg(long, env = "PRODUCTS_TABLE", default_value = "orders-products")]
+        products_table: String,
         #[arg(long, default_value_t = 100_000)]
         orders: usize,
         /// Requests per route and window.
         #[arg(long, default_value_t = 50)]
         requests: usize,
+        /// The data of an earlier run with the same `--orders` is in place: skip loading.
+        #[arg(long)]
+        no_load: bool,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Peak memory (VmHWM) of process-order and aggregate handling one batch of --records
+    /// records each, run by local-runner's runtime against the emulator (AWS_ENDPOINT_URL).
+    /// Run it with no runner polling the stack's stream.
+    Rss {
+        /// Where the function binaries are (named as their `orders:binary` tags).
+        #[arg(long, default_value = "target/debug")]
+        bin_dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        records: usize,
+        /// A runner's --metrics-file: also report the peaks of the instances it stopped.
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Put records no consumer can use on the event stream (fault drills).
+    Poison {
+        #[arg(
+            long,
+            env = "EVENTS_STREAM_NAME",
+            default_value = "orders-order-events"
+        )]
+        stream: String,
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+        /// Partition keys are `poison-<tag>-<n>`.
+        #[arg(long, default_value = "drill")]
+        tag: String,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -120,12 +163,41 @@ async fn main() -> anyhow::Result<()> {
         Command::Reports {
             base_url,
             analytics_table,
+            orders_table,
+            products_table,
             orders,
             requests,
+            no_load,
             out,
         } => {
-            let report = reports::run(&base_url, &analytics_table, orders, requests).await?;
+            let tables = reports::Tables {
+                orders: orders_table,
+                products: products_table,
+                analytics: analytics_table,
+            };
+            let report = reports::run(&base_url, &tables, orders, requests, !no_load).await?;
             write_json(out.as_deref(), &report)
+        }
+        Command::Rss {
+            bin_dir,
+            records,
+            metrics,
+            out,
+        } => {
+            let report = rss::run(&bin_dir, records, metrics.as_deref()).await?;
+            write_json(out.as_deref(), &report)
+        }
+        Command::Poison {
+            stream,
+            count,
+            tag,
+            out,
+        } => {
+            let records = poison::put(&stream, count, &tag).await?;
+            write_json(
+                out.as_deref(),
+                &json!({ "stream": stream, "records": records }),
+            )
         }
         Command::ColdInit { metrics, out } => {
             let rows = cold_init(&metrics)?;
@@ -332,10 +404,11 @@ fn report_error(i: usize, route: &str, message: &str) {
 
 // ----------------------------------------------------------------------------------- cold-init
 
+/// One line of a runner's metrics file; lines of other metrics lack `cold_init_ms`.
 #[derive(Debug, Deserialize)]
 struct ColdInitLine {
     function: String,
-    cold_init_ms: f64,
+    cold_init_ms: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -375,10 +448,9 @@ fn summarise_cold_init(text: &str) -> anyhow::Result<Vec<ColdInitRow>> {
         }
         let line: ColdInitLine =
             serde_json::from_str(line).with_context(|| format!("line {}", n + 1))?;
-        by_function
-            .entry(line.function)
-            .or_default()
-            .push(line.cold_init_ms);
+        if let Some(ms) = line.cold_init_ms {
+            by_function.entry(line.function).or_default().push(ms);
+        }
     }
     Ok(by_function
         .into_iter()
@@ -484,6 +556,7 @@ mod tests {
 {"function":"orders-query","cold_init_ms":10.0}
 
 {"function":"orders-query","cold_init_ms":20.0}
+{"function":"orders-query","instance":0,"peak_rss_kb":9000}
 "#;
         let rows = summarise_cold_init(text).unwrap();
         assert_eq!(rows.len(), 2);

@@ -9,17 +9,16 @@
 //! 3. Calls each analytics route over a 24-hour and a 30-day window whose edges fall
 //!    mid-hour (so the cover mixes days, hours and minutes), shifting the window a minute
 //!    per request so every call is computed, not served from the 2 s cache; then once more
-//!    cached. Reads per call are counted by the SDK interceptor while the same reads run
-//!    in-process.
+//!    cached. DynamoDB requests per call are counted by the SDK interceptor while the query
+//!    function's handler serves the same route in-process.
 
 use crate::Rng;
 use crate::stats::{Summary, print_table};
 use anyhow::Context;
 use orders_aws::metrics::take_request_counts;
-use orders_aws::{DynamoAnalytics, DynamoAnalyticsReader};
-use orders_core::analytics::{Fold, Granularity};
+use orders_aws::{DynamoAnalytics, DynamoAnalyticsReader, DynamoCatalog, DynamoOrderStore};
+use orders_core::analytics::Fold;
 use orders_core::order::NewLineItem;
-use orders_core::ports::AnalyticsReader;
 use orders_core::report::Window;
 use orders_core::{
     Currency, CustomerId, FailureReason, Money, Order, OrderId, OrderStatus, PlaceOrder, ProductId,
@@ -39,9 +38,10 @@ pub struct Row {
     #[serde(flatten)]
     pub latency: Summary,
     pub cached_ms: f64,
-    pub buckets_read: usize,
-    pub items_requested: usize,
+    /// DynamoDB requests of one computed (uncached) call.
     pub dynamodb_requests: u64,
+    /// The same, by operation.
+    pub requests: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,32 +134,46 @@ fn generate(count: usize, seed: u64) -> Vec<Order> {
     out
 }
 
+pub struct Tables {
+    pub orders: String,
+    pub products: String,
+    pub analytics: String,
+}
+
 pub async fn run(
     base_url: &str,
-    analytics_table: &str,
+    tables: &Tables,
     orders: usize,
     requests: usize,
+    load: bool,
 ) -> anyhow::Result<Report> {
     let sdk = orders_aws::config::sdk_config_for_api().await;
-    let writer = DynamoAnalytics::from_sdk(&sdk, analytics_table, "unused", 0);
-    let reader = DynamoAnalyticsReader::from_sdk(&sdk, analytics_table);
-
-    eprintln!("generating {orders} orders over 31 days from 2031-01-01");
-    let mut fold = Fold::default();
-    for order in generate(orders, 2031) {
-        fold.add_order(&order);
-    }
-    let views: Vec<_> = fold.views().into_iter().collect();
-    let started = Instant::now();
-    let items_loaded = writer
-        .load_buckets(&views)
-        .await
-        .context("loading the analytics table")?;
-    let load_seconds = started.elapsed().as_secs_f64();
-    eprintln!(
-        "loaded {items_loaded} items ({} buckets) in {load_seconds:.1} s",
-        views.len()
+    let writer = DynamoAnalytics::from_sdk(&sdk, &tables.analytics, "unused", 0);
+    let service = query::QueryService::new(
+        DynamoOrderStore::from_sdk(&sdk, &tables.orders),
+        DynamoCatalog::from_sdk(&sdk, &tables.products),
+        DynamoAnalyticsReader::from_sdk(&sdk, &tables.analytics),
     );
+
+    let (mut items_loaded, mut load_seconds) = (0, 0.0);
+    if load {
+        eprintln!("generating {orders} orders over 31 days from 2031-01-01");
+        let mut fold = Fold::default();
+        for order in generate(orders, 2031) {
+            fold.add_order(&order);
+        }
+        let views: Vec<_> = fold.views().into_iter().collect();
+        let started = Instant::now();
+        items_loaded = writer
+            .load_buckets(&views)
+            .await
+            .context("loading the analytics table")?;
+        load_seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "loaded {items_loaded} items ({} buckets) in {load_seconds:.1} s",
+            views.len()
+        );
+    }
 
     let client = reqwest::Client::new();
     // Windows ending at 10:31 on the 31st day: their covers have hours and minutes at both
@@ -208,34 +222,43 @@ pub async fn run(
             client.get(url(requests as i64 - 1)).send().await?;
             let cached_ms = t.elapsed().as_secs_f64() * 1e3;
 
-            let window = Window {
-                from: end - span,
-                to: end,
-            };
-            let (buckets_read, items_requested) = reads_in_process(&reader, route, &window).await?;
+            // The same route in-process, through the query function's handler, with the SDK
+            // interceptor counting what it sends.
+            let (query, path) = url(requests as i64)
+                .split_once('?')
+                .map(|(p, q)| (q.to_owned(), p.trim_start_matches(base_url).to_owned()))
+                .expect("a query string");
+            take_request_counts();
+            let request = lambda_http::request::from_str(&api_event(&path, &query).to_string())
+                .context("building an API Gateway event")?;
+            let response = query::handle(&service, request).await;
+            anyhow::ensure!(
+                response.status() == 200,
+                "{path}?{query}: {}",
+                response.status()
+            );
             let counts = take_request_counts();
             rows.push(Row {
                 latency: Summary::new(&format!("{route} {label}"), &samples, errors),
                 cached_ms,
-                buckets_read,
-                items_requested,
                 dynamodb_requests: counts
                     .iter()
                     .filter(|(k, _)| k.starts_with("DynamoDB."))
                     .map(|(_, v)| v)
                     .sum(),
+                requests: orders_aws::metrics::format_counts(&counts),
             });
         }
     }
     print_table(&rows.iter().map(|r| r.latency.clone()).collect::<Vec<_>>());
     println!(
-        "\n{:<18} {:>9} {:>8} {:>10} {:>9}",
-        "route", "cached ms", "buckets", "keys", "DDB reqs"
+        "\n{:<18} {:>9} {:>9}  by operation",
+        "route", "cached ms", "DDB reqs"
     );
     for r in &rows {
         println!(
-            "{:<18} {:>9.1} {:>8} {:>10} {:>9}",
-            r.latency.route, r.cached_ms, r.buckets_read, r.items_requested, r.dynamodb_requests
+            "{:<18} {:>9.1} {:>9}  {}",
+            r.latency.route, r.cached_ms, r.dynamodb_requests, r.requests
         );
     }
     Ok(Report {
@@ -246,42 +269,28 @@ pub async fn run(
     })
 }
 
-/// The route's reads, run in-process with the request counter reset first: (buckets read,
-/// item keys requested). The query function makes exactly these calls.
-async fn reads_in_process(
-    reader: &DynamoAnalyticsReader,
-    route: &str,
-    window: &Window,
-) -> anyhow::Result<(usize, usize)> {
-    take_request_counts();
-    Ok(match route {
-        "sales" => {
-            let g = if window.to - window.from > DAY {
-                Granularity::Hour
-            } else {
-                Granularity::Minute
-            };
-            let buckets = window.buckets(g).map_err(|e| anyhow::anyhow!(e.message))?;
-            reader.totals(&buckets).await?;
-            (buckets.len(), buckets.len())
-        }
-        "summary" => {
-            let cover = window.cover();
-            reader.totals(&cover).await?;
-            (cover.len(), cover.len())
-        }
-        "top-products" => {
-            let cover = window.cover();
-            reader.products(&cover).await?;
-            let keys = cover.len() * orders_core::analytics::PRODUCT_SHARDS as usize;
-            // The route also reads the top ten's names: one catalog BatchGetItem.
-            (cover.len(), keys)
-        }
-        _ => {
-            let cover = window.cover();
-            reader.customers(&cover).await?;
-            let keys = cover.len() * orders_core::analytics::CUSTOMER_SHARDS as usize;
-            (cover.len(), keys)
-        }
+/// An API Gateway v2 (payload 2.0) event for `GET {path}?{query}`, as the local runner and
+/// AWS deliver it.
+fn api_event(path: &str, query: &str) -> serde_json::Value {
+    let params: serde_json::Map<String, serde_json::Value> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+        .collect();
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("GET {path}"),
+        "rawPath": path,
+        "rawQueryString": query,
+        "queryStringParameters": params,
+        "headers": {"host": "localhost"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "bench", "domainName": "localhost",
+            "domainPrefix": "localhost", "requestId": "bench", "routeKey": format!("GET {path}"),
+            "stage": "$default", "time": "01/Jan/2031:00:00:00 +0000", "timeEpoch": 0,
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "orders-bench"}
+        },
+        "isBase64Encoded": false
     })
 }
