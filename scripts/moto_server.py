@@ -15,10 +15,17 @@ puts the copies back when the transaction is cancelled. Under concurrent request
     while it is being copied — and costs O(table size) per transaction.
 
 Here a cancelled transaction restores only the items it touched, as DynamoDB guarantees.
+
+3. Every request is counted by service and operation, for the benchmarks' "requests per
+   order": `GET /_orders/requests` answers {"requests": {"dynamodb": {"PutItem": 12, ...}, ...}}
+   and `DELETE /_orders/requests` sets every count back to zero.
+
 Usage: python scripts/moto_server.py -H 127.0.0.1 -p 4566 (same arguments as moto_server).
 """
 
+import collections
 import copy
+import json
 import sys
 import threading
 
@@ -26,16 +33,40 @@ import moto.dynamodb.models as dynamodb_models
 from moto.core.responses import BaseResponse
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+import moto.server
 from moto.server import main
 
 LOCK = threading.RLock()
+REQUESTS = collections.Counter()
+REQUESTS_PATH = "/_orders/requests"
 
 _call_action = BaseResponse.call_action
 
 
 def call_action(self):
     with LOCK:
+        try:
+            REQUESTS[(self.service_name or "unknown", self._get_action() or "unknown")] += 1
+        except Exception:
+            REQUESTS[(self.service_name or "unknown", "unknown")] += 1
         return _call_action(self)
+
+
+class CountingDispatcher(moto.server.DomainDispatcherApplication):
+    """moto's WSGI application, plus the request counts on REQUESTS_PATH."""
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != REQUESTS_PATH:
+            return super().__call__(environ, start_response)
+        with LOCK:
+            if environ.get("REQUEST_METHOD") == "DELETE":
+                REQUESTS.clear()
+            by_service = {}
+            for (service, operation), count in sorted(REQUESTS.items()):
+                by_service.setdefault(service, {})[operation] = count
+        body = json.dumps({"requests": by_service}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
 
 class _NoTableCopies:
@@ -93,6 +124,8 @@ def transact_write_items(self, transact_items):
 
 BaseResponse.call_action = call_action
 DynamoDBBackend.transact_write_items = transact_write_items
+# moto.server.main builds its application from this module attribute.
+moto.server.DomainDispatcherApplication = CountingDispatcher
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

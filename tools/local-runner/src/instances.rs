@@ -58,7 +58,8 @@ pub struct RuntimeSettings {
     pub region: String,
     /// Maximum number of concurrent instances per function.
     pub max_concurrency: usize,
-    /// Optional JSON-lines file that receives one `{"function","cold_init_ms"}` line per cold start.
+    /// Optional JSON-lines file that receives one `{"function","cold_init_ms"}` line per cold start
+    /// and one `{"function","instance","peak_rss_kb"}` line per instance the runner stops.
     pub metrics_file: Option<PathBuf>,
     /// Working directory and `LAMBDA_TASK_ROOT` of the processes.
     pub task_root: PathBuf,
@@ -175,6 +176,8 @@ pub struct PoolStats {
     pub timeouts: u64,
     /// Processes that exited while holding an invocation or before finishing init.
     pub crashes: u64,
+    /// Highest peak resident set size (`VmHWM`) among the instances the runner stopped.
+    pub peak_rss_kb: Option<u64>,
 }
 
 type Reply = oneshot::Sender<Result<Value, InvokeError>>;
@@ -409,6 +412,10 @@ impl FunctionPool {
             let status = tokio::select! {
                 status = child.wait() => status,
                 () = kill.notified() => {
+                    // The last moment /proc still describes the process.
+                    if let Some(kb) = pid.and_then(peak_rss_kb) {
+                        pool.record_peak_rss(instance_id, kb).await;
+                    }
                     if let Err(err) = child.start_kill() {
                         warn!(function = %pool.config.name, instance = instance_id, "kill failed: {err}");
                     }
@@ -522,13 +529,33 @@ impl FunctionPool {
     async fn record_cold_init(&self, instance_id: u64, cold: Duration) {
         let cold_init_ms = cold.as_secs_f64() * 1000.0;
         info!(function = %self.config.name, instance = instance_id, cold_init_ms = format!("{cold_init_ms:.1}"), "instance ready");
+        self.append_metric(serde_json::json!({
+            "function": self.config.name,
+            "cold_init_ms": (cold_init_ms * 10.0).round() / 10.0,
+        }))
+        .await;
+    }
+
+    /// An instance the runner stops (shutdown, timeout, init error) reports the most memory
+    /// it ever held: the closest local stand-in for Lambda's "Max Memory Used".
+    async fn record_peak_rss(&self, instance_id: u64, kb: u64) {
+        info!(function = %self.config.name, instance = instance_id, peak_rss_kb = kb, "instance peak memory");
+        {
+            let mut state = self.lock();
+            state.stats.peak_rss_kb = state.stats.peak_rss_kb.max(Some(kb));
+        }
+        self.append_metric(serde_json::json!({
+            "function": self.config.name,
+            "instance": instance_id,
+            "peak_rss_kb": kb,
+        }))
+        .await;
+    }
+
+    async fn append_metric(&self, line: Value) {
         let Some(path) = &self.settings.metrics_file else {
             return;
         };
-        let line = serde_json::json!({
-            "function": self.config.name,
-            "cold_init_ms": (cold_init_ms * 10.0).round() / 10.0,
-        });
         let result = async {
             let mut file = tokio::fs::OpenOptions::new()
                 .create(true)
@@ -707,6 +734,19 @@ impl FunctionPool {
             warn!(function = %self.config.name, "instances did not stop within {grace:?}");
         }
     }
+}
+
+/// `VmHWM` of a live process: the peak resident set size, in kB (Linux only).
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 async fn forward_lines(function: String, stream: impl AsyncRead + Unpin) {

@@ -39,7 +39,8 @@ struct Cli {
     /// Maximum concurrent instances per function.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrency: u16,
-    /// Append one JSON line per cold start (`{"function","cold_init_ms"}`) to this file.
+    /// Append one JSON line per cold start (`{"function","cold_init_ms"}`) and per instance
+    /// stopped (`{"function","instance","peak_rss_kb"}`) to this file.
     #[arg(long)]
     metrics_file: Option<PathBuf>,
     /// Account id reported in `requestContext.accountId`.

@@ -329,3 +329,28 @@ async fn missing_binary_fails_the_invocation_clearly() {
         other => panic!("expected a spawn error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn stopped_instances_report_their_peak_memory() {
+    let metrics = temp_file("rss");
+    let runtime = runtime_with(Duration::from_secs(2), 2, &[], Some(metrics.clone()));
+    echo(&runtime, 1).await;
+    runtime.shutdown(Duration::from_secs(2)).await;
+
+    let lines = std::fs::read_to_string(&metrics).unwrap_or_else(|e| panic!("metrics: {e}"));
+    let peaks: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .filter(|r| r.get("peak_rss_kb").is_some())
+        .collect();
+    assert_eq!(peaks.len(), 1, "{lines}");
+    assert_eq!(peaks[0]["function"], FUNCTION);
+    let kb = peaks[0]["peak_rss_kb"].as_u64().unwrap_or_default();
+    // A process holds at least its own pages; a tiny std binary stays well under 100 MB.
+    assert!(kb > 100 && kb < 100_000, "{kb} kB");
+    let stats = runtime
+        .stats(FUNCTION)
+        .unwrap_or_else(|| panic!("no stats"));
+    assert_eq!(stats.peak_rss_kb, Some(kb));
+    let _ = std::fs::remove_file(metrics);
+}
