@@ -3,6 +3,7 @@
 //! and stream in the emulator. `make test` brings the stack up before running this.
 
 mod analytics;
+mod openapi;
 mod pipeline;
 mod reports;
 
