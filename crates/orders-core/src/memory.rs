@@ -582,25 +582,16 @@ impl crate::ports::AnalyticsReader for MemoryAnalytics {
     async fn products(
         &self,
         buckets: &[crate::analytics::Bucket],
-    ) -> Result<BTreeMap<ProductId, crate::analytics::ProductTotals>, OrderError> {
+    ) -> Result<Vec<BTreeMap<ProductId, crate::analytics::ProductTotals>>, OrderError> {
         let fold = lock(&self.fold);
-        let mut out: BTreeMap<ProductId, crate::analytics::ProductTotals> = BTreeMap::new();
-        for bucket in buckets {
-            for (id, p) in fold.view(bucket).products {
-                out.entry(id).or_default().add(&p);
-            }
-        }
-        Ok(out)
+        Ok(buckets.iter().map(|b| fold.view(b).products).collect())
     }
 
     async fn customers(
         &self,
         buckets: &[crate::analytics::Bucket],
-    ) -> Result<std::collections::BTreeSet<crate::ids::CustomerId>, OrderError> {
+    ) -> Result<Vec<std::collections::BTreeSet<crate::ids::CustomerId>>, OrderError> {
         let fold = lock(&self.fold);
-        Ok(buckets
-            .iter()
-            .flat_map(|b| fold.view(b).customers)
-            .collect())
+        Ok(buckets.iter().map(|b| fold.view(b).customers).collect())
     }
 }

@@ -242,24 +242,29 @@ pub trait AnalyticsStore: Send + Sync {
     ) -> Result<(), OrderError>;
 }
 
-/// Reads of the analytics (the query side). Buckets are read by known keys, never scanned.
+/// Reads of the analytics (the query side). Buckets are read by known keys, never scanned;
+/// every answer has one entry per bucket asked, in order (empty for buckets nothing landed
+/// in), so callers can cache per bucket.
 #[async_trait]
 pub trait AnalyticsReader: Send + Sync {
-    /// The counters of each bucket, in the order asked; zero for buckets nothing landed in.
+    /// The counters of each bucket.
     async fn totals(
         &self,
         buckets: &[crate::analytics::Bucket],
     ) -> Result<Vec<crate::analytics::Totals>, OrderError>;
 
-    /// Per-product counters summed over `buckets`.
+    /// The per-product counters of each bucket.
     async fn products(
         &self,
         buckets: &[crate::analytics::Bucket],
-    ) -> Result<std::collections::BTreeMap<ProductId, crate::analytics::ProductTotals>, OrderError>;
+    ) -> Result<
+        Vec<std::collections::BTreeMap<ProductId, crate::analytics::ProductTotals>>,
+        OrderError,
+    >;
 
-    /// The distinct customers who placed an order in any of `buckets`.
+    /// The customers who placed an order in each bucket.
     async fn customers(
         &self,
         buckets: &[crate::analytics::Bucket],
-    ) -> Result<std::collections::BTreeSet<crate::ids::CustomerId>, OrderError>;
+    ) -> Result<Vec<std::collections::BTreeSet<crate::ids::CustomerId>>, OrderError>;
 }

@@ -7,21 +7,28 @@
 //! cheap 304 after that). So a report trails the analytics table by at most 2 s, and the
 //! table trails order placement by the pipeline (about a second: the stream's batching
 //! window).
+//!
+//! Product counters and customer sets are the heavy reads (16 and 64 items per bucket).
+//! Buckets that ended over an hour ago change only when an old order changes status
+//! (cancelled, shipped, delivered), so a warm instance keeps theirs for
+//! [`SETTLED_FRESHNESS`]: a dashboard polling "last 30 days" then reads the current hour's
+//! buckets, not 30 days of shards, every time. Status changes of orders placed more than an
+//! hour ago therefore reach top products and active customers within 30 s.
 
 use crate::handler::{QueryService, etag_of, if_none_match};
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
-use orders_core::FieldError;
 use orders_core::analytics::Granularity;
-use orders_core::analytics::Totals;
+use orders_core::analytics::{Bucket, ProductTotals, Totals};
 use orders_core::ports::{AnalyticsReader, Catalog, OrderStore};
 use orders_core::report::{
     ActiveCustomers, DEFAULT_TOP_PRODUCTS, MAX_TOP_PRODUCTS, RankBy, SalesReport, Summary,
     TopProduct, TopProducts, Window, parse_granularity, rank_products,
 };
+use orders_core::{CustomerId, FieldError, ProductId};
 use orders_http::request::query_pairs;
 use orders_http::{ApiError, Body, Request, Response};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::instrument;
@@ -30,6 +37,14 @@ use tracing::instrument;
 pub const FRESHNESS: Duration = Duration::from_secs(2);
 /// Distinct reports kept; dashboards ask for a handful, so this only bounds odd clients.
 const CACHE_ENTRIES: usize = 256;
+/// A bucket is settled once it ended this long ago (seconds): orders of it are long past
+/// processing, and only later status changes still touch it.
+const SETTLED_AFTER: i64 = 3_600;
+/// How long a settled bucket's products and customers are reused.
+pub const SETTLED_FRESHNESS: Duration = Duration::from_secs(30);
+/// Settled buckets kept per kind: 30 days of cover is ~200 buckets; the bound only protects
+/// memory from odd clients.
+const SETTLED_ENTRIES: usize = 2_048;
 
 /// Which report, with its parameters validated and normalised (the cache key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -98,11 +113,78 @@ impl Report {
     }
 }
 
-/// Reports computed recently by this instance. A Lambda instance serves one request at a
-/// time, so there is no stampede to guard against; a lock keeps it correct regardless.
+/// Reports computed recently by this instance, and the settled buckets' heavy reads. A
+/// Lambda instance serves one request at a time, so there is no stampede to guard against;
+/// locks keep it correct regardless.
 #[derive(Debug, Default)]
 pub struct ReportCache {
     entries: Mutex<HashMap<Report, (Instant, Arc<String>)>>,
+    products: Settled<BTreeMap<ProductId, ProductTotals>>,
+    customers: Settled<BTreeSet<CustomerId>>,
+}
+
+/// Per-bucket values of settled buckets.
+#[derive(Debug)]
+struct Settled<T>(Mutex<HashMap<Bucket, (Instant, Arc<T>)>>);
+
+impl<T> Default for Settled<T> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T> Settled<T> {
+    /// Each bucket's value: settled ones from memory while fresh, the rest from `read`
+    /// (called once, with the buckets missing).
+    async fn get<F, Fut>(
+        &self,
+        buckets: &[Bucket],
+        now: i64,
+        read: F,
+    ) -> Result<Vec<Arc<T>>, ApiError>
+    where
+        F: FnOnce(Vec<Bucket>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>, orders_core::OrderError>>,
+    {
+        let settled = |b: &Bucket| b.next().start + SETTLED_AFTER <= now;
+        let mut found: Vec<Option<Arc<T>>> = {
+            let entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            buckets
+                .iter()
+                .map(|b| {
+                    entries
+                        .get(b)
+                        .filter(|(at, _)| settled(b) && at.elapsed() < SETTLED_FRESHNESS)
+                        .map(|(_, v)| Arc::clone(v))
+                })
+                .collect()
+        };
+        let missing: Vec<Bucket> = buckets
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(b, _)| *b)
+            .collect();
+        if !missing.is_empty() {
+            let values = read(missing.clone()).await?;
+            let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if entries.len() + missing.len() > SETTLED_ENTRIES {
+                entries.retain(|_, (at, _)| at.elapsed() < SETTLED_FRESHNESS);
+                if entries.len() + missing.len() > SETTLED_ENTRIES {
+                    entries.clear();
+                }
+            }
+            let mut values = missing.iter().zip(values.into_iter().map(Arc::new));
+            for slot in found.iter_mut().filter(|f| f.is_none()) {
+                let (bucket, value) = values.next().expect("one value per bucket asked");
+                if settled(bucket) {
+                    entries.insert(*bucket, (Instant::now(), Arc::clone(&value)));
+                }
+                *slot = Some(value);
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
 }
 
 impl ReportCache {
@@ -163,6 +245,7 @@ async fn compute<S: OrderStore, K: Catalog, A: AnalyticsReader>(
     report: &Report,
 ) -> Result<String, ApiError> {
     let analytics = &service.analytics;
+    let now = service.clock.now().unix_seconds();
     let json = match report {
         Report::Sales(window, granularity) => {
             let buckets = window
@@ -181,7 +264,12 @@ async fn compute<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         Report::Customers(window) => {
             let cover = window.cover();
             let busy = occupied(analytics, &cover, |t| t.orders != 0).await?;
-            let customers = analytics.customers(&busy).await?;
+            let sets = service
+                .cache
+                .customers
+                .get(&busy, now, |b| async move { analytics.customers(&b).await })
+                .await?;
+            let customers: BTreeSet<&CustomerId> = sets.iter().flat_map(|s| s.iter()).collect();
             serde_json::to_string(&ActiveCustomers {
                 from: window.from_time(),
                 to: window.to_time(),
@@ -192,7 +280,16 @@ async fn compute<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         Report::TopProducts(window, by, limit) => {
             let cover = window.cover();
             let busy = occupied(analytics, &cover, |t| t.processed != 0).await?;
-            let ranked = rank_products(analytics.products(&busy).await?, *by, *limit);
+            let maps = service
+                .cache
+                .products
+                .get(&busy, now, |b| async move { analytics.products(&b).await })
+                .await?;
+            let mut products: BTreeMap<ProductId, ProductTotals> = BTreeMap::new();
+            for (id, p) in maps.iter().flat_map(|m| m.iter()) {
+                products.entry(id.clone()).or_default().add(p);
+            }
+            let ranked = rank_products(products, *by, *limit);
             let ids: Vec<_> = ranked.iter().map(|(id, _)| id.clone()).collect();
             let names: BTreeMap<_, _> = service
                 .catalog
@@ -227,9 +324,9 @@ async fn compute<S: OrderStore, K: Catalog, A: AnalyticsReader>(
 /// minutes of a quiet shop, all of a window's future.
 async fn occupied<A: AnalyticsReader>(
     analytics: &A,
-    cover: &[orders_core::analytics::Bucket],
+    cover: &[Bucket],
     holds: impl Fn(&Totals) -> bool,
-) -> Result<Vec<orders_core::analytics::Bucket>, ApiError> {
+) -> Result<Vec<Bucket>, ApiError> {
     let totals = analytics.totals(cover).await?;
     Ok(cover
         .iter()
@@ -237,4 +334,43 @@ async fn occupied<A: AnalyticsReader>(
         .filter(|(_, t)| holds(t))
         .map(|(b, _)| *b)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orders_core::analytics::Granularity;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn hour(start: i64) -> Bucket {
+        Bucket {
+            granularity: Granularity::Hour,
+            start,
+        }
+    }
+
+    #[tokio::test]
+    async fn settled_buckets_are_read_once_and_recent_ones_every_time() {
+        let cache: Settled<i64> = Settled::default();
+        let reads = AtomicUsize::new(0);
+        let now = 100 * 3_600;
+        let old = hour(90 * 3_600); // ended 9 h ago
+        let current = hour(99 * 3_600); // ends at `now`: not settled
+        for _ in 0..3 {
+            let values = cache
+                .get(&[old, current], now, |missing| {
+                    reads.fetch_add(missing.len(), Ordering::SeqCst);
+                    async move { Ok(missing.iter().map(|b| b.start).collect()) }
+                })
+                .await
+                .unwrap();
+            assert_eq!(*values[0], old.start, "values stay in bucket order");
+            assert_eq!(*values[1], current.start);
+        }
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            1 + 3,
+            "old once, current thrice"
+        );
+    }
 }

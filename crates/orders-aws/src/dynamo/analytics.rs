@@ -251,70 +251,76 @@ pub struct DynamoAnalyticsReader {
 
 impl DynamoAnalyticsReader {
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        // A report reads up to thousands of keys in parallel chunks: give each chunk more
+        // than an order lookup's 2 s, still well inside the function's 10 s timeout. (Only
+        // an emulator gets near it: moto spends ~75 µs per attribute returned, so a chunk of
+        // day-bucket product items takes ~0.7 s there, ~20 ms on DynamoDB.)
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .operation_attempt_timeout(std::time::Duration::from_secs(4))
+            .operation_timeout(std::time::Duration::from_secs(8))
+            .build();
+        let sdk = sdk.to_builder().timeout_config(timeouts).build();
         Self {
-            client: crate::config::dynamodb_client(sdk),
+            client: crate::config::dynamodb_client(&sdk),
             table: table.into(),
         }
     }
 
-    /// The items `items(bucket)` of every bucket, folded into one view.
-    async fn view(
+    /// The items `items(bucket)` of every bucket, folded into one view per bucket (in the
+    /// order of `buckets`; empty where nothing is stored).
+    async fn views(
         &self,
         buckets: &[Bucket],
         items: impl Fn(&Bucket) -> Vec<String>,
-    ) -> Result<BucketView, OrderError> {
+    ) -> Result<Vec<BucketView>, OrderError> {
         let keys = buckets
             .iter()
             .flat_map(|b| items(b).into_iter().map(move |name| pk(b, &name)))
             .collect();
-        let mut view = BucketView::default();
+        let mut by_bucket: HashMap<String, BucketView> = HashMap::new();
         for item in super::batch_get(&self.client, &self.table, keys, false).await? {
-            add_item(&mut view, item)?;
+            let Some(AttributeValue::S(key)) = item.get("pk") else {
+                continue;
+            };
+            let bucket = key.split_once('/').map_or("", |(b, _)| b).to_owned();
+            add_item(by_bucket.entry(bucket).or_default(), item)?;
         }
-        Ok(view)
+        Ok(buckets
+            .iter()
+            .map(|b| by_bucket.remove(&b.to_string()).unwrap_or_default())
+            .collect())
     }
 }
 
 #[async_trait]
 impl AnalyticsReader for DynamoAnalyticsReader {
     async fn totals(&self, buckets: &[Bucket]) -> Result<Vec<Totals>, OrderError> {
-        let keys = buckets.iter().map(|b| pk(b, "totals")).collect();
-        let mut by_pk = HashMap::new();
-        for item in super::batch_get(&self.client, &self.table, keys, false).await? {
-            if let Some(AttributeValue::S(key)) = item.get("pk") {
-                let key = key.clone();
-                let mut view = BucketView::default();
-                add_item(&mut view, item)?;
-                by_pk.insert(key, view.totals);
-            }
-        }
-        Ok(buckets
-            .iter()
-            .map(|b| by_pk.remove(&format!("{b}/totals")).unwrap_or_default())
-            .collect())
+        let views = self.views(buckets, |_| vec!["totals".to_owned()]).await?;
+        Ok(views.into_iter().map(|v| v.totals).collect())
     }
 
     async fn products(
         &self,
         buckets: &[Bucket],
-    ) -> Result<BTreeMap<ProductId, ProductTotals>, OrderError> {
-        let view = self
-            .view(buckets, |b| {
+    ) -> Result<Vec<BTreeMap<ProductId, ProductTotals>>, OrderError> {
+        let views = self
+            .views(buckets, |b| {
                 (0..PRODUCT_SHARDS)
                     .map(|s| CounterItem::Products(*b, s).sort_key())
                     .collect()
             })
             .await?;
-        Ok(view.products)
+        Ok(views.into_iter().map(|v| v.products).collect())
     }
 
-    async fn customers(&self, buckets: &[Bucket]) -> Result<BTreeSet<CustomerId>, OrderError> {
-        let view = self
-            .view(buckets, |_| {
+    async fn customers(&self, buckets: &[Bucket]) -> Result<Vec<BTreeSet<CustomerId>>, OrderError> {
+        let views = self
+            .views(buckets, |_| {
                 (0..CUSTOMER_SHARDS).map(customer_item).collect()
             })
             .await?;
-        Ok(view.customers)
+        Ok(views.into_iter().map(|v| v.customers).collect())
     }
 }
 
