@@ -88,9 +88,13 @@ impl OrderId {
         if s.len() != ulid::ULID_LEN || s.bytes().any(|b| b.is_ascii_lowercase()) {
             return Err(InvalidId("must be a 26-character order id"));
         }
+        // The decoder silently drops the bits of a first character above `7` (26 characters
+        // hold 130 bits, a ULID 128), so only ids that print back unchanged are ours.
         Ulid::from_str(s)
+            .ok()
+            .filter(|ulid| ulid.to_string() == s)
             .map(Self)
-            .map_err(|_| InvalidId("must be a 26-character order id"))
+            .ok_or(InvalidId("must be a 26-character order id"))
     }
 
     /// Milliseconds since the Unix epoch encoded in the id.
@@ -177,6 +181,9 @@ mod tests {
         assert!(OrderId::parse(&s.to_lowercase()).is_err());
         assert!(OrderId::parse("not-an-id").is_err());
         assert!(OrderId::parse("").is_err());
+        // 26 Crockford characters hold 130 bits: a first character above 7 would overflow.
+        assert!(OrderId::parse("8ZZZZZZZZZZZZZZZZZZZZZZZZZ").is_err());
+        assert!(OrderId::parse("7ZZZZZZZZZZZZZZZZZZZZZZZZZ").is_ok());
     }
 
     #[test]

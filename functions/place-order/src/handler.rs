@@ -8,9 +8,7 @@ use lambda_http::http::header::{ETAG, IF_MATCH, LOCATION};
 use orders_aws::telemetry::metric;
 use orders_core::ports::{Catalog, EventPublisher, IdempotencyStore, OrderCommands, OrderStore};
 use orders_core::validation::parse_place_order;
-use orders_core::{
-    FieldError, IdempotencyKey, Order, OrderError, OrderId, OrderStatus, ProductId, PutProduct,
-};
+use orders_core::{FieldError, IdempotencyKey, Order, OrderId, OrderStatus, ProductId, PutProduct};
 use orders_http::request::{header, json_body, path_parameter, route_key};
 use orders_http::response::json;
 use orders_http::{ApiError, Body, Request, Response};
@@ -62,9 +60,13 @@ fn if_match(request: &Request) -> Result<Option<u64>, ApiError> {
         return Ok(None);
     }
     let tag = value.trim_start_matches("W/").trim_matches('"');
-    tag.parse::<u64>()
-        .map(Some)
-        .map_err(|_| ApiError::from(OrderError::PreconditionFailed { current: 0 }))
+    tag.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            "If-Match names no version this API issued; send the ETag of a GET, e.g. \"3\"",
+        )
+    })
 }
 
 fn order_response(order: &Order) -> Response<Body> {
