@@ -608,7 +608,10 @@ mod tests {
             let mut by_state = Fold::default();
             by_state.add_order(history.last().unwrap());
             let views = by_events.views();
-            assert_eq!(views.keys().copied().collect::<BTreeSet<_>>(), by_events.buckets());
+            assert_eq!(
+                views.keys().copied().collect::<BTreeSet<_>>(),
+                by_events.buckets()
+            );
             for (bucket, view) in &views {
                 assert_eq!(*view, by_events.view(bucket), "one pass equals per bucket");
             }

@@ -76,7 +76,7 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Latency and DynamoDB reads of the analytics routes over a 24 h and a 30-day window of
-    /// realistic data (generated, folded and bulk-loaded into 2031, a range nothing else uses).
+    /// realistic data (generated, folded and bulk-loaded into January 2019, which nothing else uses).
     Reports {
         #[arg(long, env = "ORDERS_API_URL", default_value = "http://127.0.0.1:3000")]
         base_url: String,
