@@ -10,6 +10,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
+    orders_aws::telemetry::init("query")?;
     let config = Config::from_env()?;
     let sdk = orders_aws::config::sdk_config_for_api().await;
     let service = Arc::new(QueryService::new(
@@ -26,6 +27,7 @@ async fn main() -> Result<(), Error> {
                 aws_requests = %format_counts(&take_request_counts()),
                 "request handled"
             );
+            orders_aws::telemetry::flush();
             Ok::<_, Infallible>(response)
         }
     }))
