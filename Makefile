@@ -29,6 +29,12 @@ clean:
 package:
 	@scripts/package.sh
 
-# Every figure in bench/README.md: criterion, sizes, cold init, HTTP latency -> bench/results/
+# Every figure of docs/performance.md -> bench/results/ (about 20 minutes; BENCH_QUICK=1 is shorter)
 bench:
 	@scripts/bench.sh
+
+# Simulated traffic with faults injected on a stack of its own, then an exact reconcile
+# (10 minutes of traffic; SOAK_MINUTES=3 make soak is shorter). Not part of `make test`.
+.PHONY: soak
+soak:
+	@scripts/soak.sh
