@@ -12,10 +12,13 @@ test: lint
 	@scripts/local-stack.sh test
 
 # Static checks that keep main tidy; part of `make test` so CI enforces them.
+# infra-check: terraform fmt/validate and checkov (static), then the AWS root applied to a
+# fresh emulator of its own and destroyed (apply, about 2 minutes).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
-	terraform fmt -check -recursive infra
+	scripts/infra-check.sh static
+	scripts/infra-check.sh apply
 
 build:
 	cargo build --workspace --bins

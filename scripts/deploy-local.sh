@@ -141,7 +141,26 @@ if [ "$action" = "destroy" ]; then
   exit 0
 fi
 
-tf apply -auto-approve -input=false -no-color "${tf_vars[@]}" || fail "terraform apply failed"
+PLAN="$STATE_DIR/plan"
+tf plan -input=false -no-color -out="$PLAN" "${tf_vars[@]}" || fail "terraform plan failed"
+# moto creates and deletes everything the module uses but cannot change much in place (no
+# UpdateStage, AssociateKmsKey, …): the provider would retry those calls for many minutes.
+# So when the Terraform changed under a running emulator, recreate the stack instead.
+changes="$(terraform -chdir="$TF_DIR" show -json "$PLAN" 2>>"$TF_LOG_FILE" | python3 -c '
+import json, sys
+plan = json.load(sys.stdin)
+print(" ".join(sorted({c["address"] for c in plan.get("resource_changes", [])
+                       if set(c["change"]["actions"]) & {"update", "delete"}})))
+')" || fail "could not read the plan"
+if [ -n "$changes" ]; then
+  say "$(wc -w <<<"$changes") resources would change in place, which the emulator cannot do:"
+  say "recreating the stack (its data is lost); details in .local/terraform.log"
+  echo "changed in place: $changes" >>"$TF_LOG_FILE"
+  tf destroy -auto-approve -input=false -no-color "${tf_vars[@]}" || fail "terraform destroy failed"
+  tf plan -input=false -no-color -out="$PLAN" "${tf_vars[@]}" || fail "terraform plan failed"
+fi
+tf apply -auto-approve -input=false -no-color "$PLAN" || fail "terraform apply failed"
+rm -f "$PLAN"
 terraform -chdir="$TF_DIR" output -json >"$OUTPUTS.tmp" 2>>"$TF_LOG_FILE" || fail "terraform output failed"
 mv "$OUTPUTS.tmp" "$OUTPUTS"
 

@@ -1,8 +1,12 @@
-# AWS root. Build the artefacts first:
-#   cargo lambda build --release --arm64 --output-format zip   # -> target/lambda/<bin>/bootstrap.zip
-#   terraform -chdir=infra/envs/aws init && terraform -chdir=infra/envs/aws apply
+# Example AWS root: the orders module with the settings a deployment chooses (variables.tf).
+# Step by step, including building the arm64 zips and the smoke test: README, "Deploy to AWS".
 #
-# State is local by default; add a backend (e.g. s3) in a backend.tf for shared use.
+#   scripts/package.sh --arm64                     # -> target/lambda/<bin>/bootstrap.zip
+#   terraform -chdir=infra/envs/aws init
+#   terraform -chdir=infra/envs/aws apply          # -var-file=prod.tfvars (see example.tfvars)
+#
+# State is local by default; add a backend (e.g. s3 with a DynamoDB or S3 lock) in a
+# backend.tf for shared use.
 
 terraform {
   required_version = ">= 1.5"
@@ -15,44 +19,11 @@ terraform {
   }
 }
 
-variable "region" {
-  type    = string
-  default = "us-east-1"
-}
-
-variable "name_prefix" {
-  type    = string
-  default = "orders"
-}
-
-variable "architecture" {
-  type    = string
-  default = "arm64"
-}
-
-variable "artifacts_dir" {
-  type    = string
-  default = "../../../target/lambda"
-}
-
-variable "currency" {
-  type    = string
-  default = "USD"
-}
-
-variable "log_level" {
-  type    = string
-  default = "info"
-}
-
 provider "aws" {
   region = var.region
 
   default_tags {
-    tags = {
-      project   = "orders"
-      managedBy = "terraform"
-    }
+    tags = merge({ project = "orders", managedBy = "terraform" }, var.tags)
   }
 }
 
@@ -60,8 +31,27 @@ module "orders" {
   source = "../../modules/orders"
 
   name_prefix   = var.name_prefix
-  architecture  = var.architecture
   artifacts_dir = var.artifacts_dir
+  architecture  = var.architecture
+  memory_size   = var.memory_size
   currency      = var.currency
   log_level     = var.log_level
+
+  log_retention_days   = var.log_retention_days
+  tracing_enabled      = var.tracing_enabled
+  reserved_concurrency = var.reserved_concurrency
+
+  kinesis_stream_mode     = var.kinesis_stream_mode
+  kinesis_shard_count     = var.kinesis_shard_count
+  kinesis_retention_hours = var.kinesis_retention_hours
+
+  deletion_protection    = var.deletion_protection
+  point_in_time_recovery = var.point_in_time_recovery
+  kms_key_arn            = var.kms_key_arn
+
+  jwt_issuer             = var.jwt_issuer
+  jwt_audience           = var.jwt_audience
+  cors_allow_origins     = var.cors_allow_origins
+  throttling_burst_limit = var.throttling_burst_limit
+  throttling_rate_limit  = var.throttling_rate_limit
 }

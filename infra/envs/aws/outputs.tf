@@ -1,5 +1,8 @@
+output "api_endpoint" {
+  description = "Base URL of the HTTP API."
+  value       = module.orders.api_endpoint
+}
 output "api_id" { value = module.orders.api_id }
-output "api_endpoint" { value = module.orders.api_endpoint }
 output "orders_table" { value = module.orders.orders_table }
 output "products_table" { value = module.orders.products_table }
 output "analytics_table" { value = module.orders.analytics_table }
@@ -10,4 +13,6 @@ output "events_stream_arn" { value = module.orders.events_stream_arn }
 output "process_order_dlq_url" { value = module.orders.process_order_dlq_url }
 output "aggregate_dlq_url" { value = module.orders.aggregate_dlq_url }
 output "function_names" { value = module.orders.function_names }
+output "kms_key_arn" { value = module.orders.kms_key_arn }
+output "command_routes" { value = module.orders.command_routes }
 output "region" { value = var.region }

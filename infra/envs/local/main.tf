@@ -63,6 +63,7 @@ provider "aws" {
     kms          = var.endpoint
     lambda       = var.endpoint
     logs         = var.endpoint
+    sns          = var.endpoint
     sqs          = var.endpoint
     sts          = var.endpoint
   }
@@ -78,4 +79,8 @@ module "orders" {
 
   # moto accepts but does not return LoggingConfig (perpetual diff): leave it out locally.
   lambda_json_logging = false
+
+  # The emulator forgets everything when it stops; nothing here is worth protecting, and
+  # `scripts/deploy-local.sh destroy` must work.
+  deletion_protection = false
 }

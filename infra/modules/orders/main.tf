@@ -55,6 +55,12 @@ locals {
 
   api_functions = toset(values(local.routes))
 
+  # Commands change state and sit behind the JWT authorizer when one is configured; reads
+  # (listings, the dashboard, the OpenAPI document, health) stay public.
+  command_routes = { for route, bin in local.routes : route => bin if !startswith(route, "GET ") }
+  query_routes   = { for route, bin in local.routes : route => bin if startswith(route, "GET ") }
+  jwt_enabled    = var.jwt_issuer != null
+
   log_env = { RUST_LOG = var.log_level }
 
   # Every function: binary => settings. Function name is "${name_prefix}-<bin>".
@@ -99,4 +105,7 @@ locals {
   }
 
   function_names = { for bin in keys(local.functions) : bin => "${var.name_prefix}-${bin}" }
+
+  # The customer managed key of the tables, the stream and the log groups (kms.tf).
+  kms_key_arn = coalesce(var.kms_key_arn, one(aws_kms_key.main[*].arn))
 }

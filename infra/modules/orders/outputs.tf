@@ -9,42 +9,61 @@ output "api_endpoint" {
 }
 
 output "orders_table" {
-  value = aws_dynamodb_table.orders.name
+  description = "Orders table (key orderId; GSIs byCustomer, byStatus, byCreated)."
+  value       = aws_dynamodb_table.orders.name
 }
 
 output "products_table" {
-  value = aws_dynamodb_table.products.name
+  description = "Catalog table (key productId)."
+  value       = aws_dynamodb_table.products.name
 }
 
 output "analytics_table" {
-  value = aws_dynamodb_table.analytics.name
+  description = "Time-bucketed analytics (key pk)."
+  value       = aws_dynamodb_table.analytics.name
 }
 
 output "event_claims_table" {
-  value = aws_dynamodb_table.event_claims.name
+  description = "First occurrence of each event per order (TTL expiresAt)."
+  value       = aws_dynamodb_table.event_claims.name
 }
 
 output "idempotency_table" {
-  value = aws_dynamodb_table.idempotency.name
+  description = "Idempotency-Key records (TTL expiresAt)."
+  value       = aws_dynamodb_table.idempotency.name
 }
 
 output "events_stream_name" {
-  value = aws_kinesis_stream.events.name
+  description = "Kinesis stream of order events."
+  value       = aws_kinesis_stream.events.name
 }
 
 output "events_stream_arn" {
-  value = aws_kinesis_stream.events.arn
+  description = "ARN of the order events stream."
+  value       = aws_kinesis_stream.events.arn
 }
 
 output "process_order_dlq_url" {
-  value = aws_sqs_queue.dlq["process-order"].url
+  description = "Dead letters of process-order (poison records, exhausted retries)."
+  value       = aws_sqs_queue.dlq["process-order"].url
 }
 
 output "aggregate_dlq_url" {
-  value = aws_sqs_queue.dlq["aggregate"].url
+  description = "Dead letters of aggregate."
+  value       = aws_sqs_queue.dlq["aggregate"].url
 }
 
 output "function_names" {
   description = "Map of binary name => Lambda function name."
   value       = { for bin, fn in aws_lambda_function.fn : bin => fn.function_name }
+}
+
+output "kms_key_arn" {
+  description = "The customer managed key encrypting the tables, the stream and the log groups."
+  value       = local.kms_key_arn
+}
+
+output "command_routes" {
+  description = "Routes behind the JWT authorizer when jwt_issuer is set."
+  value       = keys(local.command_routes)
 }

@@ -45,11 +45,13 @@ resource "aws_dynamodb_table" "orders" {
   }
 
   point_in_time_recovery {
-    enabled = true
+    enabled = var.point_in_time_recovery
   }
   server_side_encryption {
-    enabled = true
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
   }
+  deletion_protection_enabled = var.deletion_protection
 
   tags = var.tags
 }
@@ -66,11 +68,13 @@ resource "aws_dynamodb_table" "products" {
   }
 
   point_in_time_recovery {
-    enabled = true
+    enabled = var.point_in_time_recovery
   }
   server_side_encryption {
-    enabled = true
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
   }
+  deletion_protection_enabled = var.deletion_protection
 
   tags = var.tags
 }
@@ -88,11 +92,13 @@ resource "aws_dynamodb_table" "analytics" {
   }
 
   point_in_time_recovery {
-    enabled = true
+    enabled = var.point_in_time_recovery
   }
   server_side_encryption {
-    enabled = true
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
   }
+  deletion_protection_enabled = var.deletion_protection
 
   tags = var.tags
 }
@@ -109,13 +115,20 @@ resource "aws_dynamodb_table" "event_claims" {
     type = "S"
   }
 
+  # Claims only need to outlive the stream's retention plus producer retries (DEDUP_TTL_HOURS).
+  # Records expire IDEMPOTENCY_TTL_HOURS after the claim (epoch seconds written by the code).
   ttl {
     attribute_name = "expiresAt"
     enabled        = true
   }
-  server_side_encryption {
-    enabled = true
+  point_in_time_recovery {
+    enabled = var.point_in_time_recovery
   }
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
+  }
+  deletion_protection_enabled = var.deletion_protection
 
   tags = var.tags
 }
@@ -130,16 +143,19 @@ resource "aws_dynamodb_table" "idempotency" {
     type = "S"
   }
 
+  # Records expire IDEMPOTENCY_TTL_HOURS after the claim (epoch seconds written by the code).
   ttl {
     attribute_name = "expiresAt"
     enabled        = true
   }
   point_in_time_recovery {
-    enabled = true
+    enabled = var.point_in_time_recovery
   }
   server_side_encryption {
-    enabled = true
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
   }
+  deletion_protection_enabled = var.deletion_protection
 
   tags = var.tags
 }
@@ -149,13 +165,15 @@ resource "aws_dynamodb_table" "idempotency" {
 resource "aws_kinesis_stream" "events" {
   name             = "${var.name_prefix}-order-events"
   retention_period = var.kinesis_retention_hours
+  shard_count      = var.kinesis_stream_mode == "PROVISIONED" ? var.kinesis_shard_count : null
 
   stream_mode_details {
-    stream_mode = "ON_DEMAND"
+    stream_mode = var.kinesis_stream_mode
   }
 
-  encryption_type = var.kinesis_encryption ? "KMS" : "NONE"
-  kms_key_id      = var.kinesis_encryption ? "alias/aws/kinesis" : null
+  # Producers need kms:GenerateDataKey and consumers kms:Decrypt on this key (iam.tf).
+  encryption_type = "KMS"
+  kms_key_id      = local.kms_key_arn
 
   tags = var.tags
 }
@@ -165,9 +183,12 @@ resource "aws_kinesis_stream" "events" {
 resource "aws_sqs_queue" "dlq" {
   for_each = local.stream_consumers
 
-  name                      = "${var.name_prefix}-${each.value}-dlq"
+  name = "${var.name_prefix}-${each.value}-dlq"
+  # The maximum: time to notice a dead letter, fix the cause and replay it (orders-admin).
   message_retention_seconds = 1209600
-  sqs_managed_sse_enabled   = true
+  # SSE-SQS: encrypted at rest without KMS permissions on the senders (the functions and
+  # their event source mappings' on-failure destinations).
+  sqs_managed_sse_enabled = true
 
   tags = var.tags
 }
