@@ -101,7 +101,7 @@ impl From<OrderError> for ApiError {
                     ..ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "throttled",
-                        "the service is busy; retry shortly with the same Idempotency-Key",
+                        "the service is busy; retry shortly (a POST with the same Idempotency-Key)",
                     )
                 }
             }
@@ -112,7 +112,7 @@ impl From<OrderError> for ApiError {
                     ..ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "unavailable",
-                        "a dependency is unavailable; retry shortly with the same Idempotency-Key",
+                        "a dependency is unavailable; retry shortly (a POST with the same Idempotency-Key)",
                     )
                 }
             }
