@@ -109,10 +109,11 @@ locals {
         Resource = ["${aws_dynamodb_table.orders.arn}/index/*"]
       },
       {
-        # One product by key; the catalog listing pages with Scan (few items, no partition).
+        # One product by key, the names of a report's top products by keys; the catalog
+        # listing pages with Scan (few items, no partition).
         Sid      = "Products"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:Scan"]
+        Action   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Scan"]
         Resource = [aws_dynamodb_table.products.arn]
       },
       {
