@@ -5,6 +5,10 @@
 #   scripts/deploy-local.sh            # init + apply, writes .local/outputs.json
 #   scripts/deploy-local.sh --fresh    # forget the old local state first (emulator restarted)
 #   scripts/deploy-local.sh destroy    # terraform destroy
+#   scripts/deploy-local.sh --artifacts target/lambda [--arch arm64]
+#                                      # real zips (scripts/package.sh) instead of stubs: for an
+#                                      # emulator that runs Lambda itself (LocalStack, see
+#                                      # localstack/README.md)
 #
 # The state is detected as stale automatically when the emulator does not know
 # the orders table recorded in it. Terraform's full output: .local/terraform.log
@@ -29,14 +33,19 @@ REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
 
 action="apply"
 fresh=0
-for arg in "$@"; do
-  case "$arg" in
+real_artifacts=""
+arch="x86_64"
+while [ $# -gt 0 ]; do
+  case "$1" in
     --fresh) fresh=1 ;;
     destroy) action="destroy" ;;
     apply) action="apply" ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "usage: $0 [apply|destroy] [--fresh]" >&2; exit 2 ;;
+    --artifacts) real_artifacts="${2:?--artifacts needs a directory}"; shift ;;
+    --arch) arch="${2:?--arch needs x86_64 or arm64}"; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [apply|destroy] [--fresh] [--artifacts DIR [--arch x86_64|arm64]]" >&2; exit 2 ;;
   esac
+  shift
 done
 
 say() { echo "deploy-local: $*" >&2; }
@@ -65,10 +74,16 @@ if [ -n "$cfg" ]; then export TF_CLI_CONFIG_FILE="$cfg"; fi
 curl -s -o /dev/null --max-time 3 "$ENDPOINT" \
   || fail "emulator not reachable at $ENDPOINT (run scripts/emulator.sh start)"
 
-tf_vars=(-var "endpoint=$ENDPOINT" -var "region=$REGION" -var "artifacts_dir=$ARTIFACTS")
+if [ -n "$real_artifacts" ]; then
+  ARTIFACTS="$(cd "$real_artifacts" && pwd)" || fail "no directory $real_artifacts"
+  for b in "${BINS[@]}"; do
+    [ -f "$ARTIFACTS/$b/bootstrap.zip" ] || fail "$ARTIFACTS/$b/bootstrap.zip is missing (run scripts/package.sh)"
+  done
+fi
+tf_vars=(-var "endpoint=$ENDPOINT" -var "region=$REGION" -var "artifacts_dir=$ARTIFACTS" -var "architecture=$arch")
 
 # --- stub artefacts: moto cannot run Lambda code; a local runner executes target/ binaries.
-python3 - "$ARTIFACTS" "${BINS[@]}" <<'PY'
+[ -n "$real_artifacts" ] || python3 - "$ARTIFACTS" "${BINS[@]}" <<'PY'
 import os, sys, zipfile, io
 out, bins = sys.argv[1], sys.argv[2:]
 for b in bins:
@@ -143,17 +158,19 @@ fi
 
 PLAN="$STATE_DIR/plan"
 tf plan -input=false -no-color -out="$PLAN" "${tf_vars[@]}" || fail "terraform plan failed"
-# moto creates and deletes everything the module uses but cannot change much in place (no
-# UpdateStage, AssociateKmsKey, …): the provider would retry those calls for many minutes.
-# So when the Terraform changed under a running emulator, recreate the stack instead.
+# moto creates and deletes everything the module uses, but some in-place updates it does not
+# implement (UpdateStage; AssociateKmsKey for a log group's key), and the provider retries
+# those for many minutes. When the Terraform changed under a running emulator in such a
+# way, recreate the stack instead.
 changes="$(terraform -chdir="$TF_DIR" show -json "$PLAN" 2>>"$TF_LOG_FILE" | python3 -c '
 import json, sys
+cannot_update = {"aws_apigatewayv2_stage", "aws_cloudwatch_log_group"}
 plan = json.load(sys.stdin)
-print(" ".join(sorted({c["address"] for c in plan.get("resource_changes", [])
-                       if set(c["change"]["actions"]) & {"update", "delete"}})))
+print(" ".join(sorted(c["address"] for c in plan.get("resource_changes", [])
+                      if c["type"] in cannot_update and "update" in c["change"]["actions"])))
 ')" || fail "could not read the plan"
 if [ -n "$changes" ]; then
-  say "$(wc -w <<<"$changes") resources would change in place, which the emulator cannot do:"
+  say "$(wc -w <<<"$changes") resources would change in a way the emulator cannot update:"
   say "recreating the stack (its data is lost); details in .local/terraform.log"
   echo "changed in place: $changes" >>"$TF_LOG_FILE"
   tf destroy -auto-approve -input=false -no-color "${tf_vars[@]}" || fail "terraform destroy failed"

@@ -35,6 +35,12 @@ variable "artifacts_dir" {
   default     = "../../../.local/artifacts"
 }
 
+variable "architecture" {
+  description = "x86_64 for the stubs the local runner stands in for; the zips' architecture when an emulator runs them (LocalStack)."
+  type        = string
+  default     = "x86_64"
+}
+
 variable "name_prefix" {
   type    = string
   default = "orders"
@@ -73,7 +79,7 @@ module "orders" {
   source = "../../modules/orders"
 
   name_prefix   = var.name_prefix
-  architecture  = "x86_64"
+  architecture  = var.architecture
   artifacts_dir = var.artifacts_dir
   log_level     = var.log_level
 
