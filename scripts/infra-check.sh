@@ -5,8 +5,8 @@
 #   scripts/infra-check.sh apply    # apply infra/envs/aws to a fresh emulator, then destroy it
 #   scripts/infra-check.sh          # both (part of `make lint`, hence `make test` and CI)
 #
-# `apply` starts its own moto_server on INFRA_CHECK_PORT (default 4579) with its own state under
-# .local/infra-check/, so it never touches a running local stack. It applies the AWS example root
+# `apply` starts its own moto_server on INFRA_CHECK_PORT (default: the first free of 4579…4570)
+# with its own state under .local/infra-check/, so it never touches a running local stack. It applies the AWS example root
 # (not the local one, which every test run applies anyway) with the non-default branches switched
 # on: JWT authorizer, CORS, X-Ray, a provisioned stream, reserved concurrency.
 # checkov comes from PyPI into its own venv, .local/checkov-venv (pinned below): it pins boto3
@@ -86,12 +86,19 @@ check_static() {
 check_apply() {
   command -v python3 >/dev/null || die "python3 is required"
   command -v curl >/dev/null || die "curl is required"
+  if [ -z "${INFRA_CHECK_PORT:-}" ]; then
+    # Another check (a parallel CI job) may hold the default port: take the next free one.
+    while curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/"; do
+      PORT=$((PORT - 1))
+      [ "$PORT" -ge 4570 ] || die "ports 4570-4579 are all in use; set INFRA_CHECK_PORT"
+    done
+  fi
   local endpoint="http://127.0.0.1:$PORT"
   if curl -s -o /dev/null --max-time 2 "$endpoint/"; then
     die "port $PORT is already in use; set INFRA_CHECK_PORT to a free port"
   fi
 
-  local state="$WORK/apply.tfstate" artifacts="$WORK/artifacts"
+  local state="$WORK/apply-$PORT.tfstate" artifacts="$WORK/artifacts-$PORT"
   rm -f "$state" "$state.backup"
   # Stub zips: the emulator stores functions but never runs them.
   python3 - "$artifacts" "${BINS[@]}" <<'PY'
@@ -115,7 +122,7 @@ PY
   # service, and test credentials make it skip the instance metadata service.
   export AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
          AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-  export TF_DATA_DIR="$WORK/apply-data"
+  export TF_DATA_DIR="$WORK/apply-data-$PORT"
   local dir="$ROOT/infra/envs/aws"
   local vars=(
     -var "artifacts_dir=$artifacts" -var "name_prefix=orders-check"
@@ -126,16 +133,17 @@ PY
     -var kinesis_stream_mode=PROVISIONED -var kinesis_shard_count=2
     -var 'reserved_concurrency={"place-order"=5,"aggregate"=2}'
   )
-  logged "$WORK/apply.log" terraform -chdir="$dir" init -backend=false -input=false -no-color
+  local log="$WORK/apply-$PORT.log"
+  logged "$log" terraform -chdir="$dir" init -backend=false -input=false -no-color
   say "terraform apply infra/envs/aws -> fresh emulator on :$PORT"
   # -state: the AWS root's local backend would otherwise write terraform.tfstate into the tree.
-  logged "$WORK/apply.log" terraform -chdir="$dir" apply -auto-approve -input=false -no-color \
+  logged "$log" terraform -chdir="$dir" apply -auto-approve -input=false -no-color \
     -state="$state" "${vars[@]}"
-  grep -E '^Apply complete!' "$WORK/apply.log" >&2
+  grep -E '^Apply complete!' "$log" >&2
   say "terraform destroy"
-  logged "$WORK/destroy.log" terraform -chdir="$dir" destroy -auto-approve -input=false -no-color \
+  logged "$log" terraform -chdir="$dir" destroy -auto-approve -input=false -no-color \
     -state="$state" "${vars[@]}"
-  grep -E '^Destroy complete!' "$WORK/destroy.log" >&2
+  grep -E '^Destroy complete!' "$log" >&2
   local left
   left="$(terraform -chdir="$dir" state list -state="$state" 2>/dev/null || true)"
   [ -z "$left" ] || { echo "$left" >&2; die "resources left in state after destroy"; }
