@@ -8,7 +8,7 @@
 # `apply` starts its own moto_server on INFRA_CHECK_PORT (default: the first free of 4579…4570)
 # with its own state under .local/infra-check/, so it never touches a running local stack. It applies the AWS example root
 # (not the local one, which every test run applies anyway) with the non-default branches switched
-# on: JWT authorizer, CORS, X-Ray, a provisioned stream, reserved concurrency.
+# on: JWT authorizer, CORS, X-Ray, a provisioned stream, reserved concurrency, an alarm e-mail.
 # checkov comes from PyPI into its own venv, .local/checkov-venv (pinned below): it pins boto3
 # and botocore versions older than the ones moto needs, so it cannot share .local/venv.
 set -euo pipefail
@@ -132,6 +132,7 @@ PY
     -var tracing_enabled=true
     -var kinesis_stream_mode=PROVISIONED -var kinesis_shard_count=2
     -var 'reserved_concurrency={"place-order"=5,"aggregate"=2}'
+    -var alarm_email=oncall@example.com
   )
   local log="$WORK/apply-$PORT.log"
   logged "$log" terraform -chdir="$dir" init -backend=false -input=false -no-color

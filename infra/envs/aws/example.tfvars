@@ -15,6 +15,7 @@ reserved_concurrency = {
   query       = 100
 }
 tracing_enabled    = true
+alarm_email        = "oncall@example.com"
 log_retention_days = 365
 
 tags = { team = "orders", costCenter = "1234" }

@@ -54,4 +54,10 @@ module "orders" {
   cors_allow_origins     = var.cors_allow_origins
   throttling_burst_limit = var.throttling_burst_limit
   throttling_rate_limit  = var.throttling_rate_limit
+
+  alarms_enabled             = var.alarms_enabled
+  alarm_email                = var.alarm_email
+  alarm_sns_topic_arn        = var.alarm_sns_topic_arn
+  iterator_age_alarm_seconds = var.iterator_age_alarm_seconds
+  api_5xx_alarm_percent      = var.api_5xx_alarm_percent
 }

@@ -2,6 +2,11 @@ output "api_endpoint" {
   description = "Base URL of the HTTP API."
   value       = module.orders.api_endpoint
 }
+output "dashboard_url" {
+  description = "The CloudWatch dashboard."
+  value       = module.orders.dashboard_url
+}
+output "alarm_topic_arn" { value = module.orders.alarm_topic_arn }
 output "api_id" { value = module.orders.api_id }
 output "orders_table" { value = module.orders.orders_table }
 output "products_table" { value = module.orders.products_table }

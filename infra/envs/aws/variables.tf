@@ -131,3 +131,33 @@ variable "throttling_rate_limit" {
   type        = number
   default     = 100
 }
+
+variable "alarms_enabled" {
+  description = "CloudWatch alarms (DLQ depth, dead letters, iterator age, errors, throttles, API 5xx) and their SNS topic."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_email" {
+  description = "E-mail subscribed to the alarm topic (confirm the subscription mail)."
+  type        = string
+  default     = null
+}
+
+variable "alarm_sns_topic_arn" {
+  description = "An existing SNS topic for the alarms instead of the module's."
+  type        = string
+  default     = null
+}
+
+variable "iterator_age_alarm_seconds" {
+  description = "Alarm when a stream consumer falls this far behind."
+  type        = number
+  default     = 300
+}
+
+variable "api_5xx_alarm_percent" {
+  description = "Alarm when more than this percentage of API requests answer 5xx."
+  type        = number
+  default     = 1
+}
