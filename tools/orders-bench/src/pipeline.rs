@@ -22,7 +22,8 @@ pub struct PipelineReport {
     latency: Vec<Summary>,
     burst_orders: usize,
     burst_seconds: f64,
-    orders_per_second: f64,
+    /// `None` without a burst.
+    orders_per_second: Option<f64>,
 }
 
 pub async fn run(
@@ -123,6 +124,10 @@ pub async fn run(
         .await;
     errors += placed.iter().filter(|ok| !**ok).count();
     loop {
+        // No burst (`--burst 0`): nothing to wait for.
+        if burst == 0 {
+            break;
+        }
         let mut pending = 0;
         for c in 0..50 {
             let page: Value = client
@@ -150,14 +155,16 @@ pub async fn run(
         Summary::new("POST → counted in minute bucket", &counted, 0),
     ];
     print_table(&latency);
-    println!(
-        "burst: {burst} orders placed and processed in {seconds:.1} s = {:.1} orders/s",
-        burst as f64 / seconds
-    );
+    let orders_per_second = (burst > 0).then(|| burst as f64 / seconds);
+    if let Some(rate) = orders_per_second {
+        println!(
+            "burst: {burst} orders placed and processed in {seconds:.1} s = {rate:.1} orders/s"
+        );
+    }
     Ok(PipelineReport {
         latency,
         burst_orders: burst,
         burst_seconds: seconds,
-        orders_per_second: burst as f64 / seconds,
+        orders_per_second,
     })
 }

@@ -287,7 +287,8 @@ fn print_reconcile(r: &ReconcileReport) {
         if r.ok { "OK" } else { "FAILED" },
         r.window.as_deref().unwrap_or("-"),
         r.own_orders,
-        r.foreign_orders,
+        r.foreign_orders
+            .map_or("an unknown number".to_owned(), |n| n.to_string()),
         r.settle_seconds,
         r.attempts,
         r.match_seconds
