@@ -259,7 +259,7 @@ print(f"  follow-ups: {f['cancelled']} cancelled, {f['shipped']} shipped, {f['de
 print(f"  faults: {', '.join(f'{k} ×{v}' for k, v in sorted(injected.items())) or 'none'}; "
       f"{len(poison)} poison records; {replayed} on-failure records replayed")
 print(f"  reconcile: {'OK' if rec['ok'] else 'FAILED'} over {rec['window']}, {rec['ownOrders']} orders, "
-      f"settled {rec['settleSeconds']:.1f} s after the traffic")
+      f"all settled within {rec['settleSeconds']:.1f} s of reconciling")
 for p in problems:
     print(f"  problem: {p}")
 for d in (rec["ownDifferences"] + rec["sharedDifferences"])[:30]:
