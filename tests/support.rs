@@ -298,3 +298,53 @@ impl<P: orders_core::ports::EventPublisher> orders_core::ports::EventPublisher
         self.inner.publish(event).await
     }
 }
+
+/// What a handler records through the `metrics` facade, captured on this test's thread
+/// (`#[tokio::test]` polls everything on one thread, so a thread-local recorder sees it all).
+pub struct RecordedMetrics {
+    snapshotter: metrics_util::debugging::Snapshotter,
+    _guard: metrics::LocalRecorderGuard<'static>,
+}
+
+impl RecordedMetrics {
+    pub fn start() -> Self {
+        let recorder: &'static metrics_util::debugging::DebuggingRecorder =
+            Box::leak(Box::new(metrics_util::debugging::DebuggingRecorder::new()));
+        RecordedMetrics {
+            snapshotter: recorder.snapshotter(),
+            _guard: metrics::set_default_local_recorder(recorder),
+        }
+    }
+
+    /// What was recorded since the last call: `{"Name{label=value}": count or [values]}`,
+    /// leaving out counters that stayed at zero.
+    pub fn take(&self) -> Value {
+        let mut taken = serde_json::Map::new();
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = if labels.is_empty() {
+                key.name().to_owned()
+            } else {
+                format!("{}{{{}}}", key.name(), labels.join(","))
+            };
+            match value {
+                metrics_util::debugging::DebugValue::Counter(0) => {}
+                metrics_util::debugging::DebugValue::Counter(n) => {
+                    taken.insert(name, serde_json::json!(n));
+                }
+                metrics_util::debugging::DebugValue::Histogram(values) if !values.is_empty() => {
+                    taken.insert(
+                        name,
+                        serde_json::json!(values.iter().map(|v| v.0).collect::<Vec<_>>()),
+                    );
+                }
+                other => panic!("unexpected {name}: {other:?}"),
+            }
+        }
+        Value::Object(taken)
+    }
+}

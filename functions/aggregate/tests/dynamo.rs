@@ -7,8 +7,6 @@ use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use metrics::LocalRecorderGuard;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use orders_aws::{DynamoAnalytics, SqsDeadLetterQueue};
 use orders_core::analytics::{Bucket, CounterItem, Effect, Fold, Granularity, ItemDelta};
 use orders_core::order::NewLineItem;
@@ -18,7 +16,8 @@ use orders_core::{
     OrderEvent, OrderId, OrderStatus, PlaceOrder, ProductId, Quantity, Timestamp,
 };
 use orders_tests::Emulator;
-use serde_json::{Value, json};
+use orders_tests::RecordedMetrics;
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -284,55 +283,9 @@ async fn a_write_failing_halfway_through_a_batch_then_the_retry_is_exact() {
     stack.assert_exact(&events).await;
 }
 
-/// What the handler records through the `metrics` facade, captured on this test's thread
-/// (`#[tokio::test]` polls everything on one thread, so a thread-local recorder sees it all).
-struct Recorded {
-    snapshotter: Snapshotter,
-    _guard: LocalRecorderGuard<'static>,
-}
-
-impl Recorded {
-    fn start() -> Self {
-        let recorder: &'static DebuggingRecorder = Box::leak(Box::new(DebuggingRecorder::new()));
-        Recorded {
-            snapshotter: recorder.snapshotter(),
-            _guard: metrics::set_default_local_recorder(recorder),
-        }
-    }
-
-    /// What was recorded since the last call: `{"Name{label=value}": count or [values]}`,
-    /// leaving out counters that stayed at zero.
-    fn take(&self) -> Value {
-        let mut taken = serde_json::Map::new();
-        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
-            let key = key.key();
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let name = if labels.is_empty() {
-                key.name().to_owned()
-            } else {
-                format!("{}{{{}}}", key.name(), labels.join(","))
-            };
-            match value {
-                DebugValue::Counter(0) => {}
-                DebugValue::Counter(n) => {
-                    taken.insert(name, json!(n));
-                }
-                DebugValue::Histogram(values) if !values.is_empty() => {
-                    taken.insert(name, json!(values.iter().map(|v| v.0).collect::<Vec<_>>()));
-                }
-                other => panic!("unexpected {name}: {other:?}"),
-            }
-        }
-        Value::Object(taken)
-    }
-}
-
 #[tokio::test]
 async fn metrics_count_batches_dead_letters_duplicates_and_writes() {
-    let metrics = Recorded::start();
+    let metrics = RecordedMetrics::start();
     let stack = spawn_stack().await;
     let events = history();
     // One order placed and processed, its placement published twice by the producer, and a
@@ -376,7 +329,7 @@ async fn metrics_count_batches_dead_letters_duplicates_and_writes() {
 
 #[tokio::test]
 async fn metrics_count_a_failed_write_as_one_batch_item_failure() {
-    let metrics = Recorded::start();
+    let metrics = RecordedMetrics::start();
     let stack = spawn_stack().await;
     let records = records(&history()[..2]);
     stack.aggregator.store.fail_write.store(1, Ordering::SeqCst);

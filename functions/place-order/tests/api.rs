@@ -3,13 +3,12 @@
 //! tables (cloned from the Terraform-deployed schema) and its own stream.
 
 use futures::future::join_all;
-use metrics::LocalRecorderGuard;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use orders_aws::{
     DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher,
 };
 use orders_core::Currency;
 use orders_core::ports::{SystemClock, UlidIds};
+use orders_tests::RecordedMetrics;
 use orders_tests::{Emulator, FlakyPublisher};
 use place_order::{App, CommandService, PlaceOrderService, handle};
 use serde_json::{Value, json};
@@ -683,55 +682,9 @@ async fn concurrent_changes_to_one_order_have_exactly_one_winner() {
     assert_eq!(stack.stock("sku-1").await, expected_stock);
 }
 
-/// What the handler records through the `metrics` facade, captured on this test's thread
-/// (`#[tokio::test]` polls everything on one thread, so a thread-local recorder sees it all).
-struct Recorded {
-    snapshotter: Snapshotter,
-    _guard: LocalRecorderGuard<'static>,
-}
-
-impl Recorded {
-    fn start() -> Self {
-        let recorder: &'static DebuggingRecorder = Box::leak(Box::new(DebuggingRecorder::new()));
-        Recorded {
-            snapshotter: recorder.snapshotter(),
-            _guard: metrics::set_default_local_recorder(recorder),
-        }
-    }
-
-    /// What was recorded since the last call: `{"Name{label=value}": count or [values]}`,
-    /// leaving out counters that stayed at zero.
-    fn take(&self) -> Value {
-        let mut taken = serde_json::Map::new();
-        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
-            let key = key.key();
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let name = if labels.is_empty() {
-                key.name().to_owned()
-            } else {
-                format!("{}{{{}}}", key.name(), labels.join(","))
-            };
-            match value {
-                DebugValue::Counter(0) => {}
-                DebugValue::Counter(n) => {
-                    taken.insert(name, json!(n));
-                }
-                DebugValue::Histogram(values) if !values.is_empty() => {
-                    taken.insert(name, json!(values.iter().map(|v| v.0).collect::<Vec<_>>()));
-                }
-                other => panic!("unexpected {name}: {other:?}"),
-            }
-        }
-        Value::Object(taken)
-    }
-}
-
 #[tokio::test]
 async fn metrics_count_placed_replayed_and_rejected_orders() {
-    let metrics = Recorded::start();
+    let metrics = RecordedMetrics::start();
     let stack = spawn_stack(1).await;
     assert_eq!(stack.post(&order_body(), Some("key-m")).await.status, 503);
     assert_eq!(

@@ -5,8 +5,6 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use metrics::LocalRecorderGuard;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use orders_aws::{
     DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher, SqsDeadLetterQueue,
 };
@@ -16,6 +14,7 @@ use orders_core::{
     Currency, CustomerId, EventEnvelope, Money, Order, OrderEvent, OrderId, OrderStatus,
     PlaceOrder, Product, ProductId, Quantity, Timestamp,
 };
+use orders_tests::RecordedMetrics;
 use orders_tests::{Emulator, FlakyPublisher};
 use process_order::OrderProcessor;
 use serde_json::{Value, json};
@@ -418,55 +417,9 @@ async fn events_it_does_not_own_are_skipped() {
     assert!(stack.emulator.queue_messages(&stack.dlq).await.is_empty());
 }
 
-/// What the handler records through the `metrics` facade, captured on this test's thread
-/// (`#[tokio::test]` polls everything on one thread, so a thread-local recorder sees it all).
-struct Recorded {
-    snapshotter: Snapshotter,
-    _guard: LocalRecorderGuard<'static>,
-}
-
-impl Recorded {
-    fn start() -> Self {
-        let recorder: &'static DebuggingRecorder = Box::leak(Box::new(DebuggingRecorder::new()));
-        Recorded {
-            snapshotter: recorder.snapshotter(),
-            _guard: metrics::set_default_local_recorder(recorder),
-        }
-    }
-
-    /// What was recorded since the last call: `{"Name{label=value}": count or [values]}`,
-    /// leaving out counters that stayed at zero.
-    fn take(&self) -> Value {
-        let mut taken = serde_json::Map::new();
-        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
-            let key = key.key();
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let name = if labels.is_empty() {
-                key.name().to_owned()
-            } else {
-                format!("{}{{{}}}", key.name(), labels.join(","))
-            };
-            match value {
-                DebugValue::Counter(0) => {}
-                DebugValue::Counter(n) => {
-                    taken.insert(name, json!(n));
-                }
-                DebugValue::Histogram(values) if !values.is_empty() => {
-                    taken.insert(name, json!(values.iter().map(|v| v.0).collect::<Vec<_>>()));
-                }
-                other => panic!("unexpected {name}: {other:?}"),
-            }
-        }
-        Value::Object(taken)
-    }
-}
-
 #[tokio::test]
 async fn metrics_count_processed_failed_dead_lettered_and_duplicate_records() {
-    let metrics = Recorded::start();
+    let metrics = RecordedMetrics::start();
     let stack = spawn_stack(0).await;
     stack.product("sku-a", 3).await;
     let (_, fits) = stack.place(&[("sku-a", 2)]).await;
@@ -500,7 +453,7 @@ async fn metrics_count_processed_failed_dead_lettered_and_duplicate_records() {
 
 #[tokio::test]
 async fn metrics_count_an_order_once_when_its_publish_is_retried() {
-    let metrics = Recorded::start();
+    let metrics = RecordedMetrics::start();
     let stack = spawn_stack(1).await;
     stack.product("sku-a", 10).await;
     let (_, record) = stack.place(&[("sku-a", 3)]).await;
