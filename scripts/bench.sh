@@ -22,9 +22,14 @@
 #   e2e        orders-sim at rising rates (BENCH_RATES, BENCH_RATE_SECONDS each) with
 #              --reconcile: the highest rate sent in full, processed with no backlog and
 #              reconciled exactly is the sustained rate
+#   accept     orders-sim offering BENCH_ACCEPT_RATE (150) orders/s for 20 s, reconciled:
+#              how many orders/s the API accepts when offered more than it can take
 #   requests   BENCH_REQUEST_ORDERS (300) orders; DynamoDB/Kinesis/SQS requests counted at
 #              the emulator (and per function from the functions' own request logs), per order
 #   latency    orders-bench pipeline: POST → PROCESSED → counted, one order at a time
+#   listings   orders-bench listings: listing pages and the 24 h summary, p50/p99, with the
+#              orders table topped up to BENCH_LISTING_LEVELS (1000,10000,100000) orders while
+#              orders keep flowing
 #   rss        peak memory: process-order and aggregate on one 1,000-record batch each, and
 #              every instance the load runner stopped
 # Writes bench/results/*.json, summary.md and summary.json (not committed).
@@ -40,12 +45,17 @@ export EMULATOR_PORT="${BENCH_EMULATOR_PORT:-4580}"
 LISTEN="${BENCH_LISTEN:-127.0.0.1:3080}"
 QUICK="${BENCH_QUICK:-0}"
 if [ "$QUICK" = 1 ]; then
-  REQUESTS="${BENCH_REQUESTS:-200}"; RATES="${BENCH_RATES:-5 20}"; RATE_SECONDS="${BENCH_RATE_SECONDS:-15}"
+  REQUESTS="${BENCH_REQUESTS:-200}"; RATES="${BENCH_RATES:-10 30}"; RATE_SECONDS="${BENCH_RATE_SECONDS:-15}"
   REQUEST_ORDERS="${BENCH_REQUEST_ORDERS:-100}"; LATENCY_ORDERS="${BENCH_LATENCY_ORDERS:-30}"
+  LISTING_LEVELS="${BENCH_LISTING_LEVELS:-1000,10000}"; LISTING_REQUESTS="${BENCH_LISTING_REQUESTS:-30}"
 else
-  REQUESTS="${BENCH_REQUESTS:-2000}"; RATES="${BENCH_RATES:-5 10 20 30 40}"; RATE_SECONDS="${BENCH_RATE_SECONDS:-30}"
+  REQUESTS="${BENCH_REQUESTS:-2000}"; RATES="${BENCH_RATES:-10 20 30 40 50 60}"; RATE_SECONDS="${BENCH_RATE_SECONDS:-30}"
   REQUEST_ORDERS="${BENCH_REQUEST_ORDERS:-300}"; LATENCY_ORDERS="${BENCH_LATENCY_ORDERS:-100}"
+  LISTING_LEVELS="${BENCH_LISTING_LEVELS:-1000,10000,100000}"; LISTING_REQUESTS="${BENCH_LISTING_REQUESTS:-100}"
 fi
+ACCEPT_RATE="${BENCH_ACCEPT_RATE:-150}"
+# Named in every result: the figures through the stack are the emulator's as much as ours.
+EMULATOR_NAME="moto 5.2.5 + scripts/moto_patches, served by waitress 3.0.2"
 COLD_RUNS="${BENCH_COLD_RUNS:-5}"
 RSS_RECORDS="${BENCH_RSS_RECORDS:-1000}"
 # A rate counts as sustained when the pipeline drains within this many seconds of the last order.
@@ -180,7 +190,7 @@ else
   rm -f "$RESULTS/sizes-arm64.json"
 fi
 
-stack_steps=(cold http e2e requests latency rss)
+stack_steps=(cold http e2e accept requests latency listings rss)
 need_stack=0
 for s in "${stack_steps[@]}"; do skipped "$s" || need_stack=1; done
 if [ "$need_stack" = 0 ]; then say "done: $RESULTS"; fi
@@ -273,7 +283,7 @@ fi
 LOAD_METRICS="$WORK/load-metrics.jsonl"
 : >"$LOAD_METRICS"
 load_steps=0
-for s in http e2e requests latency; do skipped "$s" || load_steps=1; done
+for s in http e2e accept requests latency listings; do skipped "$s" || load_steps=1; done
 if [ "$load_steps" = 1 ]; then start_runner "$LOAD_METRICS"; fi
 
 # --- HTTP latency through the stack ------------------------------------------------------------------
@@ -332,6 +342,25 @@ best = max((r["target_rate"] for r in rows if r["sustained"]), default=None)
 json.dump({"seconds_per_rate": seconds, "drain_limit_seconds": limit, "runs": rows,
            "sustained_orders_per_second": best}, open(out, "w"), indent=2)
 print(f"bench: sustained {best} orders/s with zero loss", file=sys.stderr)
+PY
+fi
+
+# --- orders/s the API accepts when offered more ------------------------------------------------------------
+if ! skipped accept; then
+  say "accepted: orders-sim offering $ACCEPT_RATE orders/s for 20 s, reconciled"
+  next_minute
+  set +e
+  "$SIM_BIN" --base-url "http://$LISTEN" --seed 7 --rate "$ACCEPT_RATE" --duration 20s --concurrency 128 \
+    --reconcile --reconcile-timeout 300s --json --quiet "${catalog_flag[@]}" >"$RESULTS/accept.json"
+  status=$?
+  set -e
+  [ "$status" -le 1 ] || die "orders-sim failed offering $ACCEPT_RATE orders/s (see $RESULTS/accept.json)"
+  catalog_flag=(--no-catalog)
+  python3 - "$RESULTS/accept.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); run, rec = r["run"], r["reconcile"]
+print(f"  accepted {run['achievedRate']:.1f} orders/s of {run['targetRate']:g} offered, "
+      f"reconcile {'exact' if rec['ok'] else 'FAILED'}", file=sys.stderr)
 PY
 fi
 
@@ -411,6 +440,13 @@ if ! skipped latency; then
   "$BENCH_BIN" pipeline --base-url "http://$LISTEN" --orders "$LATENCY_ORDERS" --burst 0 \
     --analytics-table "$(output analytics_table)" --out "$RESULTS/latency.json"
 fi
+# --- listings as the table grows --------------------------------------------------------------------------
+if ! skipped listings; then
+  say "listings: $LISTING_REQUESTS requests per route at $LISTING_LEVELS orders, orders flowing meanwhile"
+  "$BENCH_BIN" listings --base-url "http://$LISTEN" --orders-table "$(output orders_table)" \
+    --levels "$LISTING_LEVELS" --requests "$LISTING_REQUESTS" --emulator "$EMULATOR_NAME" \
+    --out "$RESULTS/listings.json"
+fi
 if [ "$load_steps" = 1 ]; then stop_runner; fi
 
 # --- peak memory --------------------------------------------------------------------------------------
@@ -423,9 +459,9 @@ fi
 fi
 
 # --- summary -------------------------------------------------------------------------------------------
-python3 - "$RESULTS" "$REQUESTS" <<'PY'
+python3 - "$RESULTS" "$REQUESTS" "$EMULATOR_NAME" <<'PY'
 import json, os, platform, subprocess, sys, datetime
-res, requests = sys.argv[1], sys.argv[2]
+res, requests, emulator = sys.argv[1], sys.argv[2], sys.argv[3]
 def load(name):
     p = os.path.join(res, name)
     return json.load(open(p)) if os.path.exists(p) else None
@@ -443,7 +479,8 @@ load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 out = ["# Bench results", "",
        f"commit {rev()}, {now:%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} CPUs"
        + (f", load {load_avg:.1f} at the end" if load_avg is not None else "")
-       + ". Produced by `make bench` (scripts/bench.sh); what each figure means: docs/performance.md.", ""]
+       + f". Emulator: {emulator}."
+       + " Produced by `make bench` (scripts/bench.sh); what each figure means: docs/performance.md.", ""]
 c = load("criterion.json")
 if c:
     out += ["## Criterion (in-process, in-memory ports)", "",
@@ -501,6 +538,14 @@ if e:
                    f"{r['post_p99_ms']:.0f} | {r['drain_seconds']:.1f} | {'ok' if r['reconcile_ok'] else 'FAILED'} | "
                    f"{'yes' if r['sustained'] else 'no'} |")
     out.append("")
+a = load("accept.json")
+if a:
+    run, rec = a["run"], a["reconcile"]
+    out += ["## Orders/s accepted by the API when offered more", "",
+            f"Offered {run['targetRate']:g} orders/s for 20 s (up to 128 in flight): **{run['achievedRate']:.1f} orders/s "
+            f"accepted** ({run['accepted']} of {run['sent']}), POST p50 {run['latency']['p50_ms']:.0f} ms / "
+            f"p99 {run['latency']['p99_ms']:.0f} ms; reconcile {'exact' if rec['ok'] else 'FAILED'}, "
+            f"drained {rec['settleSeconds']:.1f} s after the last order.", ""]
 rq = load("requests.json")
 if rq:
     out += [f"## AWS requests per order, counted at the emulator ({rq['orders']} orders)", "",
@@ -524,6 +569,16 @@ if lt:
     for r in lt["latency"]:
         out.append(f"| {r['route']} | {r['count']} | {r['p50_ms']:.0f} | {r['p90_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} |")
     out.append("")
+li = load("listings.json")
+if li:
+    out += [f"## Listings as the orders table grows ({li['emulator']}; {li['background_orders']} orders placed "
+            f"at {li['background_rate']:g}/s meanwhile)", "",
+            "| orders in table | route | count | errors | p50 ms | p99 ms | max ms |", "|---:|---|---:|---:|---:|---:|---:|"]
+    for level in li["levels"]:
+        for r in level["routes"]:
+            out.append(f"| {level['orders_loaded']:,} | {r['route']} | {r['count']} | {r['errors']} | "
+                       f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} |")
+    out.append("")
 rs = load("rss.json")
 if rs:
     out += ["## Peak memory (VmHWM), release bootstraps", "",
@@ -535,8 +590,10 @@ if rs:
     out.append("")
 text = "\n".join(out)
 open(os.path.join(res, "summary.md"), "w").write(text)
-names = ["criterion", "write-cost", "sizes", "sizes-arm64", "cold-init", "http", "e2e", "requests", "latency", "rss"]
+names = ["criterion", "write-cost", "sizes", "sizes-arm64", "cold-init", "http", "e2e", "accept", "requests",
+         "latency", "listings", "rss"]
 json.dump({"commit": rev(), "at": now.isoformat(), "machine": platform.machine(), "cpus": os.cpu_count(),
+           "emulator": emulator,
            "load_at_end": load_avg, **{n: load(n + ".json") for n in names if load(n + ".json")}},
           open(os.path.join(res, "summary.json"), "w"), indent=2)
 print(text)

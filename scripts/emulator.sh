@@ -13,8 +13,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 VENV="$LOCAL/venv"
-MOTO_SPEC="moto[server]==5.2.5"
-MARKER="$VENV/.installed-moto-5.2.5"
+# moto's models, served by waitress (scripts/moto_server.py says why).
+EMULATOR_SPECS=("moto[server]==5.2.5" "waitress==3.0.2")
+MARKER="$VENV/.installed-moto-5.2.5-waitress-3.0.2"
 PORT="${EMULATOR_PORT:-4566}"
 HOST="127.0.0.1"
 URL="http://$HOST:$PORT"
@@ -32,15 +33,15 @@ ensure_venv() {
   [ -f "$MARKER" ] && [ -x "$VENV/bin/moto_server" ] && return 0
   mkdir -p "$LOCAL"
   command -v python3 >/dev/null || die "python3 is required"
-  log "installing $MOTO_SPEC into .local/venv (one-time)..."
+  log "installing ${EMULATOR_SPECS[*]} into .local/venv (one-time)..."
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" >"$LOCAL/venv-install.log" 2>&1 \
       || { tail -n 20 "$LOCAL/venv-install.log" >&2; die "python3 -m venv failed (on Debian: apt-get install python3-venv)"; }
   fi
   if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-        "$MOTO_SPEC" >>"$LOCAL/venv-install.log" 2>&1; then
+        "${EMULATOR_SPECS[@]}" >>"$LOCAL/venv-install.log" 2>&1; then
     tail -n 30 "$LOCAL/venv-install.log" >&2
-    die "pip install $MOTO_SPEC failed (see .local/venv-install.log)"
+    die "pip install ${EMULATOR_SPECS[*]} failed (see .local/venv-install.log)"
   fi
   touch "$MARKER"
 }
@@ -89,7 +90,7 @@ cmd_start() {
   mkdir -p "$LOCAL"
   : >"$LOG"
   # Detach fully: no stdin, all output (moto logs noisy Docker/Lambda errors) to the log.
-  # scripts/moto_server.py is moto_server with fixes for concurrent transactions.
+  # scripts/moto_server.py is moto with fixes for concurrency and speed (scripts/moto_patches).
   nohup "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H "$HOST" -p "$PORT" </dev/null >>"$LOG" 2>&1 &
   local pid=$!
   echo "$pid" >"$PIDFILE"

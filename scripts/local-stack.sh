@@ -77,6 +77,11 @@ case "$MODE" in
       sleep 0.5
     done
     say "stack up on http://$LISTEN (runner log: .local/runner.log)"
+    # The emulator's own patches, against a model (in process; needs the venv emulator.sh made).
+    if [ -x "$LOCAL/venv/bin/python" ]; then
+      say "emulator patches (scripts/moto_patches)"
+      "$LOCAL/venv/bin/python" -m unittest discover -s scripts/moto_patches -p 'test_*.py'
+    fi
     # Fault-injection tests pause the emulator or replay shared queues: they are #[ignore]d
     # in the main run and run afterwards, one at a time.
     pidfile="$LOCAL/moto$suffix.pid"

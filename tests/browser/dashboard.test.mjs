@@ -1,6 +1,7 @@
 // The dashboard (GET /) in Debian's headless Chromium against a running stack: it shows the
 // KPIs the API computes, a placed order appears without a reload, the status filter works,
-// the page fits 375 px, and an unreachable API is shown and recovers. Screenshots go to
+// the page fits 375 px, a slow or busy API keeps the last data with a "slow" note, and only
+// an unreachable one shows the outage banner, which clears when it answers again. Screenshots go to
 // $ORDERS_ARTIFACTS (default .local/artifacts).
 //
 //   ORDERS_API_URL=http://127.0.0.1:3000 node --test
@@ -298,6 +299,57 @@ test('an unreachable API is shown, and cleared when it answers again', async () 
     await page.unroute(/\/(orders|analytics)(\/|\?|$)/, unreachable);
     // Cleared by the next poll that succeeds; generous for a loaded CI machine.
     await banner.waitFor({ state: 'hidden', timeout: RECOVER_MS });
+  } finally {
+    allowedFailures = null;
+  }
+});
+
+test('a slow listing keeps the last rows with a "slow" note, not the outage banner', async () => {
+  const banner = page.getByTestId('api-status');
+  const slowNote = page.getByTestId('api-slow');
+  const rowsBefore = await orderRows();
+  assert.ok(rowsBefore.length > 0, 'rows to keep');
+  // Each listing answers 3.5 s late: later than the page's "slow" mark, well before its timeout.
+  const late = async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    await route.continue().catch(() => {});
+  };
+  const listing = /\/orders\?/;
+  try {
+    await page.route(listing, late);
+    await slowNote.waitFor({ state: 'visible', timeout: 8000 });
+    assert.match(await slowNote.textContent(), /API slow \(slow response\)\. Showing data from/);
+    assert.equal(await banner.isVisible(), false, 'a slow API is not an outage');
+    assert.deepEqual((await orderRows()).map((r) => r.id), rowsBefore.map((r) => r.id), 'the last rows stay');
+    await screenshot('dashboard-slow.png');
+  } finally {
+    await page.unroute(listing, late);
+  }
+  await slowNote.waitFor({ state: 'hidden', timeout: RECOVER_MS });
+  assert.equal(await banner.isVisible(), false);
+});
+
+test('a busy API (503 with Retry-After) is slow, not unreachable, and recovers', async () => {
+  const banner = page.getByTestId('api-status');
+  const slowNote = page.getByTestId('api-slow');
+  const busy = (route) => route.fulfill({
+    status: 503,
+    contentType: 'application/json',
+    headers: { 'retry-after': '1' },
+    body: JSON.stringify({ error: { code: 'unavailable', message: 'dependency unavailable, retry later' } }),
+  });
+  const rowsBefore = await orderRows();
+  allowedFailures = /^Failed to load resource: the server responded with a status of 503/;
+  try {
+    await page.route(/\/(orders|analytics)(\/|\?|$)/, busy);
+    await slowNote.waitFor({ state: 'visible', timeout: 5000 });
+    assert.match(await slowNote.textContent(), /HTTP 503/);
+    // Several polls later still no banner, and the rows shown before are still there.
+    await page.waitForTimeout(2500);
+    assert.equal(await banner.isVisible(), false, 'a 503 is not an outage');
+    assert.deepEqual((await orderRows()).map((r) => r.id), rowsBefore.map((r) => r.id));
+    await page.unroute(/\/(orders|analytics)(\/|\?|$)/, busy);
+    await slowNote.waitFor({ state: 'hidden', timeout: RECOVER_MS });
   } finally {
     allowedFailures = null;
   }

@@ -456,9 +456,14 @@ async fn exhausted_retries_end_in_the_dlq_and_replay_completes_the_work() {
     let mut repaired = original;
     repaired.insert("version".into(), AttributeValue::N("1".into()));
     repaired.insert("status".into(), AttributeValue::S("PENDING".into()));
+    // And the listing keys of a PENDING order, as `order_item` writes them.
     repaired.insert(
         "statusShard".into(),
         AttributeValue::S(original_status_shard(&repaired)),
+    );
+    repaired.insert(
+        "customerStatus".into(),
+        AttributeValue::S(format!("{customer}#PENDING")),
     );
     repaired.remove("processedAt");
     repaired.remove("publishedVersion");

@@ -26,6 +26,6 @@ pub use dynamo::analytics::{DynamoAnalytics, DynamoAnalyticsReader};
 pub use dynamo::catalog::DynamoCatalog;
 pub use dynamo::commands::DynamoOrderCommands;
 pub use dynamo::idempotency::DynamoIdempotencyStore;
-pub use dynamo::orders::DynamoOrderStore;
+pub use dynamo::orders::{Backfill, DynamoOrderStore};
 pub use kinesis::KinesisPublisher;
 pub use sqs::SqsDeadLetterQueue;

@@ -13,12 +13,40 @@ use orders_tests::Emulator;
 use query::{QueryService, handle};
 use serde_json::{Value, json};
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts the `Query` requests of one client: what a listing page costs, whatever other
+/// tests running at the same time send.
+#[derive(Debug, Clone)]
+struct CountQueries(Arc<AtomicUsize>);
+
+impl aws_sdk_dynamodb::config::Intercept for CountQueries {
+    fn name(&self) -> &'static str {
+        "CountQueries"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_smithy_runtime_api::client::orchestrator::Metadata;
+        if cfg.load::<Metadata>().is_some_and(|m| m.name() == "Query") {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
 
 const GET_ORDER: &str = include_str!("fixtures/get-order.json");
 const LIST_ORDERS: &str = include_str!("fixtures/list-orders.json");
 
 struct Stack {
     table: String,
+    /// Query requests sent by `service`'s order store.
+    queries: Arc<AtomicUsize>,
     service: QueryService<DynamoOrderStore, DynamoCatalog, DynamoAnalyticsReader>,
 }
 
@@ -29,12 +57,20 @@ async fn spawn_stack() -> Stack {
         emulator.clone_table("products_table"),
         emulator.clone_table("analytics_table")
     );
+    let queries = Arc::new(AtomicUsize::new(0));
+    let counted = aws_sdk_dynamodb::config::Builder::from(&emulator.sdk)
+        .interceptor(CountQueries(queries.clone()))
+        .build();
     let service = QueryService::new(
-        DynamoOrderStore::from_sdk(&emulator.sdk, &table),
+        DynamoOrderStore::new(aws_sdk_dynamodb::Client::from_conf(counted), &table),
         DynamoCatalog::from_sdk(&emulator.sdk, &products),
         DynamoAnalyticsReader::from_sdk(&emulator.sdk, &analytics),
     );
-    Stack { table, service }
+    Stack {
+        table,
+        queries,
+        service,
+    }
 }
 
 struct Reply {
@@ -259,6 +295,56 @@ async fn filters_by_status_alone_and_with_a_customer() {
 
     let none = stack.list(&[("status", "DELIVERED")]).await;
     assert_eq!(none.json, json!({"orders": [], "nextCursor": null}));
+}
+
+#[tokio::test]
+async fn a_listing_page_costs_a_fixed_number_of_queries_whatever_the_table_holds() {
+    let stack = spawn_stack().await;
+    // Two delivered orders of a customer behind 45 newer ones of another status: a filter on
+    // the customer's index would read all 47 (three 21-item queries) to fill the page.
+    for n in 0..2u128 {
+        stack
+            .seed("c-busy", OrderStatus::Delivered, 120 - n as i64, n)
+            .await;
+    }
+    for n in 2..47u128 {
+        stack
+            .seed("c-busy", OrderStatus::Processed, 100 - n as i64, n)
+            .await;
+    }
+    let cost = |before: usize| stack.queries.load(Ordering::SeqCst) - before;
+
+    let before = stack.queries.load(Ordering::SeqCst);
+    let reply = stack
+        .list(&[
+            ("customerId", "c-busy"),
+            ("status", "DELIVERED"),
+            ("limit", "20"),
+        ])
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(ids(&reply).len(), 2);
+    assert!(reply.json["nextCursor"].is_null());
+    assert_eq!(cost(before), 1, "customer and status: one Query");
+
+    let before = stack.queries.load(Ordering::SeqCst);
+    let reply = stack
+        .list(&[("customerId", "c-busy"), ("limit", "20")])
+        .await;
+    assert_eq!(ids(&reply).len(), 20);
+    assert_eq!(cost(before), 1, "customer: one Query");
+
+    // Every order and one status: one Query per write shard, each for at most a page + 1.
+    for params in [
+        vec![("limit", "20")],
+        vec![("status", "PROCESSED"), ("limit", "20")],
+    ] {
+        let before = stack.queries.load(Ordering::SeqCst);
+        let reply = stack.list(&params).await;
+        assert_eq!(ids(&reply).len(), 20, "{params:?}");
+        let shards = orders_aws::dynamo::LIST_SHARDS as usize;
+        assert_eq!(cost(before), shards, "{params:?}: one Query per shard");
+    }
 }
 
 #[tokio::test]

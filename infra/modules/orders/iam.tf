@@ -102,7 +102,8 @@ locals {
         Resource = [aws_dynamodb_table.orders.arn]
       },
       {
-        # Listings by customer, status and creation time (byCustomer, byStatus, byCreated).
+        # Listings by customer, customer and status, status and creation time (byCustomer,
+        # byCustomerStatus, byStatus, byCreated).
         Sid      = "OrderListings"
         Effect   = "Allow"
         Action   = ["dynamodb:Query"]

@@ -9,7 +9,7 @@ output "api_endpoint" {
 }
 
 output "orders_table" {
-  description = "Orders table (key orderId; GSIs byCustomer, byStatus, byCreated)."
+  description = "Orders table (key orderId; GSIs byCustomer, byCustomerStatus, byStatus, byCreated)."
   value       = aws_dynamodb_table.orders.name
 }
 

@@ -21,6 +21,10 @@ resource "aws_dynamodb_table" "orders" {
     name = "listShard"
     type = "S"
   }
+  attribute {
+    name = "customerStatus"
+    type = "S"
+  }
 
   global_secondary_index {
     name               = "byCustomer"
@@ -39,6 +43,15 @@ resource "aws_dynamodb_table" "orders" {
   global_secondary_index {
     name               = "byCreated"
     hash_key           = "listShard"
+    range_key          = "orderId"
+    projection_type    = "INCLUDE"
+    non_key_attributes = local.order_projection
+  }
+  # One customer's orders of one status: a page is one Query, however many orders of other
+  # statuses the customer has (a filter on byCustomer would read them all).
+  global_secondary_index {
+    name               = "byCustomerStatus"
+    hash_key           = "customerStatus"
     range_key          = "orderId"
     projection_type    = "INCLUDE"
     non_key_attributes = local.order_projection

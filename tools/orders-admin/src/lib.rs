@@ -4,6 +4,8 @@
 //! * `dlq replay` puts the dead-lettered records back on the stream ([`replay`], which
 //!   explains why that is safe).
 //! * `rebuild-aggregates` recomputes analytics buckets from the orders table ([`rebuild`]).
+//! * `backfill-listing-keys` gives orders stored before an upgrade the key of the
+//!   customer-and-status listing index (`byCustomerStatus`).
 //!
 //! The AWS endpoint comes from the normal SDK chain, which honours `AWS_ENDPOINT_URL`.
 //! Locally (the endpoint is set), credentials default to `test`/`test` and the region to
@@ -51,6 +53,15 @@ pub enum Command {
         #[arg(long, env = "ANALYTICS_TABLE", default_value = "orders-analytics")]
         analytics_table: String,
         /// Report the buckets that differ; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Give orders stored before the customer-and-status listing index existed its key
+    /// (once, after upgrading a deployment that holds orders; later writes set it).
+    BackfillListingKeys {
+        #[arg(long, env = "ORDERS_TABLE", default_value = "orders-orders")]
+        orders_table: String,
+        /// Count the orders without the key; change nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -140,6 +151,26 @@ pub async fn run(cli: Cli, sdk: &SdkConfig, out: &mut dyn Write) -> anyhow::Resu
             let analytics =
                 orders_aws::DynamoAnalytics::from_sdk(sdk, analytics_table, "unused", 0);
             rebuild::rebuild(&orders, &analytics, &options, out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BackfillListingKeys {
+            orders_table,
+            dry_run,
+        } => {
+            let orders = orders_aws::DynamoOrderStore::from_sdk(sdk, orders_table);
+            let done = orders.backfill_listing_keys(dry_run).await?;
+            writeln!(
+                out,
+                "{} order(s) without the customer-and-status listing key; {} updated, {} changed meanwhile (keyed by that write){}",
+                done.missing,
+                done.updated,
+                done.changed_meanwhile,
+                if dry_run {
+                    " — dry run, nothing written"
+                } else {
+                    ""
+                }
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dlq(DlqCommand::List { queue, json, max }) => {

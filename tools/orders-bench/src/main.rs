@@ -8,9 +8,11 @@
 //!   instances a runner stopped (from its metrics file).
 //! - `poison`: records no consumer can use, put on the event stream (see [`poison`]).
 //! - `reports`: the analytics routes over 100,000 generated orders (see [`reports`]).
+//! - `listings`: order listings and the summary at 1k / 10k / 100k orders (see [`listings`]).
 //!
 //! Each prints a table and, with `--out FILE`, writes the same figures as JSON.
 
+mod listings;
 mod pipeline;
 mod poison;
 mod reports;
@@ -97,6 +99,28 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Latency of the order listings and the 24 h summary with the orders table topped up to
+    /// each level in turn, while orders keep being placed through the API.
+    Listings {
+        #[arg(long, env = "ORDERS_API_URL", default_value = "http://127.0.0.1:3000")]
+        base_url: String,
+        #[arg(long, env = "ORDERS_TABLE", default_value = "orders-orders")]
+        orders_table: String,
+        /// Orders in the table at each measurement (cumulative, ascending).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        levels: Vec<usize>,
+        /// Requests per route and level.
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        /// Orders per second placed through the API meanwhile (0: none).
+        #[arg(long, default_value_t = 5.0)]
+        background_rate: f64,
+        /// The emulator's name, recorded with the figures.
+        #[arg(long, default_value = "moto 5.2.5 (scripts/moto_server.py)")]
+        emulator: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Peak memory (VmHWM) of process-order and aggregate handling one batch of --records
     /// records each, run by local-runner's runtime against the emulator (AWS_ENDPOINT_URL).
     /// Run it with no runner polling the stack's stream.
@@ -176,6 +200,27 @@ async fn main() -> anyhow::Result<()> {
                 analytics: analytics_table,
             };
             let report = reports::run(&base_url, &tables, orders, requests, !no_load).await?;
+            write_json(out.as_deref(), &report)
+        }
+        Command::Listings {
+            base_url,
+            orders_table,
+            mut levels,
+            requests,
+            background_rate,
+            emulator,
+            out,
+        } => {
+            levels.sort_unstable();
+            let report = listings::run(
+                &base_url,
+                &orders_table,
+                &levels,
+                requests,
+                background_rate,
+                &emulator,
+            )
+            .await?;
             write_json(out.as_deref(), &report)
         }
         Command::Rss {

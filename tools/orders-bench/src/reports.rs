@@ -69,8 +69,8 @@ fn pick(cdf: &[f64], rng: &mut Rng) -> usize {
     cdf.partition_point(|c| *c < x).min(cdf.len() - 1)
 }
 
-/// The orders, deterministic for a seed.
-fn generate(count: usize, seed: u64) -> Vec<Order> {
+/// The orders, deterministic for a seed (January 2019; also the listings benchmark's backlog).
+pub(crate) fn generate(count: usize, seed: u64) -> Vec<Order> {
     let mut rng = Rng(seed);
     let products = zipf(PRODUCTS, 1.1);
     let customers = zipf(CUSTOMERS, 0.8);

@@ -160,45 +160,17 @@ impl DynamoAnalytics {
     /// benchmarks, or a rebuild into a fresh table), 25 items per BatchWriteItem. Returns
     /// the number of items written; empty items are skipped.
     pub async fn load_buckets(&self, views: &[(Bucket, BucketView)]) -> Result<usize, OrderError> {
-        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        let mut requests = Vec::new();
+        let mut items = Vec::new();
         for (bucket, view) in views {
             for (name, mut attrs) in stored_items(bucket, view) {
                 if attrs.is_empty() {
                     continue;
                 }
                 attrs.extend(pk(bucket, &name));
-                let put = PutRequest::builder()
-                    .set_item(Some(attrs))
-                    .build()
-                    .map_err(|e| OrderError::Unexpected(e.into()))?;
-                requests.push(WriteRequest::builder().put_request(put).build());
+                items.push(attrs);
             }
         }
-        let written = requests.len();
-        for chunk in requests.chunks(25) {
-            let mut pending = chunk.to_vec();
-            let mut retries = 0u32;
-            while !pending.is_empty() {
-                if retries > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << retries.min(6)))
-                        .await;
-                }
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(classify)?;
-                pending = output
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
-                    .unwrap_or_default();
-                retries += 1;
-            }
-        }
-        Ok(written)
+        super::batch_put(&self.client, &self.table, items).await
     }
 
     /// The stored items of `bucket`, by `pk`.

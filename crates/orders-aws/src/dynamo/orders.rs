@@ -72,6 +72,86 @@ impl DynamoOrderStore {
         Ok(orders)
     }
 
+    /// Writes orders that do not exist yet, with their index keys, 25 per BatchWriteItem
+    /// (a bulk load for benchmarks: no condition, no events). Returns how many.
+    pub async fn load(&self, orders: &[Order]) -> Result<usize, OrderError> {
+        let items = orders
+            .iter()
+            .map(order_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        super::batch_put(&self.client, &self.table, items).await
+    }
+
+    /// Gives orders written before the `byCustomerStatus` index existed its key, so a
+    /// customer's listing by status finds them: scans for items without `customerStatus`
+    /// and sets it from the item's own customer and status, on the condition that the status
+    /// is still the one read (an order changed meanwhile was rewritten with its keys by
+    /// [`order_item`] already). `dry_run` counts without writing. A one-off for upgrades:
+    /// every write since sets the key.
+    pub async fn backfill_listing_keys(&self, dry_run: bool) -> Result<Backfill, OrderError> {
+        let mut report = Backfill::default();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("attribute_not_exists(customerStatus)")
+                .projection_expression("orderId, customerId, #status")
+                .expression_attribute_names("#status", "status")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in page.items.unwrap_or_default() {
+                let text = |name: &str| match item.get(name) {
+                    Some(AttributeValue::S(value)) => Ok(value.clone()),
+                    _ => Err(OrderError::Unexpected(
+                        format!("an order item without a string {name}").into(),
+                    )),
+                };
+                let (id, customer, status) =
+                    (text("orderId")?, text("customerId")?, text("status")?);
+                report.missing += 1;
+                if dry_run {
+                    continue;
+                }
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("orderId", AttributeValue::S(id))
+                    .update_expression("SET customerStatus = :key")
+                    .condition_expression(
+                        "#status = :status AND attribute_not_exists(customerStatus)",
+                    )
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(
+                        ":key",
+                        AttributeValue::S(format!("{customer}#{status}")),
+                    )
+                    .expression_attribute_values(":status", AttributeValue::S(status))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => report.updated += 1,
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    {
+                        report.changed_meanwhile += 1;
+                    }
+                    Err(err) => return Err(classify(err)),
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(report),
+            }
+        }
+    }
+
     /// Reads by consistent `GetItem`: the caller just wrote, or must see the latest status.
     async fn get_consistent(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
         let output = self
@@ -86,12 +166,12 @@ impl DynamoOrderStore {
         output.item.map(order_from_item).transpose()
     }
 
-    /// Up to `want` orders of one index partition, newest first, older than `before`.
+    /// Up to `want` orders of one index partition, newest first, older than `before`: one
+    /// Query, unless DynamoDB stops at its 1 MB page size first.
     async fn query_partition(
         &self,
         partition: Partition,
         before: Option<OrderId>,
-        status: Option<OrderStatus>,
         want: usize,
     ) -> Result<Vec<Order>, OrderError> {
         let mut found = Vec::new();
@@ -107,21 +187,12 @@ impl DynamoOrderStore {
                 .expression_attribute_values(":pk", AttributeValue::S(partition.value.clone()))
                 .scan_index_forward(false)
                 .select(Select::AllProjectedAttributes)
-                .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                .limit(i32::try_from(want - found.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start_key.take());
             if let Some(before) = before {
                 key_condition.push_str(" AND orderId < :before");
                 request = request
                     .expression_attribute_values(":before", AttributeValue::S(before.to_string()));
-            }
-            if let Some(status) = status {
-                request = request
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(
-                        ":status",
-                        AttributeValue::S(status.as_str().to_owned()),
-                    );
             }
             let output = request
                 .key_condition_expression(key_condition)
@@ -141,6 +212,17 @@ impl DynamoOrderStore {
     }
 }
 
+/// What [`DynamoOrderStore::backfill_listing_keys`] found and did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Backfill {
+    /// Orders without the `byCustomerStatus` key.
+    pub missing: usize,
+    /// Given their key.
+    pub updated: usize,
+    /// Changed (and so given their key) by another writer between the scan and the update.
+    pub changed_meanwhile: usize,
+}
+
 /// One partition of one listing index.
 #[derive(Debug, Clone)]
 struct Partition {
@@ -151,6 +233,12 @@ struct Partition {
 
 fn status_shard(status: OrderStatus, shard: u32) -> String {
     format!("{status}#{shard}")
+}
+
+/// `byCustomerStatus` key: `#` cannot occur in a customer id (see `CustomerId`), so the
+/// pair is unambiguous.
+fn customer_status(customer: &str, status: OrderStatus) -> String {
+    format!("{customer}#{status}")
 }
 
 /// The stored item: the order as JSON-shaped attributes plus the index keys derived from it.
@@ -164,6 +252,10 @@ pub fn order_item(order: &Order) -> Result<Item, OrderError> {
         AttributeValue::S(status_shard(order.status, shard)),
     );
     item.insert("listShard".into(), AttributeValue::S(shard.to_string()));
+    item.insert(
+        "customerStatus".into(),
+        AttributeValue::S(customer_status(order.customer_id.as_str(), order.status)),
+    );
     Ok(item)
 }
 
@@ -205,40 +297,36 @@ impl OrderStore for DynamoOrderStore {
     async fn list(&self, query: &ListOrders) -> Result<OrderPage, OrderError> {
         // One more than the page, to know whether a next page exists without an empty last page.
         let want = query.limit + 1;
-        let (partitions, status_filter) = match (&query.customer_id, query.status) {
-            (Some(customer), status) => (
-                vec![Partition {
-                    index: "byCustomer",
-                    key_attribute: "customerId",
-                    value: customer.to_string(),
-                }],
-                status,
-            ),
-            (None, Some(status)) => (
-                (0..LIST_SHARDS)
-                    .map(|n| Partition {
-                        index: "byStatus",
-                        key_attribute: "statusShard",
-                        value: status_shard(status, n),
-                    })
-                    .collect(),
-                None,
-            ),
-            (None, None) => (
-                (0..LIST_SHARDS)
-                    .map(|n| Partition {
-                        index: "byCreated",
-                        key_attribute: "listShard",
-                        value: n.to_string(),
-                    })
-                    .collect(),
-                None,
-            ),
+        let partitions = match (&query.customer_id, query.status) {
+            (Some(customer), Some(status)) => vec![Partition {
+                index: "byCustomerStatus",
+                key_attribute: "customerStatus",
+                value: customer_status(customer.as_str(), status),
+            }],
+            (Some(customer), None) => vec![Partition {
+                index: "byCustomer",
+                key_attribute: "customerId",
+                value: customer.to_string(),
+            }],
+            (None, Some(status)) => (0..LIST_SHARDS)
+                .map(|n| Partition {
+                    index: "byStatus",
+                    key_attribute: "statusShard",
+                    value: status_shard(status, n),
+                })
+                .collect(),
+            (None, None) => (0..LIST_SHARDS)
+                .map(|n| Partition {
+                    index: "byCreated",
+                    key_attribute: "listShard",
+                    value: n.to_string(),
+                })
+                .collect(),
         };
         let pages = try_join_all(
             partitions
                 .into_iter()
-                .map(|p| self.query_partition(p, query.before, status_filter, want)),
+                .map(|p| self.query_partition(p, query.before, want)),
         )
         .await?;
         let mut orders: Vec<Order> = pages.into_iter().flatten().collect();

@@ -1,0 +1,14 @@
+"""Patches that make moto 5.2.5 correct under concurrent clients and fast as tables grow.
+
+Each module fixes one thing and has an `install()`; `scripts/moto_server.py` installs them all.
+
+- `serialise`: one lock around every request, and request counts per operation.
+- `transactions`: a cancelled TransactWriteItems restores only the items it touched.
+- `gsi_index`: Query on a global secondary index reads a sorted index of its partition, not
+  every item of the table (moto scans and sorts the whole table per Query).
+- `kinesis_shards`: PutRecord and GetRecords in O(1) / O(log n), not O(records in the shard).
+- `fast_paths`: work moto repeats per request with the same answer (routing tables, method
+  lists, parsed update expressions) is done once.
+- `no_lambda_invoke`: moto does not try to run functions for event source mappings (it can
+  only do so in Docker; the local runner is the consumer).
+"""

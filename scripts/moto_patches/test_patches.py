@@ -1,0 +1,219 @@
+"""Tests of the moto patches, in process (moto's mock goes through the same request path).
+
+Random writes (puts, updates that move items between index partitions, deletes, batch writes,
+transactions that commit and that are cancelled) interleaved with paged GSI queries in both
+directions with key conditions; every page is compared with a model computed from a Scan.
+Kinesis: sequence numbers grow by one, and GetRecords pages through a shard in order.
+
+Run: .local/venv/bin/python -m unittest discover -s scripts/moto_patches -p 'test_*.py'
+"""
+
+import os
+import random
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# In process, never against a running emulator (make test exports its endpoint).
+for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KINESIS", "AWS_PROFILE"):
+    os.environ.pop(name, None)
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from moto_patches import fast_paths, gsi_index, kinesis_shards, no_lambda_invoke, serialise, transactions  # noqa: E402
+
+for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths):
+    patch.install()
+
+SHARDS = 4
+STATUSES = ["PENDING", "PROCESSED", "FAILED"]
+
+
+def create_table(client):
+    client.create_table(
+        TableName="orders",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": "S"}
+            for n in ("orderId", "customerId", "statusShard", "listShard")
+        ],
+        KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": name,
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": "orderId", "KeyType": "RANGE"},
+                ],
+                # byStatus projects like the real table (INCLUDE): checked in check_queries.
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]}
+                if name == "byStatus" else {"ProjectionType": "ALL"},
+            }
+            for name, pk in (("byCustomer", "customerId"), ("byStatus", "statusShard"), ("byCreated", "listShard"))
+        ],
+    )
+
+
+def item(order_id, customer, status, shard):
+    return {
+        "orderId": {"S": order_id},
+        "customerId": {"S": customer},
+        "statusShard": {"S": f"{status}#{shard}"},
+        "listShard": {"S": str(shard)},
+        "status": {"S": status},
+    }
+
+
+class GsiQueryMatchesModel(unittest.TestCase):
+    @mock_aws
+    def test_random_writes_and_paged_queries(self):
+        rng = random.Random(7)
+        client = boto3.client("dynamodb")
+        create_table(client)
+        ids = [f"01J{n:06d}" for n in range(400)]
+        for step in range(1500):
+            order_id = rng.choice(ids)
+            shard = int(order_id[-3:]) % SHARDS
+            roll = rng.random()
+            if roll < 0.45:
+                client.put_item(TableName="orders",
+                                Item=item(order_id, f"c-{rng.randrange(6)}", rng.choice(STATUSES), shard))
+            elif roll < 0.65:
+                status = rng.choice(STATUSES)
+                try:  # conditional: fails when the order does not exist
+                    client.update_item(
+                        TableName="orders", Key={"orderId": {"S": order_id}},
+                        UpdateExpression="SET #s = :s, statusShard = :ss",
+                        ConditionExpression="attribute_exists(orderId)",
+                        ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={":s": {"S": status}, ":ss": {"S": f"{status}#{shard}"}})
+                except client.exceptions.ConditionalCheckFailedException:
+                    pass
+            elif roll < 0.75:
+                client.delete_item(TableName="orders", Key={"orderId": {"S": order_id}})
+            elif roll < 0.85:
+                batch = rng.sample(ids, 5)
+                client.batch_write_item(RequestItems={"orders": [
+                    {"PutRequest": {"Item": item(b, "c-0", "PENDING", int(b[-3:]) % SHARDS)}} if n % 2
+                    else {"DeleteRequest": {"Key": {"orderId": {"S": b}}}}
+                    for n, b in enumerate(batch)]})
+            else:
+                other = rng.choice([i for i in ids if i != order_id])
+                try:  # cancelled whenever `other` exists: the put must be rolled back
+                    client.transact_write_items(TransactItems=[
+                        {"Put": {"TableName": "orders",
+                                 "Item": item(order_id, "c-9", "FAILED", shard)}},
+                        {"ConditionCheck": {"TableName": "orders", "Key": {"orderId": {"S": other}},
+                                            "ConditionExpression": "attribute_not_exists(orderId)"}},
+                    ])
+                except client.exceptions.TransactionCanceledException:
+                    pass
+            if step % 25 == 0:
+                self.check_queries(client, rng)
+
+    def check_queries(self, client, rng):
+        everything = []
+        for page in client.get_paginator("scan").paginate(TableName="orders"):
+            everything.extend(page["Items"])
+        for index, attr, value in (
+            ("byCreated", "listShard", str(rng.randrange(SHARDS))),
+            ("byStatus", "statusShard", f"{rng.choice(STATUSES)}#{rng.randrange(SHARDS)}"),
+            ("byCustomer", "customerId", f"c-{rng.randrange(7)}"),
+        ):
+            forward = rng.random() < 0.5
+            bound = rng.choice([None, f"01J{rng.randrange(400):06d}"])
+            op = rng.choice(["<", ">=", "<="])
+            expected = sorted(
+                (i["orderId"]["S"] for i in everything if i.get(attr, {}).get("S") == value
+                 and (bound is None or {"<": i["orderId"]["S"] < (bound or ""),
+                                        ">=": i["orderId"]["S"] >= (bound or ""),
+                                        "<=": i["orderId"]["S"] <= (bound or "")}[op])),
+                reverse=not forward)
+            condition = "#pk = :pk" + ("" if bound is None else f" AND orderId {op} :b")
+            values = {":pk": {"S": value}}
+            if bound is not None:
+                values[":b"] = {"S": bound}
+            got, start = [], None
+            limit = rng.choice([1, 3, 21])
+            while True:
+                args = dict(TableName="orders", IndexName=index, KeyConditionExpression=condition,
+                            ExpressionAttributeNames={"#pk": attr}, ExpressionAttributeValues=values,
+                            ScanIndexForward=forward, Limit=limit)
+                if start:
+                    args["ExclusiveStartKey"] = start
+                page = client.query(**args)
+                self.assertLessEqual(len(page["Items"]), limit)
+                if index == "byStatus":
+                    for found in page["Items"]:
+                        self.assertEqual(set(found), {"orderId", "statusShard", "status"})
+                        self.assertEqual(found["statusShard"]["S"].split("#")[0], found["status"]["S"])
+                got.extend(i["orderId"]["S"] for i in page["Items"])
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+            self.assertEqual(got, expected, f"{index} {value} {condition} {bound} forward={forward}")
+
+
+class ReadsRoundTrip(unittest.TestCase):
+    """Reads answer with plain JSON (fast_paths): every attribute type must come back as written."""
+
+    @mock_aws
+    def test_every_attribute_type(self):
+        client = boto3.client("dynamodb")
+        create_table(client)
+        written = item("01JALL", "c-1", "PENDING", 1)
+        written.update({
+            "b": {"B": b"\x00\xffbinary"}, "n": {"N": "1.50"}, "bool": {"BOOL": False},
+            "null": {"NULL": True}, "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2"]},
+            "bs": {"BS": [b"x", b"y"]},
+            "l": {"L": [{"M": {"q": {"N": "2"}, "s": {"S": "é ✓"}}}, {"L": []}]},
+        })
+        client.put_item(TableName="orders", Item=written)
+        got = client.get_item(TableName="orders", Key={"orderId": {"S": "01JALL"}})["Item"]
+        self.assertEqual(normalise(got), normalise(written))
+        page = client.query(TableName="orders", KeyConditionExpression="orderId = :id",
+                            ExpressionAttributeValues={":id": {"S": "01JALL"}})
+        self.assertEqual([normalise(i) for i in page["Items"]], [normalise(written)])
+        batch = client.batch_get_item(RequestItems={"orders": {"Keys": [{"orderId": {"S": "01JALL"}}]}})
+        self.assertEqual([normalise(i) for i in batch["Responses"]["orders"]], [normalise(written)])
+
+
+def normalise(value):
+    """Sets compare as sets (DynamoDB keeps no order in them)."""
+    if isinstance(value, dict):
+        return {k: (sorted(v) if k in ("SS", "NS", "BS") else normalise(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    return value
+
+
+class KinesisShard(unittest.TestCase):
+    @mock_aws
+    def test_sequence_numbers_and_paging(self):
+        client = boto3.client("kinesis")
+        client.create_stream(StreamName="s", ShardCount=1)
+        sequence = [int(client.put_record(StreamName="s", Data=str(n).encode(), PartitionKey="k")["SequenceNumber"])
+                    for n in range(250)]
+        self.assertEqual(sequence, list(range(sequence[0], sequence[0] + 250)))
+        shard = client.describe_stream(StreamName="s")["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = client.get_shard_iterator(StreamName="s", ShardId=shard, ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                                             StartingSequenceNumber=str(sequence[99]))["ShardIterator"]
+        seen = []
+        while True:
+            page = client.get_records(ShardIterator=iterator, Limit=40)
+            seen.extend(int(r["Data"]) for r in page["Records"])
+            if not page["Records"]:
+                break
+            iterator = page["NextShardIterator"]
+        self.assertEqual(seen, list(range(100, 250)))
+        latest = client.get_shard_iterator(StreamName="s", ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+        client.put_record(StreamName="s", Data=b"new", PartitionKey="k")
+        self.assertEqual([r["Data"] for r in client.get_records(ShardIterator=latest)["Records"]], [b"new"])
+
+
+if __name__ == "__main__":
+    unittest.main()
