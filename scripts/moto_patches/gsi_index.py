@@ -14,8 +14,9 @@ LastEvaluatedKey, projection, FilterExpression). Cost: O(log n + Limit).
 The index is built from the table on its first Query and kept current after every request
 that writes items (PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems: the
 touched keys are re-read, so conditional failures and cancelled transactions are covered).
-Any other request that may change a table (CreateTable, UpdateTable, PartiQL, restores, …)
-drops the indexes of that account and region; they are rebuilt on the next Query. All of this
+Any other request that may change a table (UpdateTable, UpdateTimeToLive, PartiQL, restores,
+…) drops the indexes of the table it names, or of every table of that account and region when
+it names none; they are rebuilt on the next Query. All of this
 runs under the request lock (`serialise`), so no request sees an index mid-update.
 """
 
@@ -259,8 +260,20 @@ def after_request(handler):
     if action in READS:
         return
     backend = handler.dynamodb_backend
-    if action not in ITEM_WRITES or not isinstance(handler.body, dict):
-        _drop_all(backend)
+    body = handler.body if isinstance(handler.body, dict) else None
+    if action not in ITEM_WRITES or body is None:
+        # A table-level change: only that table's indexes, when the request names one (a
+        # created table has none yet, a deleted one is gone); anything else, all of them.
+        named = (body or {}).get("TableName")
+        if named is None:
+            _drop_all(backend)
+            return
+        try:
+            table = backend.get_table(named)
+        except Exception:
+            return
+        if hasattr(table, ATTR):
+            delattr(table, ATTR)
         return
     for name, attrs in _written_keys(action, handler.body):
         try:
