@@ -32,6 +32,8 @@
 #              orders keep flowing
 #   rss        peak memory: process-order and aggregate on one 1,000-record batch each, and
 #              every instance the load runner stopped
+#   emulator   one request inside moto, stock vs patched (scripts/moto_patches/bench_ops.py,
+#              BENCH_EMULATOR_ORDERS orders, default 10000)
 # Writes bench/results/*.json, summary.md and summary.json (not committed).
 set -euo pipefail
 
@@ -458,6 +460,19 @@ if ! skipped rss; then
 fi
 fi
 
+# --- the emulator itself: stock vs patched moto --------------------------------------------------------
+if ! skipped emulator; then
+  if [ -x .local/venv/bin/python ]; then
+    say "emulator: one request inside moto, stock vs patched (${BENCH_EMULATOR_ORDERS:-10000} orders)"
+    for mode in stock patched; do
+      .local/venv/bin/python scripts/moto_patches/bench_ops.py "$mode" "${BENCH_EMULATOR_ORDERS:-10000}"
+    done | python3 -c 'import json,sys; json.dump([json.loads(l) for l in sys.stdin], open(sys.argv[1], "w"), indent=2)' \
+      "$RESULTS/emulator.json"
+  else
+    say "emulator: skipped (no .local/venv: run scripts/emulator.sh start once)"
+  fi
+fi
+
 # --- summary -------------------------------------------------------------------------------------------
 python3 - "$RESULTS" "$REQUESTS" "$EMULATOR_NAME" <<'PY'
 import json, os, platform, subprocess, sys, datetime
@@ -569,6 +584,16 @@ if lt:
     for r in lt["latency"]:
         out.append(f"| {r['route']} | {r['count']} | {r['p50_ms']:.0f} | {r['p90_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} |")
     out.append("")
+em = load("emulator.json")
+if em:
+    cols = [("gsi_query_ms", "GSI Query, newest 21"), ("get_item_ms", "GetItem"),
+            ("update_item_ms", "UpdateItem, 20 ADDs"), ("put_record_ms", "Kinesis PutRecord"),
+            ("get_records_ms", "Kinesis GetRecords, 100")]
+    out += [f"## One request inside moto, stock vs patched ({em[0]['orders']:,} orders, median ms, in process)", "",
+            "| moto | " + " | ".join(c[1] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for r in em:
+        out.append(f"| {r['moto']} | " + " | ".join(f"{r[c[0]]:.2f}" for c in cols) + " |")
+    out.append("")
 li = load("listings.json")
 if li:
     out += [f"## Listings as the orders table grows ({li['emulator']}; {li['background_orders']} orders placed "
@@ -591,7 +616,7 @@ if rs:
 text = "\n".join(out)
 open(os.path.join(res, "summary.md"), "w").write(text)
 names = ["criterion", "write-cost", "sizes", "sizes-arm64", "cold-init", "http", "e2e", "accept", "requests",
-         "latency", "listings", "rss"]
+         "latency", "listings", "rss", "emulator"]
 json.dump({"commit": rev(), "at": now.isoformat(), "machine": platform.machine(), "cpus": os.cpu_count(),
            "emulator": emulator,
            "load_at_end": load_avg, **{n: load(n + ".json") for n in names if load(n + ".json")}},

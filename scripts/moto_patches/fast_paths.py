@@ -10,6 +10,10 @@ took most of the emulator's time before any DynamoDB work was done:
   expressions over and over; the validator then `deepcopy`s the tree (pickling is ~3×
   faster for these trees, and gives the same independent copy).
 - Each node of an expression tree asks every processor to rebuild its map of node types.
+- Two validators (clause counts, overlapping paths) check every nested sub-expression of an
+  update expression, each time collecting all clauses below it: O(clauses²) — 71 checks for
+  one aggregate write of 21 clauses. The check at the root sees every clause, so it alone
+  decides (the same exception when an expression is invalid).
 - A Query on an index with an INCLUDE projection converts the *whole* item to plain JSON once
   per projected attribute, then back: O(attributes²) per item. Projecting top-level
   attributes is picking them by name.
@@ -32,7 +36,7 @@ import moto.core.utils as core_utils
 import moto.dynamodb.models as dynamodb_models
 import moto.dynamodb.parsing.validators as validators
 import moto.dynamodb.responses as dynamodb_responses
-from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, UpdateExpression
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import SecondaryIndex
@@ -100,6 +104,10 @@ def project(self, item):
     return projected
 
 
+def _check_root_only(self, node):
+    return self.process(node) if isinstance(node, UpdateExpression) else node
+
+
 # Reads whose results are plain wire-format items (see the module docs).
 JSON_READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
 _serialized = DynamoHandler.serialized
@@ -136,3 +144,5 @@ def install():
     DepthFirstTraverser.process = process
     DynamoHandler.serialized = serialized
     SecondaryIndex.project = project
+    validators.ActionCountValidator.traverse = _check_root_only
+    validators.OverlappingPathsValidator.traverse = _check_root_only

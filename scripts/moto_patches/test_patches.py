@@ -199,6 +199,37 @@ def normalise(value):
     return value
 
 
+class UpdateExpressionsStillValidated(unittest.TestCase):
+    """fast_paths checks clause counts and overlapping paths at the root only: invalid
+    expressions must still be rejected, valid ones applied."""
+
+    @mock_aws
+    def test_rejects_duplicates_and_repeated_clauses(self):
+        client = boto3.client("dynamodb")
+        create_table(client)
+        client.put_item(TableName="orders", Item=item("01JUPD", "c-1", "PENDING", 1))
+        key = {"orderId": {"S": "01JUPD"}}
+        counters = ", ".join(f"#c{j} :one" for j in range(12))
+        names = {f"#c{j}": f"count{j}" for j in range(12)}
+        for expression, extra_names in (
+            (f"ADD {counters}, #c3 :one", {}),  # the same path twice, deep in the list
+            (f"ADD {counters} ADD #d :one", {"#d": "other"}),  # two ADD clauses
+            (f"ADD {counters} SET #d = :one SET #e = :one", {"#d": "d", "#e": "e"}),  # two SETs
+            (f"ADD {counters} SET #c11 = :one", {}),  # a path both added and set
+        ):
+            with self.assertRaises(client.exceptions.ClientError, msg=expression) as raised:
+                client.update_item(TableName="orders", Key=key, UpdateExpression=expression,
+                                   ExpressionAttributeNames=names | extra_names,
+                                   ExpressionAttributeValues={":one": {"N": "1"}})
+            self.assertEqual(raised.exception.response["Error"]["Code"], "ValidationException", expression)
+        client.update_item(TableName="orders", Key=key, UpdateExpression=f"ADD {counters}",
+                           ExpressionAttributeNames=names, ExpressionAttributeValues={":one": {"N": "1"}})
+        client.update_item(TableName="orders", Key=key, UpdateExpression=f"ADD {counters}",
+                           ExpressionAttributeNames=names, ExpressionAttributeValues={":one": {"N": "1"}})
+        stored = client.get_item(TableName="orders", Key=key)["Item"]
+        self.assertEqual([stored[f"count{j}"]["N"] for j in range(12)], ["2"] * 12)
+
+
 class KinesisShard(unittest.TestCase):
     @mock_aws
     def test_sequence_numbers_and_paging(self):
