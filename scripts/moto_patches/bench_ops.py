@@ -24,9 +24,9 @@ import moto.server  # noqa: E402
 from werkzeug.test import Client  # noqa: E402
 
 if patched:
-    from moto_patches import fast_paths, gsi_index, kinesis_shards, no_lambda_invoke, serialise, transactions
+    from moto_patches import fast_paths, gsi_index, kinesis_shards, no_lambda_invoke, route_keys, serialise, transactions
 
-    for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths):
+    for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys):
         patch.install()
 
 CLIENT = Client(moto.server.DomainDispatcherApplication(moto.server.create_backend_app))

@@ -1,4 +1,5 @@
-"""One lock around every request, and a count of requests per service and operation.
+"""One lock around every request (the whole WSGI dispatch), and a count of requests per
+service and operation.
 
 moto's models are not thread-safe: Kinesis PutRecord computes "last sequence number + 1"
 unlocked, so two concurrent puts get the same number and one record silently overwrites the
@@ -56,7 +57,10 @@ class CountingDispatcher(moto.server.DomainDispatcherApplication):
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != REQUESTS_PATH:
-            return super().__call__(environ, start_response)
+            # The whole dispatch, not only `call_action`: some services' handlers (API Gateway
+            # v2's among them) answer outside it, and routing creates per-service apps lazily.
+            with LOCK:
+                return super().__call__(environ, start_response)
         with LOCK:
             if environ.get("REQUEST_METHOD") == "DELETE":
                 REQUESTS.clear()

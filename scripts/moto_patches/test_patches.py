@@ -24,9 +24,9 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from moto_patches import fast_paths, gsi_index, kinesis_shards, no_lambda_invoke, serialise, transactions  # noqa: E402
+from moto_patches import fast_paths, gsi_index, kinesis_shards, no_lambda_invoke, route_keys, serialise, transactions  # noqa: E402
 
-for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths):
+for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys):
     patch.install()
 
 SHARDS = 4
@@ -228,6 +228,22 @@ class UpdateExpressionsStillValidated(unittest.TestCase):
                            ExpressionAttributeNames=names, ExpressionAttributeValues={":one": {"N": "1"}})
         stored = client.get_item(TableName="orders", Key=key)["Item"]
         self.assertEqual([stored[f"count{j}"]["N"] for j in range(12)], ["2"] * 12)
+
+
+class RouteKeysUnique(unittest.TestCase):
+    @mock_aws
+    def test_a_repeated_create_route_returns_the_route_and_a_different_one_conflicts(self):
+        client = boto3.client("apigatewayv2")
+        api = client.create_api(Name="orders", ProtocolType="HTTP")["ApiId"]
+        first = client.create_route(ApiId=api, RouteKey="GET /health", Target="integrations/a")
+        again = client.create_route(ApiId=api, RouteKey="GET /health", Target="integrations/a")
+        self.assertEqual(again["RouteId"], first["RouteId"])
+        with self.assertRaises(client.exceptions.ClientError) as raised:
+            client.create_route(ApiId=api, RouteKey="GET /health", Target="integrations/b")
+        self.assertEqual(raised.exception.response["Error"]["Code"], "ConflictException")
+        client.create_route(ApiId=api, RouteKey="GET /orders", Target="integrations/a")
+        keys = sorted(r["RouteKey"] for r in client.get_routes(ApiId=api)["Items"])
+        self.assertEqual(keys, ["GET /health", "GET /orders"])
 
 
 class KinesisShard(unittest.TestCase):
