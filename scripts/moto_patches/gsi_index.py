@@ -230,7 +230,7 @@ def _drop_all(backend):
 
 def _written_keys(action, body):
     """(table name, key or item) pairs an item write touched."""
-    if action in ("PutItem",):
+    if action == "PutItem":
         yield body.get("TableName"), body.get("Item") or {}
     elif action in ("UpdateItem", "DeleteItem"):
         yield body.get("TableName"), body.get("Key") or {}
