@@ -32,6 +32,11 @@ pub const MAX_TOP_PRODUCTS: usize = 100;
 
 const MINUTE: i64 = 60;
 const DAY: i64 = 86_400;
+/// Window bounds must lie in `[1970-01-01, 9999-01-01)`: widening to whole buckets then
+/// never leaves the years a timestamp can represent (0000–9999), so every bucket of any
+/// accepted window has a start time and a key.
+const EARLIEST: i64 = 0;
+const LATEST: i64 = 253_370_764_800; // 9999-01-01T00:00:00Z
 
 /// A half-open window `[from, to)` of whole minutes, in Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,11 +57,19 @@ impl Window {
         let mut instant = |name: &str, value: Option<&str>| {
             let value = value?;
             let parsed = Timestamp::parse(value);
-            if parsed.is_none() {
-                errors.push(FieldError::new(
+            match parsed {
+                None => errors.push(FieldError::new(
                     name,
                     "must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z",
-                ));
+                )),
+                Some(at) if !(EARLIEST..LATEST).contains(&at.unix_seconds()) => {
+                    errors.push(FieldError::new(
+                        name,
+                        "must be between 1970-01-01T00:00:00Z and 9998-12-31T23:59:59Z",
+                    ));
+                    return None;
+                }
+                Some(_) => {}
             }
             parsed
         };
@@ -360,6 +373,62 @@ mod tests {
 
     fn window(from: &str, to: &str) -> Window {
         Window::parse(Some(from), Some(to), at("2026-11-22T12:00:00Z")).unwrap()
+    }
+
+    #[test]
+    fn the_latest_representable_year_is_accepted_and_beyond_it_is_a_field_error() {
+        let last = window("9998-12-31T00:00:00Z", "9998-12-31T23:59:59Z");
+        assert_eq!(last.buckets(Granularity::Day).unwrap().len(), 1);
+        assert!(!last.cover().is_empty());
+        // 22:00-01:00 on the last day of 9999 is 9999-12-31T23:00Z; a day bucket would end
+        // in the year 10000, which a timestamp cannot hold.
+        for (from, to) in [
+            ("9999-12-31T22:00:00-01:00", "9999-12-31T23:00:00-01:00"),
+            ("9999-12-30T00:00:00Z", "9999-12-31T00:01:00Z"),
+            ("1969-12-31T00:00:00Z", "1970-01-01T01:00:00Z"),
+        ] {
+            let errors = Window::parse(Some(from), Some(to), at("2026-11-22T12:00:00Z"))
+                .expect_err("outside the supported years");
+            assert!(errors.iter().all(|e| e.field == "from" || e.field == "to"));
+        }
+    }
+
+    proptest::proptest! {
+        /// Any pair of valid RFC 3339 times either is refused with field errors or gives a
+        /// window whose every bucket, at every granularity, has a key and a start time.
+        #[test]
+        fn every_accepted_window_has_printable_buckets(
+            from in -62_135_596_800i64..253_402_300_799,
+            len in 0i64..40_000_000,
+            offset_minutes in -1439i32..1440,
+        ) {
+            let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
+            let print = |s: i64| {
+                time::OffsetDateTime::from_unix_timestamp(s)
+                    .ok()
+                    .map(|t| t.to_offset(offset))
+                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            };
+            let (Some(f), Some(t)) = (print(from), print(from.saturating_add(len))) else {
+                return Ok(());
+            };
+            if let Ok(w) = Window::parse(Some(&f), Some(&t), at("2026-11-22T12:00:00Z")) {
+                for g in Granularity::ALL {
+                    if let Ok(buckets) = w.buckets(g) {
+                        for b in buckets {
+                            let _ = (b.to_string(), b.start_time(), b.next().start_time());
+                        }
+                    }
+                }
+                let cover = w.cover();
+                for b in &cover {
+                    let _ = (b.to_string(), b.start_time());
+                }
+                let covered: i64 = cover.iter().map(|b| b.granularity.seconds()).sum();
+                proptest::prop_assert_eq!(covered, w.to - w.from);
+                let _ = (w.from_time(), w.to_time());
+            }
+        }
     }
 
     #[test]

@@ -46,10 +46,12 @@ impl Timestamp {
         self.0
     }
 
-    /// Parses RFC 3339 with any offset, normalising to UTC milliseconds.
+    /// Parses RFC 3339 with any offset, normalising to UTC milliseconds. `None` also when
+    /// the instant has no UTC equivalent (`9999-12-31T23:00:00-01:00` is in the year 10000).
     pub fn parse(s: &str) -> Option<Self> {
         OffsetDateTime::parse(s, &Rfc3339)
             .ok()
+            .and_then(|at| at.checked_to_offset(UtcOffset::UTC))
             .map(Self::from_datetime)
     }
 
@@ -93,6 +95,12 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(json, "\"2026-11-21T22:55:01.123Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn an_instant_past_the_year_9999_in_utc_is_not_a_timestamp() {
+        assert_eq!(Timestamp::parse("9999-12-31T23:00:00-01:00"), None);
+        assert!(Timestamp::parse("9999-12-31T23:00:00+01:00").is_some());
     }
 
     #[test]

@@ -103,7 +103,16 @@ impl Stack {
     }
 
     async fn list(&self, params: &[(&str, &str)]) -> Reply {
+        self.route("/orders", params).await
+    }
+
+    /// `GET path?params` through the route of the same name.
+    async fn route(&self, path: &str, params: &[(&str, &str)]) -> Reply {
         let mut event: Value = serde_json::from_str(LIST_ORDERS).unwrap();
+        event["routeKey"] = json!(format!("GET {path}"));
+        event["requestContext"]["routeKey"] = json!(format!("GET {path}"));
+        event["rawPath"] = json!(path);
+        event["requestContext"]["http"]["path"] = json!(path);
         let query: serde_json::Map<String, Value> = params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), json!(v)))
@@ -371,6 +380,58 @@ async fn bad_list_parameters_are_400s_naming_the_parameter() {
             "{params:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn windows_past_the_last_representable_day_are_400s_not_panics() {
+    let stack = spawn_stack().await;
+    for (path, params) in [
+        (
+            "/analytics/summary",
+            vec![
+                ("from", "9999-12-31T22:00:00-01:00"),
+                ("to", "9999-12-31T23:00:00-01:00"),
+            ],
+        ),
+        (
+            "/analytics/sales",
+            vec![
+                ("granularity", "day"),
+                ("from", "9999-12-30T00:00:00Z"),
+                ("to", "9999-12-31T00:01:00Z"),
+            ],
+        ),
+        (
+            "/analytics/top-products",
+            vec![
+                ("from", "9998-12-31T00:00:00Z"),
+                ("to", "9999-01-02T00:00:00Z"),
+            ],
+        ),
+        (
+            "/analytics/summary",
+            vec![
+                ("from", "0001-01-01T00:00:00Z"),
+                ("to", "0001-01-02T00:00:00Z"),
+            ],
+        ),
+    ] {
+        let reply = stack.route(path, &params).await;
+        assert_eq!(reply.status, 400, "{path} {params:?}: {}", reply.json);
+        assert_eq!(reply.json["error"]["code"], "validation_failed");
+    }
+    // The last supported day still answers.
+    let reply = stack
+        .route(
+            "/analytics/sales",
+            &[
+                ("granularity", "day"),
+                ("from", "9998-12-30T00:00:00Z"),
+                ("to", "9998-12-31T00:01:00Z"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
 }
 
 #[tokio::test]
