@@ -82,6 +82,11 @@ impl Emulator {
         }
     }
 
+    /// A Terraform output that is not a string (a map such as `function_names`).
+    pub fn output_value(&self, name: &str) -> &Value {
+        &self.outputs[name]["value"]
+    }
+
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.sdk)
     }
@@ -128,6 +133,8 @@ impl Emulator {
             .set_key_schema(Some(keys))
             .set_attribute_definitions(Some(attributes))
             .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+            // The orders table's change stream is the outbox the relay reads.
+            .set_stream_specification(description.stream_specification().cloned())
             .send()
             .await
             .expect("create the test table");
@@ -204,6 +211,38 @@ impl Emulator {
             }
         }
         records
+    }
+
+    /// Every change record of `table`'s DynamoDB stream so far, as the Lambda event the local
+    /// runner hands a change consumer (the relay): what the outbox holds for that table.
+    pub async fn table_changes(&self, table: &str) -> aws_lambda_events::event::dynamodb::Event {
+        use local_runner::event_sources::{Position, StreamSource};
+        let arn = self
+            .dynamodb()
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .expect("describe the table")
+            .table
+            .and_then(|t| t.latest_stream_arn)
+            .expect("the table has a change stream");
+        let source = local_runner::dynamodb_streams::DynamoDbStreamSource::new(&self.sdk, &arn);
+        let mut records = Vec::new();
+        for shard in source.list_shards().await.expect("list the change shards") {
+            let mut reader = source
+                .open_shard(&shard.shard_id, &Position::TrimHorizon)
+                .await
+                .expect("open a change shard");
+            while let Some(batch) = reader.read(1000).await.expect("read changes") {
+                if batch.is_empty() {
+                    break;
+                }
+                records.extend(batch.into_iter().map(|r| r.event));
+            }
+        }
+        serde_json::from_value(serde_json::json!({ "Records": records }))
+            .expect("the runner's records are Lambda DynamoDB records")
     }
 
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
@@ -296,6 +335,26 @@ impl<P: orders_core::ports::EventPublisher> orders_core::ports::EventPublisher
             ));
         }
         self.inner.publish(event).await
+    }
+
+    /// The first events still owed a failure fail; the rest go to the inner publisher in one
+    /// batch, as they would without the fault.
+    async fn publish_all(
+        &self,
+        events: &[orders_core::EventEnvelope],
+    ) -> Vec<Result<(), orders_core::OrderError>> {
+        use std::sync::atomic::Ordering;
+        let owed = self.failures.load(Ordering::SeqCst).min(events.len());
+        self.failures.fetch_sub(owed, Ordering::SeqCst);
+        let mut outcomes: Vec<Result<(), orders_core::OrderError>> = (0..owed)
+            .map(|_| {
+                Err(orders_core::OrderError::Throttled(
+                    "injected: ProvisionedThroughputExceededException".into(),
+                ))
+            })
+            .collect();
+        outcomes.extend(self.inner.publish_all(&events[owed..]).await);
+        outcomes
     }
 }
 

@@ -1,4 +1,4 @@
-"""moto does not try to run functions for Kinesis event source mappings.
+"""moto does not try to run functions for Kinesis or DynamoDB Streams event source mappings.
 
 For every PutRecord moto invokes each mapped function, which it can only do in Docker: without
 Docker each attempt fails after building a client and writing a log group — twice per record
@@ -15,3 +15,5 @@ def _not_here(self, *args, **kwargs):
 
 def install():
     LambdaBackend.send_kinesis_message = _not_here
+    # For a table's stream moto would also *clear* the stream's records after a delivery.
+    LambdaBackend.send_dynamodb_items = _not_here

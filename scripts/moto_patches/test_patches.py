@@ -190,6 +190,53 @@ class ReadsRoundTrip(unittest.TestCase):
         self.assertEqual([normalise(i) for i in batch["Responses"]["orders"]], [normalise(written)])
 
 
+class CancelledTransactionsLeaveNoStreamRecords(unittest.TestCase):
+    """The outbox relay publishes what the orders table's stream reports: a cancelled
+    transaction (stock ran out on its second item) must report nothing, a committed one
+    exactly its writes, in order."""
+
+    @mock_aws
+    def test_stream_holds_committed_writes_only(self):
+        client = boto3.client("dynamodb")
+        for name, key in (("orders", "orderId"), ("products", "productId")):
+            client.create_table(
+                TableName=name, BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            )
+        client.put_item(TableName="orders", Item={"orderId": {"S": "o-1"}, "version": {"N": "1"}})
+        for sku, stock in (("a", "5"), ("b", "0")):
+            client.put_item(TableName="products", Item={"productId": {"S": sku}, "stock": {"N": stock}})
+
+        def reserve(skus):
+            items = [{"Update": {
+                "TableName": "orders", "Key": {"orderId": {"S": "o-1"}},
+                "UpdateExpression": "SET version = :n", "ConditionExpression": "version = :o",
+                "ExpressionAttributeValues": {":n": {"N": "2"}, ":o": {"N": "1"}}}}]
+            items += [{"Update": {
+                "TableName": "products", "Key": {"productId": {"S": sku}},
+                "UpdateExpression": "SET stock = stock - :q", "ConditionExpression": "stock >= :q",
+                "ExpressionAttributeValues": {":q": {"N": "1"}}}} for sku in skus]
+            client.transact_write_items(TransactItems=items)
+
+        with self.assertRaises(client.exceptions.TransactionCanceledException):
+            reserve(["a", "b"])
+        reserve(["a"])
+
+        # In process moto does not route the Streams API; its stream shard is what that API reads.
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        def records(table):
+            shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_table(table).stream_shard
+            return [(r["eventName"], r["dynamodb"]["NewImage"].get("version", r["dynamodb"]["NewImage"].get("stock")))
+                    for r in (i.to_json() for i in shard.items)]
+
+        self.assertEqual(records("orders"), [("INSERT", {"N": "1"}), ("MODIFY", {"N": "2"})])
+        self.assertEqual(records("products"), [("INSERT", {"N": "5"}), ("INSERT", {"N": "0"}), ("MODIFY", {"N": "4"})])
+
+
 def normalise(value):
     """Sets compare as sets (DynamoDB keeps no order in them)."""
     if isinstance(value, dict):

@@ -5,6 +5,11 @@ it is cancelled. Under concurrent requests that erases every write other request
 the transaction ran (orders placed during a cancelled stock reservation simply vanished),
 fails with "dictionary changed size during iteration" (HTTP 500) when a table changes while it
 is copied, and costs O(table size) per transaction.
+
+The writes a cancelled transaction made before its failing condition also left their records
+on the tables' DynamoDB streams: a change stream that reports a write DynamoDB never made
+(the outbox relay would publish an order version that does not exist). They are dropped with
+the rollback; the lock guarantees nothing else appended in between.
 """
 
 import copy
@@ -42,6 +47,7 @@ def _key_of(table, op_type, op):
 def transact_write_items(self, transact_items):
     with LOCK:
         backups = []
+        streams = {}
         for entry in transact_items:
             op_type, op = next(iter(entry.items()))
             try:
@@ -50,6 +56,8 @@ def transact_write_items(self, transact_items):
             except Exception:
                 continue  # moto's own validation reports it
             backups.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+            if table.stream_shard is not None:
+                streams.setdefault(id(table.stream_shard), (table.stream_shard, len(table.stream_shard.items)))
         dynamodb_models.copy = _NoTableCopies
         try:
             return _transact_write_items(self, transact_items)
@@ -64,6 +72,8 @@ def transact_write_items(self, transact_items):
                     table.items[hash_value][range_value] = old
                 else:
                     table.items[hash_value] = old
+            for shard, length in streams.values():
+                del shard.items[length:]
             raise
         finally:
             dynamodb_models.copy = copy

@@ -10,13 +10,13 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures::stream::{self, StreamExt};
-use orders_aws::{DynamoAnalytics, DynamoOrderStore, KinesisPublisher, SqsDeadLetterQueue};
+use orders_aws::{DynamoAnalytics, DynamoOrderStore, SqsDeadLetterQueue};
 use orders_core::analytics::{Bucket, BucketView, Fold, Granularity};
 use orders_core::order::NewLineItem;
-use orders_core::ports::{EventPublisher, OrderStore, SystemClock};
+use orders_core::ports::{OrderStore, SystemClock};
 use orders_core::{
-    Currency, CustomerId, EventEnvelope, Money, Order, OrderEvent, OrderId, OrderStatus,
-    PlaceOrder, ProductId, Quantity, Timestamp,
+    Currency, CustomerId, Money, Order, OrderId, OrderStatus, PlaceOrder, ProductId, Quantity,
+    Timestamp,
 };
 use orders_tests::Emulator;
 use serde_json::{Value, json};
@@ -64,13 +64,11 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
     }
     let customers: Vec<String> = (0..40).map(|i| format!("{run}-c{i}")).collect();
 
-    // Store and publish exactly as place-order does, with a chosen createdAt.
+    // Store exactly as place-order does, with a chosen createdAt (the relay publishes).
     let store = DynamoOrderStore::from_sdk(&emulator.sdk, emulator.output("orders_table"));
-    let publisher =
-        KinesisPublisher::from_sdk(&emulator.sdk, emulator.output("events_stream_name"));
     let placed: Vec<Order> = stream::iter(0..ORDERS)
         .map(|i| {
-            let (store, publisher) = (&store, &publisher);
+            let store = &store;
             let created = start.plus_seconds((i as i64 * 360) / ORDERS as i64); // six minutes
             let command = PlaceOrder {
                 customer_id: CustomerId::parse(&customers[(i * 7) % customers.len()]).unwrap(),
@@ -84,7 +82,7 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
                     })
                     .collect(),
             };
-            async move { place_at(store, publisher, &command, created).await }
+            async move { place_at(store, &command, created).await }
         })
         .buffer_unordered(16)
         .collect()
@@ -195,11 +193,12 @@ pub(crate) fn own_day(run: &str) -> i64 {
     1_577_836_800 + 86_400 * (u64::from_str_radix(&run[run.len() - 4..], 16).unwrap() % 2000) as i64
 }
 
-/// Stores an order and publishes its `OrderPlaced` exactly as place-order does, but with a
-/// chosen `createdAt` (so a test owns its buckets); process-order takes it from there.
+/// Stores an order exactly as place-order does, but with a chosen `createdAt` (so a test owns
+/// its buckets). Nothing publishes it here: the relay turns the stored version into its
+/// `OrderPlaced` (as for a place-order that died right after the write), and process-order
+/// takes it from there.
 pub(crate) async fn place_at(
     store: &DynamoOrderStore,
-    publisher: &KinesisPublisher,
     command: &PlaceOrder,
     created: Timestamp,
 ) -> Order {
@@ -212,12 +211,6 @@ pub(crate) async fn place_at(
         created,
     );
     store.create(&order).await.unwrap();
-    publisher
-        .publish(&EventEnvelope::new(OrderEvent::OrderPlaced {
-            order: order.clone(),
-        }))
-        .await
-        .unwrap();
     order
 }
 

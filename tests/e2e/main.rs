@@ -6,6 +6,7 @@ mod analytics;
 mod openapi;
 mod pipeline;
 mod reports;
+mod retention;
 
 use orders_tests::Emulator;
 use reqwest::StatusCode;
@@ -88,15 +89,23 @@ async fn place_then_find_the_order_and_its_event() {
     assert!(same_order(&listed_orders[0], &placed));
     assert!(listed["nextCursor"].is_null());
 
-    // The event is on the stream Terraform deployed, keyed by the order id.
+    // The relay puts the event on the stream Terraform deployed, keyed by the order id, once
+    // the write is on the table's change stream (moments later).
     let emulator = Emulator::connect().await;
-    let records = emulator
-        .stream_records(&emulator.output("events_stream_name"))
-        .await;
-    let ours: Vec<_> = records
-        .iter()
-        .filter(|(_, e)| e["orderId"] == id.as_str() && e["eventType"] == "OrderPlaced")
-        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let ours = loop {
+        let records = emulator
+            .stream_records(&emulator.output("events_stream_name"))
+            .await;
+        let ours: Vec<_> = records
+            .into_iter()
+            .filter(|(_, e)| e["orderId"] == id.as_str() && e["eventType"] == "OrderPlaced")
+            .collect();
+        if !ours.is_empty() || std::time::Instant::now() > deadline {
+            break ours;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0].0, id);
     assert_eq!(ours[0].1["eventType"], "OrderPlaced");

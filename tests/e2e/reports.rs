@@ -8,7 +8,7 @@ use crate::analytics::{own_day, place_at, settle};
 use crate::pipeline::put_product;
 use crate::{api, client, unique};
 use futures::stream::{self, StreamExt};
-use orders_aws::{DynamoOrderStore, KinesisPublisher};
+use orders_aws::DynamoOrderStore;
 use orders_core::analytics::{Bucket, Fold, Granularity, Totals};
 use orders_core::order::NewLineItem;
 use orders_core::ports::OrderStore;
@@ -135,11 +135,9 @@ async fn reports_equal_the_orders_table_across_day_boundaries() {
     ];
     times.extend((0..16).map(|i| day + DAY - 2 * MINUTE + i * 15));
     let store = DynamoOrderStore::from_sdk(&emulator.sdk, emulator.output("orders_table"));
-    let publisher =
-        KinesisPublisher::from_sdk(&emulator.sdk, emulator.output("events_stream_name"));
     let placed: Vec<Order> = stream::iter(times.iter().enumerate())
         .map(|(i, at)| {
-            let (store, publisher) = (&store, &publisher);
+            let store = &store;
             let product = if i % 6 == 5 {
                 &missing
             } else {
@@ -155,7 +153,7 @@ async fn reports_equal_the_orders_table_across_day_boundaries() {
                 }],
             };
             let created = Timestamp::from_unix_millis(at * 1000).unwrap();
-            async move { place_at(store, publisher, &command, created).await }
+            async move { place_at(store, &command, created).await }
         })
         .buffer_unordered(8)
         .collect()

@@ -48,11 +48,14 @@ pub mod metric {
     pub const DUPLICATE_RECORDS: &str = "DuplicateRecords";
     /// aggregate: analytics items written; label `kind` = `counter` or `customers`.
     pub const AGGREGATE_WRITES: &str = "AggregateWrites";
+    /// relay: order versions put on the event stream.
+    pub const EVENTS_RELAYED: &str = "EventsRelayed";
 }
 
 /// Every metric counts something, so every one has the unit `Count`.
-const COUNTERS: [&str; 10] = [
+const COUNTERS: [&str; 11] = [
     metric::COLD_START,
+    metric::EVENTS_RELAYED,
     metric::ORDERS_PLACED,
     metric::IDEMPOTENT_REPLAYS,
     metric::ORDERS_REJECTED,

@@ -10,10 +10,10 @@
 //! - [`validation`]: turns an untrusted JSON body into a command, naming every bad field.
 //! - [`analytics`]: time buckets, what each event contributes, and the batch fold.
 //! - [`report`]: analytics query windows, the buckets that answer them, report shapes.
-//! - [`event`]: the versioned event envelope published to the stream.
+//! - [`event`]: the versioned event envelope the relay publishes for every stored order
+//!   version (the orders table's change stream is the outbox).
 //! - [`listing`]: the list-orders query and its opaque cursor.
 //! - [`idempotency`]: what is remembered about an `Idempotency-Key`.
-//! - [`outbox`]: publish-after-write without losing events (the `publishedVersion` marker).
 //! - [`ports`]: what the use cases need (store, publisher, clock, ids), implemented by
 //!   `orders-aws` in production and by fakes in tests.
 //! - [`memory`]: in-memory ports, a fixed clock and sequential ids (tests, benchmarks).
@@ -30,7 +30,6 @@ pub mod listing;
 pub mod memory;
 pub mod money;
 pub mod order;
-pub mod outbox;
 pub mod ports;
 pub mod product;
 pub mod report;

@@ -16,7 +16,7 @@ use crate::listing::{ListOrders, OrderPage};
 use crate::order::Order;
 use crate::ports::{
     Applied, Catalog, Clock, Created, EventPublisher, IdempotencyStore, OrderCommands, OrderIds,
-    OrderStore, StockChange, StoredOrder,
+    OrderStore, StockChange,
 };
 use crate::product::Product;
 use crate::time::Timestamp;
@@ -35,8 +35,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug, Default, Clone)]
 pub struct MemoryOrderStore {
     orders: Arc<Mutex<BTreeMap<OrderId, Order>>>,
-    /// The outbox marker of [`StoredOrder::published_version`] per order.
-    published: Arc<Mutex<HashMap<OrderId, u64>>>,
 }
 
 impl MemoryOrderStore {
@@ -59,7 +57,6 @@ impl MemoryOrderStore {
 
     pub fn clear(&self) {
         lock(&self.orders).clear();
-        lock(&self.published).clear();
     }
 }
 
@@ -258,13 +255,8 @@ pub struct MemoryCommands {
 
 #[async_trait]
 impl OrderCommands for MemoryCommands {
-    async fn load(&self, id: &OrderId) -> Result<Option<StoredOrder>, OrderError> {
-        let order = lock(&self.store.orders).get(id).cloned();
-        let published_version = lock(&self.store.published).get(id).copied().unwrap_or(0);
-        Ok(order.map(|order| StoredOrder {
-            order,
-            published_version,
-        }))
+    async fn load(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+        Ok(lock(&self.store.orders).get(id).cloned())
     }
 
     async fn apply(&self, next: &Order, stock: &StockChange) -> Result<Applied, OrderError> {
@@ -298,13 +290,6 @@ impl OrderCommands for MemoryCommands {
         }
         orders.insert(next.order_id, next.clone());
         Ok(Applied::Done)
-    }
-
-    async fn mark_published(&self, id: &OrderId, version: u64) -> Result<(), OrderError> {
-        let mut published = lock(&self.store.published);
-        let marker = published.entry(*id).or_insert(0);
-        *marker = (*marker).max(version);
-        Ok(())
     }
 }
 
@@ -524,12 +509,7 @@ mod tests {
             run(commands.apply(&next, &StockChange::None)).unwrap(),
             Applied::StaleVersion
         );
-        let stored = run(commands.load(&placed.order_id)).unwrap().unwrap();
-        assert_eq!((stored.order, stored.published_version), (next, 0));
-        run(commands.mark_published(&placed.order_id, 2)).unwrap();
-        run(commands.mark_published(&placed.order_id, 1)).unwrap();
-        let stored = run(commands.load(&placed.order_id)).unwrap().unwrap();
-        assert_eq!(stored.published_version, 2);
+        assert_eq!(run(commands.load(&placed.order_id)).unwrap(), Some(next));
     }
 
     #[test]

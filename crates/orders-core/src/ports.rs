@@ -35,6 +35,17 @@ pub trait OrderStore: Send + Sync {
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, event: &EventEnvelope) -> Result<(), OrderError>;
+
+    /// Publishes several events, in as few requests as the stream allows; the outcome of
+    /// each, in order. A batch put keeps no order among its records (one may fail while a
+    /// later one succeeds), so callers pass at most one event per partition key.
+    async fn publish_all(&self, events: &[EventEnvelope]) -> Vec<Result<(), OrderError>> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(self.publish(event).await);
+        }
+        outcomes
+    }
 }
 
 /// Services that need the same publisher share it through an `Arc`.
@@ -42,6 +53,10 @@ pub trait EventPublisher: Send + Sync {
 impl<T: EventPublisher + ?Sized> EventPublisher for std::sync::Arc<T> {
     async fn publish(&self, event: &EventEnvelope) -> Result<(), OrderError> {
         (**self).publish(event).await
+    }
+
+    async fn publish_all(&self, events: &[EventEnvelope]) -> Vec<Result<(), OrderError>> {
+        (**self).publish_all(events).await
     }
 }
 
@@ -92,17 +107,6 @@ fn rand_bits() -> u128 {
     ulid::Ulid::new().random()
 }
 
-/// An order as the command side reads it: with the outbox marker saying which version's
-/// event is known to be on the stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredOrder {
-    pub order: Order,
-    /// The highest version whose event was published (0 when unknown). A writer that finds
-    /// `published_version < order.version` on a retry re-publishes the current state's
-    /// event (same derived `eventId`) instead of assuming it went out.
-    pub published_version: u64,
-}
-
 /// What happens to stock when an order changes state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StockChange {
@@ -134,15 +138,17 @@ pub enum Applied {
 }
 
 /// Writes of the command side: an order's state and its stock move together, atomically.
+///
+/// Writers never publish events themselves: every stored version reaches the event stream
+/// through the orders table's change stream and the relay function, so a process that dies
+/// right after a write cannot lose (or reorder) an event.
 #[async_trait]
 pub trait OrderCommands: Send + Sync {
-    /// Consistent read with the outbox marker.
-    async fn load(&self, id: &OrderId) -> Result<Option<StoredOrder>, OrderError>;
+    /// Consistent read.
+    async fn load(&self, id: &OrderId) -> Result<Option<Order>, OrderError>;
     /// Stores `next` if the order is still at `next.version - 1`, applying `stock` in the
     /// same transaction.
     async fn apply(&self, next: &Order, stock: &StockChange) -> Result<Applied, OrderError>;
-    /// Records that the event of `version` is on the stream.
-    async fn mark_published(&self, id: &OrderId, version: u64) -> Result<(), OrderError>;
 }
 
 /// The catalog.

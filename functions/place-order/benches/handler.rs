@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use orders_core::Currency;
 use orders_core::memory::{
     FixedClock, MemoryCatalog, MemoryCommands, MemoryIdempotencyStore, MemoryOrderStore,
-    RecordingPublisher, SequentialIds,
+    SequentialIds,
 };
 use orders_core::time::Timestamp;
 use place_order::{App, CommandService, PlaceOrderService, handle};
@@ -22,25 +22,17 @@ use std::time::{Duration, Instant};
 const FIXTURE: &str = include_str!("../tests/fixtures/post-order.json");
 const BODY: &str = r#"{"customerId":"c-1","items":[{"productId":"sku-1","quantity":2,"unitPrice":1999},{"productId":"sku-2","quantity":1,"unitPrice":500}],"currency":"USD"}"#;
 
-type Service = App<
-    MemoryOrderStore,
-    Arc<RecordingPublisher>,
-    MemoryIdempotencyStore,
-    MemoryCommands,
-    MemoryCatalog,
->;
+type Service = App<MemoryOrderStore, MemoryIdempotencyStore, MemoryCommands, MemoryCatalog>;
 
 fn service() -> Service {
     let store = MemoryOrderStore::new();
     let catalog = MemoryCatalog::new();
-    let publisher = Arc::new(RecordingPublisher::new());
     let clock = Arc::new(FixedClock(
         Timestamp::parse("2026-11-21T10:00:00Z").unwrap(),
     ));
     App {
         place: PlaceOrderService {
             store: store.clone(),
-            publisher: Arc::clone(&publisher),
             idempotency: MemoryIdempotencyStore::new(),
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::new()),
@@ -53,7 +45,6 @@ fn service() -> Service {
                 catalog: catalog.clone(),
             },
             catalog,
-            publisher,
             clock,
         },
     }
@@ -62,7 +53,6 @@ fn service() -> Service {
 /// Empties the in-memory ports so memory stays flat however many iterations criterion runs.
 fn reset(service: &Service) {
     service.place.store.clear();
-    service.place.publisher.clear();
     service.place.idempotency.clear();
 }
 

@@ -3,18 +3,16 @@
 //! Every change is a conditional write on the order's `version` (optimistic concurrency):
 //! of two concurrent changes exactly one is stored; the other gets `409` (or `412` when the
 //! client sent `If-Match`). A repeated command (cancelling a cancelled order) returns the
-//! order as it is and re-publishes its event only if that never made it to the stream.
+//! order as it is. Events come from the relay (the table's change stream), never from here.
 
-use orders_core::outbox::{publish_current, publish_if_pending};
-use orders_core::ports::{Applied, Catalog, Clock, EventPublisher, OrderCommands, StockChange};
+use orders_core::ports::{Applied, Catalog, Clock, OrderCommands, StockChange};
 use orders_core::{Order, OrderError, OrderId, OrderStatus, Product, ProductId, PutProduct};
 use std::sync::Arc;
 use tracing::{info, instrument};
 
-pub struct CommandService<C, K, P> {
+pub struct CommandService<C, K> {
     pub commands: C,
     pub catalog: K,
-    pub publisher: P,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -25,7 +23,7 @@ pub const CLIENT_STATUSES: [OrderStatus; 3] = [
     OrderStatus::Cancelled,
 ];
 
-impl<C: OrderCommands, K: Catalog, P: EventPublisher> CommandService<C, K, P> {
+impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
     /// Moves an order to `target`. `if_match` is the version the client last saw.
     #[instrument(skip(self), fields(order_id = %id, target = %target))]
     pub async fn change_status(
@@ -39,12 +37,11 @@ impl<C: OrderCommands, K: Catalog, P: EventPublisher> CommandService<C, K, P> {
                 "{target} is set by order processing; clients may set SHIPPED, DELIVERED or CANCELLED"
             )));
         }
-        let stored = self
+        let order = &self
             .commands
             .load(id)
             .await?
             .ok_or_else(|| OrderError::NotFound(id.to_string()))?;
-        let order = &stored.order;
         if let Some(expected) = if_match
             && expected != order.version
         {
@@ -53,8 +50,7 @@ impl<C: OrderCommands, K: Catalog, P: EventPublisher> CommandService<C, K, P> {
             });
         }
         if order.status == target {
-            publish_if_pending(&self.commands, &self.publisher, &stored).await?;
-            return Ok(stored.order);
+            return Ok(order.clone());
         }
         let next = order
             .transition(target, self.clock.now())
@@ -82,7 +78,6 @@ impl<C: OrderCommands, K: Catalog, P: EventPublisher> CommandService<C, K, P> {
                 ));
             }
         }
-        publish_current(&self.commands, &self.publisher, &next).await?;
         info!(from = %order.status, version = next.version, "order status changed");
         Ok(next)
     }

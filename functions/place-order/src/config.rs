@@ -8,7 +8,6 @@ pub struct Config {
     pub orders_table: String,
     pub products_table: String,
     pub idempotency_table: String,
-    pub events_stream_name: String,
     /// The one currency this deployment takes orders in (fills in an omitted `currency`).
     pub currency: Currency,
     /// How long an `Idempotency-Key` is remembered.
@@ -21,7 +20,6 @@ impl Config {
             orders_table: required("ORDERS_TABLE")?,
             products_table: required("PRODUCTS_TABLE")?,
             idempotency_table: required("IDEMPOTENCY_TABLE")?,
-            events_stream_name: required("EVENTS_STREAM_NAME")?,
             currency: optional(
                 "DEFAULT_CURRENCY",
                 Currency::parse("USD").expect("USD is valid"),

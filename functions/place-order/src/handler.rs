@@ -6,7 +6,7 @@ use crate::service::PlaceOrderService;
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{ETAG, IF_MATCH, LOCATION};
 use orders_aws::telemetry::metric;
-use orders_core::ports::{Catalog, EventPublisher, IdempotencyStore, OrderCommands, OrderStore};
+use orders_core::ports::{Catalog, IdempotencyStore, OrderCommands, OrderStore};
 use orders_core::validation::parse_place_order;
 use orders_core::{FieldError, IdempotencyKey, Order, OrderId, OrderStatus, ProductId, PutProduct};
 use orders_http::request::{header, json_body, path_parameter, route_key};
@@ -15,16 +15,15 @@ use orders_http::{ApiError, Body, Request, Response};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
-/// Everything the command side serves. The publisher is shared (an `Arc`) by both services.
-pub struct App<S, P, I, C, K> {
-    pub place: PlaceOrderService<S, P, I>,
-    pub commands: CommandService<C, K, P>,
+/// Everything the command side serves.
+pub struct App<S, I, C, K> {
+    pub place: PlaceOrderService<S, I>,
+    pub commands: CommandService<C, K>,
 }
 
-pub async fn handle<S, P, I, C, K>(app: &App<S, P, I, C, K>, request: Request) -> Response<Body>
+pub async fn handle<S, I, C, K>(app: &App<S, I, C, K>, request: Request) -> Response<Body>
 where
     S: OrderStore,
-    P: EventPublisher,
     I: IdempotencyStore,
     C: OrderCommands,
     K: Catalog,
@@ -80,8 +79,8 @@ fn order_response(order: &Order) -> Response<Body> {
     response
 }
 
-async fn cancel_order<C: OrderCommands, K: Catalog, P: EventPublisher>(
-    commands: &CommandService<C, K, P>,
+async fn cancel_order<C: OrderCommands, K: Catalog>(
+    commands: &CommandService<C, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let id = order_id(request)?;
@@ -91,8 +90,8 @@ async fn cancel_order<C: OrderCommands, K: Catalog, P: EventPublisher>(
     Ok(order_response(&order))
 }
 
-async fn patch_order<C: OrderCommands, K: Catalog, P: EventPublisher>(
-    commands: &CommandService<C, K, P>,
+async fn patch_order<C: OrderCommands, K: Catalog>(
+    commands: &CommandService<C, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let id = order_id(request)?;
@@ -134,8 +133,8 @@ async fn patch_order<C: OrderCommands, K: Catalog, P: EventPublisher>(
     }
 }
 
-async fn put_product<C: OrderCommands, K: Catalog, P: EventPublisher>(
-    commands: &CommandService<C, K, P>,
+async fn put_product<C: OrderCommands, K: Catalog>(
+    commands: &CommandService<C, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let raw = path_parameter(request, "productId").unwrap_or_default();
@@ -158,13 +157,12 @@ async fn put_product<C: OrderCommands, K: Catalog, P: EventPublisher>(
     Ok(response)
 }
 
-async fn post_order<S, P, I>(
-    service: &PlaceOrderService<S, P, I>,
+async fn post_order<S, I>(
+    service: &PlaceOrderService<S, I>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError>
 where
     S: OrderStore,
-    P: EventPublisher,
     I: IdempotencyStore,
 {
     let key = match header(request, IDEMPOTENCY_KEY_HEADER) {

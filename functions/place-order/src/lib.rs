@@ -3,17 +3,18 @@
 //! (`PUT /products/{id}`).
 //!
 //! `POST /orders` validates the body, stores the order (`PENDING`, version 1) with a
-//! conditional write, publishes `OrderPlaced` to the stream, and only then answers `201`.
+//! conditional write and answers `201`. Nothing here publishes: the orders table's change
+//! stream carries every stored version to the `relay` function, which puts its event on the
+//! order stream — so an order stored by a request that then times out or crashes is still
+//! published, exactly once in effect, and its `OrderPlaced` is always version 1's.
 //!
 //! # Why the steps are ordered this way
 //! With an `Idempotency-Key`, the key is claimed *first*, recording the order id chosen for
-//! it. If anything fails later (the publish is throttled, the function times out), the
-//! client's retry with the same key finds that id, skips the already-done create (its
-//! conditional write reports the existing order) and finishes the publish. So a retried
-//! request never leaves an order without its event and never creates a second order.
-//! Concurrent duplicates race on the same conditional writes and converge on one order;
-//! at worst the event is published twice with the same derived `eventId`, which consumers
-//! deduplicate.
+//! it. If anything fails later (the function times out before answering), the client's
+//! retry with the same key finds that id, skips the already-done create (its conditional
+//! write reports the existing order, whatever happened to it since) and answers with it. So
+//! a retried request never creates a second order. Concurrent duplicates race on the same
+//! conditional writes and converge on one order.
 
 pub mod commands;
 pub mod config;

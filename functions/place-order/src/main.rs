@@ -2,9 +2,7 @@
 
 use lambda_http::{Error, service_fn};
 use orders_aws::metrics::{format_counts, take_request_counts};
-use orders_aws::{
-    DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher,
-};
+use orders_aws::{DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore};
 use orders_core::ports::{SystemClock, UlidIds};
 use place_order::{App, CommandService, Config, PlaceOrderService, handle};
 use std::convert::Infallible;
@@ -16,11 +14,9 @@ async fn main() -> Result<(), Error> {
     orders_aws::telemetry::init("place-order")?;
     let config = Config::from_env()?;
     let sdk = orders_aws::config::sdk_config_for_api().await;
-    let publisher = Arc::new(KinesisPublisher::from_sdk(&sdk, &config.events_stream_name));
     let app = Arc::new(App {
         place: PlaceOrderService {
             store: DynamoOrderStore::from_sdk(&sdk, &config.orders_table),
-            publisher: Arc::clone(&publisher),
             idempotency: DynamoIdempotencyStore::from_sdk(&sdk, &config.idempotency_table),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidIds),
@@ -34,7 +30,6 @@ async fn main() -> Result<(), Error> {
                 &config.products_table,
             ),
             catalog: DynamoCatalog::from_sdk(&sdk, &config.products_table),
-            publisher,
             clock: Arc::new(SystemClock),
         },
     });

@@ -3,16 +3,13 @@
 
 use orders_aws::telemetry::metric;
 use orders_core::idempotency::{Claim, IdempotencyRecord, StoredResponse};
-use orders_core::ports::{Clock, Created, EventPublisher, IdempotencyStore, OrderIds, OrderStore};
-use orders_core::{
-    Currency, EventEnvelope, IdempotencyKey, Order, OrderError, OrderEvent, PlaceOrder,
-};
+use orders_core::ports::{Clock, Created, IdempotencyStore, OrderIds, OrderStore};
+use orders_core::{Currency, IdempotencyKey, Order, OrderError, PlaceOrder};
 use std::sync::Arc;
 use tracing::{info, instrument, warn};
 
-pub struct PlaceOrderService<S, P, I> {
+pub struct PlaceOrderService<S, I> {
     pub store: S,
-    pub publisher: P,
     pub idempotency: I,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn OrderIds>,
@@ -31,7 +28,7 @@ pub struct Placed {
     pub replayed: bool,
 }
 
-impl<S: OrderStore, P: EventPublisher, I: IdempotencyStore> PlaceOrderService<S, P, I> {
+impl<S: OrderStore, I: IdempotencyStore> PlaceOrderService<S, I> {
     #[instrument(skip_all, fields(customer_id = %command.customer_id, idempotency_key = key.as_ref().map(|k| k.as_str())))]
     pub async fn place(
         &self,
@@ -71,15 +68,13 @@ impl<S: OrderStore, P: EventPublisher, I: IdempotencyStore> PlaceOrderService<S,
         }
 
         let new_order = Order::place(order_id, &command, now);
+        // The relay publishes `OrderPlaced` from the table's change stream. A retry that finds
+        // the order already stored answers with it as it is now (perhaps processed since);
+        // it publishes nothing, so no second `OrderPlaced` for a later version can appear.
         let order = match self.store.create(&new_order).await? {
             Created::New => new_order,
             Created::AlreadyExists(existing) => *existing,
         };
-        self.publisher
-            .publish(&EventEnvelope::new(OrderEvent::OrderPlaced {
-                order: order.clone(),
-            }))
-            .await?;
 
         let body = serde_json::to_string(&order).map_err(|e| OrderError::Unexpected(e.into()))?;
         if let Some(key) = &key {
@@ -87,8 +82,8 @@ impl<S: OrderStore, P: EventPublisher, I: IdempotencyStore> PlaceOrderService<S,
                 status: 201,
                 body: body.clone(),
             };
-            // The order and its event exist; failing to remember the answer only means a retry
-            // redoes the (idempotent) create and publish, so the client still gets its 201.
+            // The order exists; failing to remember the answer only means a retry redoes the
+            // (idempotent) create, so the client still gets its 201.
             if let Err(err) = self.idempotency.complete(key, &response).await {
                 warn!(error = %err, order_id = %order.order_id, "could not record the idempotent response");
             }

@@ -6,7 +6,6 @@ use orders_aws::config::{ConfigError, optional, required};
 pub struct Config {
     pub orders_table: String,
     pub products_table: String,
-    pub events_stream_name: String,
     /// Where poison records go.
     pub dlq_url: String,
     /// Named in dead letters, so a shared queue still says who gave up.
@@ -18,7 +17,6 @@ impl Config {
         Ok(Self {
             orders_table: required("ORDERS_TABLE")?,
             products_table: required("PRODUCTS_TABLE")?,
-            events_stream_name: required("EVENTS_STREAM_NAME")?,
             dlq_url: required("DLQ_URL")?,
             function_name: optional(
                 "AWS_LAMBDA_FUNCTION_NAME",

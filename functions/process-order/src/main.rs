@@ -1,7 +1,7 @@
 //! Lambda entry point: configuration and clients are built once per cold start.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orders_aws::{DynamoCatalog, DynamoOrderCommands, KinesisPublisher, SqsDeadLetterQueue};
+use orders_aws::{DynamoCatalog, DynamoOrderCommands, SqsDeadLetterQueue};
 use orders_core::ports::SystemClock;
 use process_order::{Config, OrderProcessor};
 use std::sync::Arc;
@@ -15,7 +15,6 @@ async fn main() -> Result<(), Error> {
     let processor = Arc::new(OrderProcessor {
         commands: DynamoOrderCommands::from_sdk(&sdk, &config.orders_table, &config.products_table),
         catalog: DynamoCatalog::from_sdk(&sdk, &config.products_table),
-        publisher: KinesisPublisher::from_sdk(&sdk, &config.events_stream_name),
         dead_letters: SqsDeadLetterQueue::from_sdk(&sdk, &config.dlq_url),
         clock: Arc::new(SystemClock),
         function_name: config.function_name,

@@ -5,10 +5,8 @@ use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use futures::stream::{self, StreamExt};
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::telemetry::metric;
-use orders_core::outbox::{publish_current, publish_if_pending};
 use orders_core::ports::{
-    Applied, Catalog, Clock, DeadLetter, DeadLetterQueue, EventPublisher, OrderCommands,
-    StockChange,
+    Applied, Catalog, Clock, DeadLetter, DeadLetterQueue, OrderCommands, StockChange,
 };
 use orders_core::{
     Decoded, EventEnvelope, FailureReason, Order, OrderError, OrderEvent, OrderStatus,
@@ -24,10 +22,9 @@ const CONCURRENT_ORDERS: usize = 8;
 /// How often a change is retried in-process after losing a race for the same order.
 const STALE_RETRIES: usize = 3;
 
-pub struct OrderProcessor<C, K, P, D> {
+pub struct OrderProcessor<C, K, D> {
     pub commands: C,
     pub catalog: K,
-    pub publisher: P,
     pub dead_letters: D,
     pub clock: Arc<dyn Clock>,
     pub function_name: String,
@@ -48,11 +45,10 @@ pub enum Outcome {
 /// A permanent problem with a record: the reason code and the detail.
 struct Poison(&'static str, String);
 
-impl<C, K, P, D> OrderProcessor<C, K, P, D>
+impl<C, K, D> OrderProcessor<C, K, D>
 where
     C: OrderCommands,
     K: Catalog,
-    P: EventPublisher,
     D: DeadLetterQueue,
 {
     /// Handles a batch. Returns the records to retry: for each order whose processing hit a
@@ -188,6 +184,17 @@ where
     /// record), the inner one for poison (dead-letter it).
     #[instrument(skip_all, fields(order_id = %placed.order_id))]
     async fn process(&self, placed: Order) -> Result<Result<Outcome, Poison>, OrderError> {
+        // The relay derives OrderPlaced from a stored PENDING version; anything else cannot
+        // become valid by retrying (a transition from it is illegal forever).
+        if placed.status != OrderStatus::Pending {
+            return Ok(Err(Poison(
+                "not_pending",
+                format!(
+                    "OrderPlaced for order {} carries status {} (version {}), not PENDING",
+                    placed.order_id, placed.status, placed.version
+                ),
+            )));
+        }
         for _ in 0..STALE_RETRIES {
             let now = self.clock.now();
             let (next, stock) = self.decide(&placed, now).await?;
@@ -207,8 +214,8 @@ where
                 Applied::StaleVersion => None,
             };
             if let Some(order) = applied {
-                // Counted as soon as the change is committed: if the publish below fails, the
-                // retry finds the order already handled and counts a duplicate instead.
+                // The stored version is the outcome: the relay publishes its event from the
+                // table's change stream, so nothing can fail between the write and the event.
                 let outcome = match order.failure_reason {
                     None => {
                         metrics::counter!(metric::ORDERS_PROCESSED).increment(1);
@@ -220,7 +227,6 @@ where
                         Outcome::Failed
                     }
                 };
-                publish_current(&self.commands, &self.publisher, &order).await?;
                 info!(status = %order.status, reason = ?order.failure_reason, "order processed");
                 return Ok(Ok(outcome));
             }
@@ -232,14 +238,8 @@ where
                     format!("order {} is not in the orders table", placed.order_id),
                 )));
             };
-            match stored.order.status {
+            match stored.status {
                 OrderStatus::Pending => continue,
-                OrderStatus::Processed | OrderStatus::Failed
-                    if stored.order.version == placed.version + 1 =>
-                {
-                    publish_if_pending(&self.commands, &self.publisher, &stored).await?;
-                    return Ok(Ok(Outcome::Duplicate));
-                }
                 _ => return Ok(Ok(Outcome::Duplicate)),
             }
         }

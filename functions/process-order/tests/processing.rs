@@ -1,21 +1,21 @@
 //! process-order against the emulator through the production adapters: its own orders and
-//! products tables (cloned from the deployed schema), stream and dead-letter queue. Batches
-//! are real Lambda Kinesis events built from the records a producer would have written.
+//! products tables (cloned from the deployed schema, the orders table's change stream
+//! included) and dead-letter queue. Batches are real Lambda Kinesis events built from the
+//! records the relay would have written; what it stores is checked on the change stream,
+//! through the relay's own mapping — that is what reaches the event stream.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use orders_aws::{
-    DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher, SqsDeadLetterQueue,
-};
+use orders_aws::{DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, SqsDeadLetterQueue};
 use orders_core::order::NewLineItem;
-use orders_core::ports::{Catalog, OrderCommands, OrderStore, SystemClock};
+use orders_core::ports::{Catalog, OrderStore, SystemClock};
 use orders_core::{
     Currency, CustomerId, EventEnvelope, Money, Order, OrderEvent, OrderId, OrderStatus,
     PlaceOrder, Product, ProductId, Quantity, Timestamp,
 };
+use orders_tests::Emulator;
 use orders_tests::RecordedMetrics;
-use orders_tests::{Emulator, FlakyPublisher};
 use process_order::OrderProcessor;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -24,32 +24,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct Stack {
     emulator: Emulator,
     store: DynamoOrderStore,
-    stream: String,
+    orders: String,
     dlq: String,
-    processor: OrderProcessor<
-        DynamoOrderCommands,
-        DynamoCatalog,
-        FlakyPublisher<KinesisPublisher>,
-        SqsDeadLetterQueue,
-    >,
+    processor: OrderProcessor<DynamoOrderCommands, DynamoCatalog, SqsDeadLetterQueue>,
     sequence: AtomicU64,
 }
 
-async fn spawn_stack(publish_failures: usize) -> Stack {
+async fn spawn_stack() -> Stack {
     let emulator = Emulator::connect().await;
-    let (orders, products, stream, dlq) = tokio::join!(
+    let (orders, products, dlq) = tokio::join!(
         emulator.clone_table("orders_table"),
         emulator.clone_table("products_table"),
-        emulator.fresh_stream(),
         emulator.fresh_queue()
     );
     let processor = OrderProcessor {
         commands: DynamoOrderCommands::from_sdk(&emulator.sdk, &orders, &products),
         catalog: DynamoCatalog::from_sdk(&emulator.sdk, &products),
-        publisher: FlakyPublisher::new(
-            KinesisPublisher::from_sdk(&emulator.sdk, &stream),
-            publish_failures,
-        ),
         dead_letters: SqsDeadLetterQueue::from_sdk(&emulator.sdk, &dlq),
         clock: Arc::new(SystemClock),
         function_name: "orders-process-order".into(),
@@ -57,7 +47,7 @@ async fn spawn_stack(publish_failures: usize) -> Stack {
     Stack {
         store: DynamoOrderStore::from_sdk(&emulator.sdk, &orders),
         emulator,
-        stream,
+        orders,
         dlq,
         processor,
         sequence: AtomicU64::new(0),
@@ -168,19 +158,27 @@ impl Stack {
             .expect("stored order")
     }
 
+    /// The events the relay publishes for the versions processing stored (the test's own
+    /// placements, version 1, left out).
     async fn published(&self) -> Vec<Value> {
         self.emulator
-            .stream_records(&self.stream)
+            .table_changes(&self.orders)
             .await
-            .into_iter()
-            .map(|(_, e)| e)
+            .records
+            .iter()
+            .filter_map(|r| match relay::change_of(r) {
+                relay::Change::Publish(envelope) => Some(envelope),
+                _ => None,
+            })
+            .filter(|e| e.event.order().version > 1)
+            .map(|e| serde_json::to_value(&*e).unwrap())
             .collect()
     }
 }
 
 #[tokio::test]
 async fn reserves_stock_processes_and_publishes() {
-    let stack = spawn_stack(0).await;
+    let stack = spawn_stack().await;
     stack.product("sku-a", 5).await;
     stack.product("sku-b", 2).await;
     let (order, record) = stack.place(&[("sku-a", 2), ("sku-b", 1)]).await;
@@ -203,22 +201,11 @@ async fn reserves_stock_processes_and_publishes() {
         events[0]["payload"]["order"],
         serde_json::to_value(&processed).unwrap()
     );
-    let stored = stack
-        .processor
-        .commands
-        .load(&order.order_id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        stored.published_version, 2,
-        "the event is marked as published"
-    );
 }
 
 #[tokio::test]
 async fn unknown_products_and_missing_stock_fail_the_order_with_a_reason() {
-    let stack = spawn_stack(0).await;
+    let stack = spawn_stack().await;
     stack.product("sku-a", 1).await;
     let (unknown, r1) = stack.place(&[("sku-a", 1), ("sku-nope", 1)]).await;
     let (short, r2) = stack.place(&[("sku-a", 2)]).await;
@@ -254,7 +241,7 @@ async fn unknown_products_and_missing_stock_fail_the_order_with_a_reason() {
 
 #[tokio::test]
 async fn limited_stock_is_never_oversold() {
-    let stack = spawn_stack(0).await;
+    let stack = spawn_stack().await;
     stack.product("sku-hot", 7).await;
     let mut placed = Vec::new();
     for _ in 0..20 {
@@ -276,7 +263,7 @@ async fn limited_stock_is_never_oversold() {
 
 #[tokio::test]
 async fn redelivered_batches_and_bisected_halves_change_nothing() {
-    let stack = spawn_stack(0).await;
+    let stack = spawn_stack().await;
     stack.product("sku-a", 100).await;
     let mut placed = Vec::new();
     for q in 1..=6 {
@@ -306,7 +293,7 @@ async fn redelivered_batches_and_bisected_halves_change_nothing() {
 
 #[tokio::test]
 async fn poison_records_are_dead_lettered_whole_and_the_rest_processed() {
-    let stack = spawn_stack(0).await;
+    let stack = spawn_stack().await;
     stack.product("sku-a", 10).await;
     let (first, r1) = stack.place(&[("sku-a", 1)]).await;
     let garbage = stack.raw("junk", vec![0xff, 0x00, 0x13, 0x37]);
@@ -367,38 +354,30 @@ async fn poison_records_are_dead_lettered_whole_and_the_rest_processed() {
 }
 
 #[tokio::test]
-async fn transient_failure_is_retried_from_the_failed_record_without_duplicates() {
-    let stack = spawn_stack(1).await;
+async fn an_order_placed_event_for_a_version_past_pending_is_poison_not_retried() {
+    let stack = spawn_stack().await;
     stack.product("sku-a", 10).await;
-    let (order, record) = stack.place(&[("sku-a", 3)]).await;
-    let failures = stack.deliver(&[&record]).await;
-    assert_eq!(
-        failures,
-        vec![record.sequence_number.clone()],
-        "reported for retry"
-    );
-    // The transaction committed before the publish failed: stock is reserved once…
-    assert_eq!(stack.stock("sku-a").await, 7);
+    let (order, _) = stack.place(&[("sku-a", 3)]).await;
+    // What an old producer once published on an idempotent retry: OrderPlaced carrying the
+    // order as processed (version 2). Retrying it can never succeed.
+    let processed = order
+        .transition(OrderStatus::Processed, Timestamp::now())
+        .unwrap();
+    let wrong = stack.record(&EventEnvelope::new(OrderEvent::OrderPlaced {
+        order: processed.clone(),
+    }));
+    assert!(stack.deliver(&[&wrong]).await.is_empty(), "not retried");
+    assert_eq!(stack.order(&order).await.status, OrderStatus::Pending);
+    assert_eq!(stack.stock("sku-a").await, 10);
+    let letters = stack.emulator.queue_messages(&stack.dlq).await;
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    assert_eq!(letters[0]["reason"], "not_pending");
     assert!(stack.published().await.is_empty());
-
-    // …and the retry publishes the missing event, without reserving again.
-    assert!(stack.deliver(&[&record]).await.is_empty());
-    assert_eq!(stack.stock("sku-a").await, 7);
-    let events = stack.published().await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["eventType"], "OrderProcessed");
-    assert_eq!(events[0]["orderId"], order.order_id.to_string());
-    assert!(stack.deliver(&[&record]).await.is_empty());
-    assert_eq!(
-        stack.published().await.len(),
-        1,
-        "a third delivery publishes nothing"
-    );
 }
 
 #[tokio::test]
 async fn events_it_does_not_own_are_skipped() {
-    let stack = spawn_stack(0).await;
+    let stack = spawn_stack().await;
     stack.product("sku-a", 10).await;
     let (order, _) = stack.place(&[("sku-a", 1)]).await;
     let processed = order
@@ -420,7 +399,7 @@ async fn events_it_does_not_own_are_skipped() {
 #[tokio::test]
 async fn metrics_count_processed_failed_dead_lettered_and_duplicate_records() {
     let metrics = RecordedMetrics::start();
-    let stack = spawn_stack(0).await;
+    let stack = spawn_stack().await;
     stack.product("sku-a", 3).await;
     let (_, fits) = stack.place(&[("sku-a", 2)]).await;
     let (_, short) = stack.place(&[("sku-a", 5)]).await;
@@ -448,23 +427,5 @@ async fn metrics_count_processed_failed_dead_lettered_and_duplicate_records() {
         metrics.take(),
         json!({ "BatchSize": [2.0], "DuplicateRecords": 2 }),
         "a redelivery processes nothing again"
-    );
-}
-
-#[tokio::test]
-async fn metrics_count_an_order_once_when_its_publish_is_retried() {
-    let metrics = RecordedMetrics::start();
-    let stack = spawn_stack(1).await;
-    stack.product("sku-a", 10).await;
-    let (_, record) = stack.place(&[("sku-a", 3)]).await;
-    assert_eq!(stack.deliver(&[&record]).await.len(), 1);
-    assert_eq!(
-        metrics.take(),
-        json!({ "BatchSize": [1.0], "OrdersProcessed": 1, "BatchItemFailures": 1 })
-    );
-    assert!(stack.deliver(&[&record]).await.is_empty());
-    assert_eq!(
-        metrics.take(),
-        json!({ "BatchSize": [1.0], "DuplicateRecords": 1 })
     );
 }

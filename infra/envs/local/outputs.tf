@@ -9,6 +9,7 @@ output "events_stream_name" { value = module.orders.events_stream_name }
 output "events_stream_arn" { value = module.orders.events_stream_arn }
 output "process_order_dlq_url" { value = module.orders.process_order_dlq_url }
 output "aggregate_dlq_url" { value = module.orders.aggregate_dlq_url }
+output "relay_dlq_url" { value = module.orders.relay_dlq_url }
 output "function_names" { value = module.orders.function_names }
 output "endpoint" { value = var.endpoint }
 output "region" { value = var.region }

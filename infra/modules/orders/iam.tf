@@ -56,10 +56,27 @@ locals {
     },
   ]
 
+  # What the mapping of the orders table's change stream does with the relay's role.
+  change_read_statements = [
+    {
+      Sid      = "EventSourceMappingReadsOrderChanges"
+      Effect   = "Allow"
+      Action   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+      Resource = [aws_dynamodb_table.orders.stream_arn]
+    },
+    {
+      # ListStreams is account-level: it has no resource type to name.
+      Sid      = "EventSourceMappingListsChangeStreams"
+      Effect   = "Allow"
+      Action   = ["dynamodb:ListStreams"]
+      Resource = ["*"]
+    },
+  ]
+
   function_statements = {
     "place-order" = [
       {
-        # Create (conditional put; read back on conflict), load, change and mark published.
+        # Create (conditional put; read back on conflict), load and change.
         Sid      = "Orders"
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
@@ -80,15 +97,9 @@ locals {
         Resource = [aws_dynamodb_table.idempotency.arn]
       },
       {
-        Sid      = "PublishOrderEvents"
+        Sid      = "TablesKey"
         Effect   = "Allow"
-        Action   = ["kinesis:PutRecord"]
-        Resource = [aws_kinesis_stream.events.arn]
-      },
-      {
-        Sid      = "TablesAndStreamKey"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Action   = ["kms:Decrypt"]
         Resource = [local.kms_key_arn]
       },
     ]
@@ -134,7 +145,7 @@ locals {
 
     "process-order" = concat([
       {
-        # Load the placed order, then PROCESSED/FAILED by version and mark it published.
+        # Load the placed order, then PROCESSED/FAILED by version.
         Sid      = "Orders"
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
@@ -148,12 +159,6 @@ locals {
         Resource = [aws_dynamodb_table.products.arn]
       },
       {
-        Sid      = "PublishOrderEvents"
-        Effect   = "Allow"
-        Action   = ["kinesis:PutRecord"]
-        Resource = [aws_kinesis_stream.events.arn]
-      },
-      {
         # Poison records (code) and exhausted retries (the mapping's on-failure destination).
         Sid      = "DeadLetters"
         Effect   = "Allow"
@@ -163,10 +168,34 @@ locals {
       {
         Sid      = "TablesAndStreamKey"
         Effect   = "Allow"
-        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Action   = ["kms:Decrypt"]
         Resource = [local.kms_key_arn]
       },
     ], local.stream_read_statements)
+
+    "relay" = concat([
+      {
+        # One batch put per round of versions (see functions/relay).
+        Sid      = "PublishOrderEvents"
+        Effect   = "Allow"
+        Action   = ["kinesis:PutRecords"]
+        Resource = [aws_kinesis_stream.events.arn]
+      },
+      {
+        # Images that are not orders (code) and exhausted retries (on-failure destination).
+        Sid      = "DeadLetters"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [aws_sqs_queue.dlq["relay"].arn]
+      },
+      {
+        # The change stream is encrypted with the table's key; the event stream too.
+        Sid      = "TableAndStreamKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = [local.kms_key_arn]
+      },
+    ], local.change_read_statements)
 
     "aggregate" = concat([
       {

@@ -86,3 +86,34 @@ resource "aws_lambda_event_source_mapping" "stream" {
   # The mapping reads the stream with the function's role: its policy must exist first.
   depends_on = [aws_iam_role_policy.fn]
 }
+
+# ------------------------------------------- the orders table's change stream (outbox)
+
+resource "aws_lambda_event_source_mapping" "changes" {
+  for_each = local.change_consumers
+
+  function_name     = aws_lambda_function.fn[each.key].arn
+  event_source_arn  = aws_dynamodb_table.orders.stream_arn
+  starting_position = "TRIM_HORIZON"
+
+  # No batching window: the relay is on the path of every event, so it runs as soon as a
+  # write commits.
+  batch_size                         = 100
+  maximum_batching_window_in_seconds = 0
+  function_response_types            = ["ReportBatchItemFailures"]
+  bisect_batch_on_function_error     = true
+  # Unbounded: skipping a version would lose its event for good. Poison images go to the
+  # DLQ from the code; only a stream record older than the stream's 24 h can expire.
+  maximum_retry_attempts        = -1
+  maximum_record_age_in_seconds = -1
+  # Versions of one order must be published in order.
+  parallelization_factor = 1
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.dlq[each.value].arn
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.fn]
+}

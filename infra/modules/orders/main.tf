@@ -18,9 +18,7 @@ locals {
     "GET /"                       = "query"
   }
 
-  # Order attributes the listing indexes carry: everything a listing returns. The outbox
-  # marker (publishedVersion) is left out on purpose, so marking an event as published
-  # writes the table only, not every index.
+  # Order attributes the listing indexes carry: everything a listing returns.
   order_projection = [
     "customerId", "status", "currency", "items", "total", "version", "createdAt", "updatedAt",
     "processedAt", "failedAt", "failureReason", "cancelledAt", "shippedAt", "deliveredAt",
@@ -53,6 +51,22 @@ locals {
     }
   }
 
+  # How long a dead letter is kept: the maximum, time to notice it, fix the cause and replay.
+  dlq_retention_seconds = 1209600
+
+  # An event can come back as long as the stream keeps it, plus as long as a dead letter
+  # holding it can still be replayed: the aggregate's claims must outlive both, or a replay
+  # after they expired would count the event again.
+  event_claim_hours = var.kinesis_retention_hours + ceil(local.dlq_retention_seconds / 3600) + 24
+
+  # Consumers of the orders table's change stream (the outbox): binary => its DLQ key.
+  change_consumers = {
+    "relay" = "relay"
+  }
+
+  # Every function that owns a dead-letter queue: stream consumers and change consumers.
+  dead_letter_owners = merge(local.stream_consumers, local.change_consumers)
+
   api_functions = toset(values(local.routes))
 
   # Commands change state and sit behind the JWT authorizer when one is configured; reads
@@ -71,7 +85,6 @@ locals {
         ORDERS_TABLE          = aws_dynamodb_table.orders.name
         PRODUCTS_TABLE        = aws_dynamodb_table.products.name
         IDEMPOTENCY_TABLE     = aws_dynamodb_table.idempotency.name
-        EVENTS_STREAM_NAME    = aws_kinesis_stream.events.name
         DEFAULT_CURRENCY      = var.currency
         IDEMPOTENCY_TTL_HOURS = tostring(var.idempotency_ttl_hours)
       })
@@ -87,10 +100,16 @@ locals {
     "process-order" = {
       timeout = var.stream_timeout
       environment = merge(local.log_env, {
-        ORDERS_TABLE       = aws_dynamodb_table.orders.name
-        PRODUCTS_TABLE     = aws_dynamodb_table.products.name
+        ORDERS_TABLE   = aws_dynamodb_table.orders.name
+        PRODUCTS_TABLE = aws_dynamodb_table.products.name
+        DLQ_URL        = aws_sqs_queue.dlq["process-order"].url
+      })
+    }
+    "relay" = {
+      timeout = var.stream_timeout
+      environment = merge(local.log_env, {
         EVENTS_STREAM_NAME = aws_kinesis_stream.events.name
-        DLQ_URL            = aws_sqs_queue.dlq["process-order"].url
+        DLQ_URL            = aws_sqs_queue.dlq["relay"].url
       })
     }
     "aggregate" = {
@@ -98,7 +117,7 @@ locals {
       environment = merge(local.log_env, {
         ANALYTICS_TABLE = aws_dynamodb_table.analytics.name
         DEDUP_TABLE     = aws_dynamodb_table.event_claims.name
-        DEDUP_TTL_HOURS = tostring(var.kinesis_retention_hours + 168)
+        DEDUP_TTL_HOURS = tostring(local.event_claim_hours)
         DLQ_URL         = aws_sqs_queue.dlq["aggregate"].url
       })
     }

@@ -170,7 +170,7 @@ resource "aws_sns_topic_subscription" "alarm_email" {
 # A dead letter is an order (or an analytics event) that will not be handled until someone
 # looks: one message is enough. Replay with `orders-admin dlq replay`.
 resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
-  for_each = var.alarms_enabled ? local.stream_consumers : {}
+  for_each = var.alarms_enabled ? local.dead_letter_owners : {}
 
   alarm_name          = "${var.name_prefix}-${each.key}-dlq-not-empty"
   alarm_description   = "Messages are waiting in ${aws_sqs_queue.dlq[each.value].name}. Inspect with `orders-admin dlq list --queue ${aws_sqs_queue.dlq[each.value].name}`, fix the cause, then `orders-admin dlq replay`."
@@ -192,7 +192,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
 # The same event seen from the function: fires even when someone drained the queue, and
 # says which consumer is dead-lettering.
 resource "aws_cloudwatch_metric_alarm" "dead_lettered" {
-  for_each = var.alarms_enabled ? local.stream_consumers : {}
+  for_each = var.alarms_enabled ? local.dead_letter_owners : {}
 
   alarm_name          = "${var.name_prefix}-${each.key}-dead-lettered"
   alarm_description   = "${local.fn_name[each.key]} sent records to its dead-letter queue (EMF metric ${local.metrics_namespace}/DeadLettered): poison records, or retries exhausted."
@@ -212,10 +212,10 @@ resource "aws_cloudwatch_metric_alarm" "dead_lettered" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "iterator_age" {
-  for_each = var.alarms_enabled ? local.stream_consumers : {}
+  for_each = var.alarms_enabled ? local.dead_letter_owners : {}
 
   alarm_name          = "${var.name_prefix}-${each.key}-iterator-age"
-  alarm_description   = "${local.fn_name[each.key]} is more than ${var.iterator_age_alarm_seconds} s behind the order events stream: a failing batch retried over and over, throttling, or too little concurrency."
+  alarm_description   = "${local.fn_name[each.key]} is more than ${var.iterator_age_alarm_seconds} s behind the stream it reads: a failing batch retried over and over, throttling, or too little concurrency."
   namespace           = "AWS/Lambda"
   metric_name         = "IteratorAge"
   dimensions          = { FunctionName = local.fn_name[each.key] }
@@ -365,14 +365,14 @@ locals {
     {
       title = "Dead letters"
       metrics = concat(
-        [for bin, q in local.stream_consumers : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dlq[q].name, { stat = "Maximum", label = "${q} DLQ depth" }]],
-        [for bin, q in local.stream_consumers : [local.metrics_namespace, "DeadLettered", local.metrics_dimension, local.fn_name[bin], { stat = "Sum", label = "${bin} dead-lettered" }]],
+        [for bin, q in local.dead_letter_owners : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dlq[q].name, { stat = "Maximum", label = "${q} DLQ depth" }]],
+        [for bin, q in local.dead_letter_owners : [local.metrics_namespace, "DeadLettered", local.metrics_dimension, local.fn_name[bin], { stat = "Sum", label = "${bin} dead-lettered" }]],
       )
     },
     {
       title = "Stream consumers: iterator age (ms)"
       metrics = [
-        for bin, q in local.stream_consumers : ["AWS/Lambda", "IteratorAge", "FunctionName", local.fn_name[bin], { stat = "Maximum", label = bin }]
+        for bin, q in local.dead_letter_owners : ["AWS/Lambda", "IteratorAge", "FunctionName", local.fn_name[bin], { stat = "Maximum", label = bin }]
       ]
       annotations = { horizontal = [{ label = "alarm", value = var.iterator_age_alarm_seconds * 1000 }] }
     },

@@ -53,6 +53,11 @@ output "aggregate_dlq_url" {
   value       = aws_sqs_queue.dlq["aggregate"].url
 }
 
+output "relay_dlq_url" {
+  description = "Dead-letter queue of the outbox relay: change records that are not orders, or whose retries were exhausted."
+  value       = aws_sqs_queue.dlq["relay"].url
+}
+
 output "function_names" {
   description = "Map of binary name => Lambda function name."
   value       = { for bin, fn in aws_lambda_function.fn : bin => fn.function_name }

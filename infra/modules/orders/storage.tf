@@ -26,6 +26,11 @@ resource "aws_dynamodb_table" "orders" {
     type = "S"
   }
 
+  # The outbox: every committed write, with the item before and after, in write order per
+  # order. The relay function publishes each new version's event from it (lambda.tf).
+  stream_enabled   = true
+  stream_view_type = "NEW_AND_OLD_IMAGES"
+
   global_secondary_index {
     name               = "byCustomer"
     hash_key           = "customerId"
@@ -128,7 +133,8 @@ resource "aws_dynamodb_table" "event_claims" {
     type = "S"
   }
 
-  # Claims only need to outlive the stream's retention plus producer retries (DEDUP_TTL_HOURS).
+  # Claims outlive every way an event can come back: the stream's retention plus a dead
+  # letter's (DEDUP_TTL_HOURS = local.event_claim_hours).
   # Records expire IDEMPOTENCY_TTL_HOURS after the claim (epoch seconds written by the code).
   ttl {
     attribute_name = "expiresAt"
@@ -194,11 +200,11 @@ resource "aws_kinesis_stream" "events" {
 # --------------------------------------------------------------------- SQS
 
 resource "aws_sqs_queue" "dlq" {
-  for_each = local.stream_consumers
+  for_each = local.dead_letter_owners
 
   name = "${var.name_prefix}-${each.value}-dlq"
   # The maximum: time to notice a dead letter, fix the cause and replay it (orders-admin).
-  message_retention_seconds = 1209600
+  message_retention_seconds = local.dlq_retention_seconds
   # SSE-SQS: encrypted at rest without KMS permissions on the senders (the functions and
   # their event source mappings' on-failure destinations).
   sqs_managed_sse_enabled = true

@@ -35,6 +35,15 @@ pub fn repo_root() -> PathBuf {
 /// (`aws_dynamodb_table.orders`, `aws_dynamodb_table.orders/index/*`, `local.kms_key_arn`, `*`).
 pub type Permission = (String, String);
 
+/// An event source mapping kind: (mapping resource, its consumers, what Lambda reads the
+/// source with, the account-level listing action).
+type MappedSource = (
+    &'static str,
+    BTreeMap<String, String>,
+    &'static [&'static str],
+    &'static str,
+);
+
 /// Environment variables Lambda sets itself (a function may read them; Terraform cannot set
 /// them).
 pub const LAMBDA_RESERVED_ENV: &[&str] = &[
@@ -117,11 +126,20 @@ impl Deployment {
 
     /// `local.stream_consumers`: binary → key of its dead-letter queue.
     pub fn stream_consumers(&self) -> Result<BTreeMap<String, String>> {
+        self.consumers("stream_consumers")
+    }
+
+    /// Consumers of the orders table's change stream: binary => its DLQ key.
+    pub fn change_consumers(&self) -> Result<BTreeMap<String, String>> {
+        self.consumers("change_consumers")
+    }
+
+    fn consumers(&self, local: &str) -> Result<BTreeMap<String, String>> {
         Ok(self
             .module
-            .local("stream_consumers")?
+            .local(local)?
             .as_map()
-            .context("local.stream_consumers is not an object")?
+            .with_context(|| format!("local.{local} is not an object"))?
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
             .collect())
@@ -241,7 +259,9 @@ impl Deployment {
     /// - for a stream consumer, the event source mapping reads the stream (DescribeStream,
     ///   DescribeStreamSummary, GetShardIterator, GetRecords, ListShards; ListStreams is
     ///   account-level, so `*`), decrypts its records (kms:Decrypt on the stream's key) and
-    ///   sends on-failure records to the mapping's destination queue.
+    ///   sends on-failure records to the mapping's destination queue;
+    /// - for a consumer of the orders table's change stream, the same with the DynamoDB
+    ///   Streams actions (the stream is encrypted with the table's key).
     pub fn platform_permissions(&self, function: &str) -> Result<BTreeSet<Permission>> {
         let mut permissions: BTreeSet<Permission> = BTreeSet::new();
         let log_group = format!("aws_cloudwatch_log_group.fn[{function:?}]:*");
@@ -251,11 +271,37 @@ impl Deployment {
         for action in ["xray:PutTelemetryRecords", "xray:PutTraceSegments"] {
             permissions.insert((action.to_owned(), "*".to_owned()));
         }
-        let consumers = self.stream_consumers()?;
-        if let Some(dlq) = consumers.get(function) {
+        let sources: [MappedSource; 2] = [
+            (
+                "stream",
+                self.stream_consumers()?,
+                &[
+                    "kinesis:DescribeStream",
+                    "kinesis:DescribeStreamSummary",
+                    "kinesis:GetRecords",
+                    "kinesis:GetShardIterator",
+                    "kinesis:ListShards",
+                ],
+                "kinesis:ListStreams",
+            ),
+            (
+                "changes",
+                self.change_consumers()?,
+                &[
+                    "dynamodb:DescribeStream",
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                ],
+                "dynamodb:ListStreams",
+            ),
+        ];
+        for (resource, consumers, reads, list) in sources {
+            let Some(dlq) = consumers.get(function) else {
+                continue;
+            };
             let mapping = self
                 .module
-                .resource("aws_lambda_event_source_mapping", "stream")?;
+                .resource("aws_lambda_event_source_mapping", resource)?;
             let each = Each {
                 key: Some(function.to_owned()),
                 value: Some(Value::Str(dlq.clone())),
@@ -264,17 +310,11 @@ impl Deployment {
                 .module
                 .attr(mapping, "event_source_arn", &each)
                 .and_then(|v| v.as_str().map(resource_ref))
-                .context("the stream mapping has no event_source_arn")?;
-            for action in [
-                "kinesis:DescribeStream",
-                "kinesis:DescribeStreamSummary",
-                "kinesis:GetRecords",
-                "kinesis:GetShardIterator",
-                "kinesis:ListShards",
-            ] {
-                permissions.insert((action.to_owned(), stream.clone()));
+                .with_context(|| format!("mapping {resource} has no event_source_arn"))?;
+            for action in reads {
+                permissions.insert(((*action).to_owned(), stream.clone()));
             }
-            permissions.insert(("kinesis:ListStreams".to_owned(), "*".to_owned()));
+            permissions.insert((list.to_owned(), "*".to_owned()));
             if let Some(key) = self.encryption_key(&stream)? {
                 permissions.insert(("kms:Decrypt".to_owned(), key));
             }
@@ -282,7 +322,7 @@ impl Deployment {
                 .flat_map(|d| terraform::blocks(&d.body, "on_failure"))
                 .find_map(|f| self.module.attr(&f.body, "destination_arn", &each))
                 .and_then(|v| v.as_str().map(resource_ref))
-                .context("the stream mapping has no on-failure destination")?;
+                .with_context(|| format!("mapping {resource} has no on-failure destination"))?;
             permissions.insert(("sqs:SendMessage".to_owned(), destination.clone()));
             permissions.extend(self.implied_by_encryption("sqs:SendMessage", &destination)?);
         }

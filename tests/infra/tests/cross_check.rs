@@ -436,3 +436,58 @@ fn stream_consumers_are_mapped_with_the_settings_their_code_relies_on() {
         );
     }
 }
+
+#[test]
+fn change_consumers_are_mapped_to_the_orders_table_stream_in_order_and_without_skipping() {
+    let d = deployment();
+    let consumers = d.change_consumers().unwrap();
+    let in_code: BTreeSet<&String> = d
+        .functions
+        .values()
+        .filter(|f| f.type_names.contains("DynamoDbEventResponse"))
+        .map(|f| &f.name)
+        .collect();
+    assert_eq!(
+        in_code,
+        consumers.keys().collect::<BTreeSet<_>>(),
+        "functions answering DynamoDbEventResponse (left) and local.change_consumers (right) differ"
+    );
+    let mapping = d
+        .module
+        .resource("aws_lambda_event_source_mapping", "changes")
+        .unwrap();
+    let orders = d.module.resource("aws_dynamodb_table", "orders").unwrap();
+    let none = Each::default();
+    assert_eq!(
+        d.module.attr(orders, "stream_view_type", &none),
+        Some(Value::Str("NEW_AND_OLD_IMAGES".into())),
+        "the relay tells a new version from a rewrite by the old image"
+    );
+    for (name, dlq) in &consumers {
+        let each = Each {
+            key: Some(name.clone()),
+            value: Some(Value::Str(dlq.clone())),
+        };
+        let attr = |a: &str| d.module.attr(mapping, a, &each);
+        assert_eq!(
+            attr("event_source_arn").and_then(|v| v.as_str().map(resource_ref)),
+            Some("aws_dynamodb_table.orders".to_owned())
+        );
+        assert_eq!(
+            attr("function_response_types").map(|v| v.strings()),
+            Some(vec!["ReportBatchItemFailures".to_owned()])
+        );
+        // Versions of one order in order; none ever skipped.
+        assert_eq!(attr("parallelization_factor"), Some(Value::Str("1".into())));
+        assert_eq!(
+            attr("maximum_retry_attempts"),
+            Some(Value::Str("-1".into()))
+        );
+        let env = d.environment(name).unwrap();
+        let destination = blocks(mapping, "destination_config")
+            .flat_map(|b| blocks(&b.body, "on_failure"))
+            .find_map(|b| d.module.attr(&b.body, "destination_arn", &each))
+            .and_then(|v| v.as_str().map(resource_ref));
+        assert_eq!(destination, env.get("DLQ_URL").map(|u| resource_ref(u)));
+    }
+}

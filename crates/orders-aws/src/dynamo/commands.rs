@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
-use orders_core::ports::{Applied, OrderCommands, StockChange, StoredOrder};
+use orders_core::ports::{Applied, OrderCommands, StockChange};
 use orders_core::{Order, OrderError, OrderId};
 use std::collections::HashMap;
 
@@ -34,7 +34,7 @@ impl DynamoOrderCommands {
     }
 
     /// `SET` every attribute of the new state (so index keys follow the status) except the
-    /// key and the outbox marker, if the stored version is the one `next` was built from.
+    /// key, if the stored version is the one `next` was built from.
     fn order_update(&self, next: &Order) -> Result<Update, OrderError> {
         let mut item = order_item(next)?;
         let id = item
@@ -89,7 +89,7 @@ impl DynamoOrderCommands {
 
 #[async_trait]
 impl OrderCommands for DynamoOrderCommands {
-    async fn load(&self, id: &OrderId) -> Result<Option<StoredOrder>, OrderError> {
+    async fn load(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
         let output = self
             .client
             .get_item()
@@ -99,21 +99,13 @@ impl OrderCommands for DynamoOrderCommands {
             .send()
             .await
             .map_err(classify)?;
-        let Some(item) = output.item else {
-            return Ok(None);
-        };
-        let published_version = match item.get("publishedVersion") {
-            Some(AttributeValue::N(n)) => n
-                .parse()
-                .map_err(|e| corrupt("reading publishedVersion", e))?,
-            _ => 0,
-        };
-        let order = serde_dynamo::from_item::<Item, Order>(item)
-            .map_err(|e| corrupt("reading an order item", e))?;
-        Ok(Some(StoredOrder {
-            order,
-            published_version,
-        }))
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item::<Item, Order>(item)
+                    .map_err(|e| corrupt("reading an order item", e))
+            })
+            .transpose()
     }
 
     async fn apply(&self, next: &Order, stock: &StockChange) -> Result<Applied, OrderError> {
@@ -185,30 +177,6 @@ impl OrderCommands for DynamoOrderCommands {
                 }
                 Err(classify(err))
             }
-        }
-    }
-
-    async fn mark_published(&self, id: &OrderId, version: u64) -> Result<(), OrderError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.orders_table)
-            .key("orderId", AttributeValue::S(id.to_string()))
-            .update_expression("SET publishedVersion = :v")
-            .condition_expression("attribute_exists(orderId) AND (attribute_not_exists(publishedVersion) OR publishedVersion < :v)")
-            .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
-            .send()
-            .await;
-        match result {
-            // Already marked at this version or later: nothing to do.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            other => other.map(|_| ()).map_err(classify),
         }
     }
 }

@@ -263,6 +263,12 @@ fn order_from_item(item: Item) -> Result<Order, OrderError> {
     serde_dynamo::from_item(item).map_err(|e| corrupt("reading an order item", e))
 }
 
+/// An order from an image of the table's change stream (the layout [`order_item`] writes;
+/// the index keys are ignored).
+pub fn order_from_image(image: serde_dynamo::Item) -> Result<Order, OrderError> {
+    serde_dynamo::from_item(image).map_err(|e| corrupt("reading an order image", e))
+}
+
 #[async_trait]
 impl OrderStore for DynamoOrderStore {
     async fn create(&self, order: &Order) -> Result<Created, OrderError> {

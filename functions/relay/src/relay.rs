@@ -1,0 +1,172 @@
+//! The batch handler: change records in, events out, per order in stream order.
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use orders_aws::dynamo::orders::order_from_image;
+use orders_aws::metrics::{format_counts, take_request_counts};
+use orders_aws::telemetry::metric;
+use orders_core::ports::{Clock, DeadLetter, DeadLetterQueue, EventPublisher};
+use orders_core::{EventEnvelope, Order, OrderError, OrderEvent};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+pub struct Relay<P, D> {
+    pub publisher: P,
+    pub dead_letters: D,
+    pub clock: Arc<dyn Clock>,
+    pub function_name: String,
+}
+
+/// What one change record means for the event stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A new order version: publish this event.
+    Publish(Box<EventEnvelope>),
+    /// Not a new version (a delete, a write that kept the version such as a backfill of
+    /// index keys): nothing to publish.
+    Skip,
+    /// The new image is not an order: it can never be published.
+    Poison(String),
+}
+
+/// The event a change record stands for. A version is new when the old image is absent or
+/// holds another version.
+pub fn change_of(record: &EventRecord) -> Change {
+    if record.event_name == "REMOVE" || record.change.new_image.is_empty() {
+        return Change::Skip;
+    }
+    let order: Order = match order_from_image(record.change.new_image.clone()) {
+        Ok(order) => order,
+        Err(err) => return Change::Poison(err.to_string()),
+    };
+    let old_version = (!record.change.old_image.is_empty())
+        .then(|| order_from_image(record.change.old_image.clone()).ok())
+        .flatten()
+        .map(|old| old.version);
+    if old_version == Some(order.version) {
+        return Change::Skip;
+    }
+    Change::Publish(Box::new(EventEnvelope::new(OrderEvent::for_current_state(
+        &order,
+    ))))
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    published: usize,
+    skipped: usize,
+    dead_lettered: usize,
+}
+
+impl<P: EventPublisher, D: DeadLetterQueue> Relay<P, D> {
+    /// Publishes a batch. Returns the records to retry: for each order whose publishing hit
+    /// an error, the record where it stopped (Lambda resumes the shard from the lowest; what
+    /// went out after it goes out again with the same `eventId`).
+    ///
+    /// Versions go out in rounds: each round puts the next new version of every order still
+    /// going in one batch request, so a batch costs about one request per version of its
+    /// busiest order, not one per record — and a batch put, which keeps no order among its
+    /// records, never holds two versions of one order.
+    pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
+        let records = event.records;
+        let mut queues: Vec<VecDeque<&EventRecord>> = Vec::new();
+        let mut queue_of: HashMap<String, usize> = HashMap::new();
+        for record in &records {
+            // The item's key identifies the order (a poison image may not).
+            let key = serde_json::to_string(&record.change.keys).unwrap_or_default();
+            let index = *queue_of.entry(key).or_insert_with(|| {
+                queues.push(VecDeque::new());
+                queues.len() - 1
+            });
+            queues[index].push_back(record);
+        }
+
+        let mut counts = Counts::default();
+        let mut retry: Vec<String> = Vec::new();
+        loop {
+            let mut round: Vec<(usize, &EventRecord, EventEnvelope)> = Vec::new();
+            for (index, queue) in queues.iter_mut().enumerate() {
+                while let Some(record) = queue.pop_front() {
+                    match change_of(record) {
+                        Change::Skip => counts.skipped += 1,
+                        Change::Publish(envelope) => {
+                            round.push((index, record, *envelope));
+                            break;
+                        }
+                        Change::Poison(error) => match self.dead_letter(record, error).await {
+                            Ok(()) => counts.dead_lettered += 1,
+                            Err(err) => {
+                                stop(queue, record, &err, &mut retry);
+                                break;
+                            }
+                        },
+                    }
+                }
+            }
+            if round.is_empty() {
+                break;
+            }
+            let events: Vec<EventEnvelope> = round.iter().map(|(_, _, e)| e.clone()).collect();
+            let outcomes = self.publisher.publish_all(&events).await;
+            for ((index, record, _), outcome) in round.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(()) => counts.published += 1,
+                    Err(err) => stop(&mut queues[index], record, &err, &mut retry),
+                }
+            }
+        }
+
+        retry.sort_by(|a, b| orders_core::sequence::compare(a, b));
+        metrics::histogram!(metric::BATCH_SIZE).record(records.len() as f64);
+        metrics::counter!(metric::BATCH_ITEM_FAILURES).increment(retry.len() as u64);
+        metrics::counter!(metric::EVENTS_RELAYED).increment(counts.published as u64);
+        info!(
+            records = records.len(),
+            published = counts.published,
+            skipped = counts.skipped,
+            dead_lettered = counts.dead_lettered,
+            to_retry = retry.len(),
+            aws_requests = %format_counts(&take_request_counts()),
+            "batch handled"
+        );
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = retry
+            .into_iter()
+            .map(|sequence_number| {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = Some(sequence_number);
+                failure
+            })
+            .collect();
+        response
+    }
+
+    async fn dead_letter(&self, record: &EventRecord, error: String) -> Result<(), OrderError> {
+        let source = serde_json::to_value(record).map_err(|e| OrderError::Unexpected(e.into()))?;
+        self.dead_letters
+            .send(&DeadLetter {
+                reason: "not_an_order".to_owned(),
+                error,
+                function: self.function_name.clone(),
+                dead_lettered_at: self.clock.now(),
+                record: source,
+            })
+            .await?;
+        metrics::counter!(metric::DEAD_LETTERED).increment(1);
+        Ok(())
+    }
+}
+
+/// An order stops at its first failure: the rest of its records wait for the retry.
+fn stop(
+    queue: &mut VecDeque<&EventRecord>,
+    record: &EventRecord,
+    err: &OrderError,
+    retry: &mut Vec<String>,
+) {
+    queue.clear();
+    let sequence_number = record.change.sequence_number.clone();
+    warn!(error = %err, detail = ?err, sequence_number = ?sequence_number, "record will be retried");
+    retry.extend(sequence_number);
+}
