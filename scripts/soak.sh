@@ -27,7 +27,8 @@
 #     no order the sim was not told about, no request answered against its plan, and every
 #     analytics figure equal to what was placed — placed = processed + failed, nothing lost;
 #   - the dead-letter queues hold poison only, and every poison record injected is in both
-#     consumers' queues; no on-failure record is left unreplayed.
+#     consumers' queues; no on-failure record is left unreplayed; the relay's queue is empty
+#     (every stored order version reached the stream).
 # Report: .local/soak/summary.json and on stdout.
 set -euo pipefail
 
@@ -97,6 +98,8 @@ output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.a
 api_id="$(output api_id)"
 stream="$(output events_stream_name)"
 queues=("$(output process_order_dlq_url)" "$(output aggregate_dlq_url)")
+# The relay retries forever and no poison is written to the table: its queue stays empty.
+relay_dlq="$(output relay_dlq_url)"
 
 CHECKPOINTS="$WORK/checkpoints.json"
 rm -f "$CHECKPOINTS" "$WORK"/poison-*.json
@@ -210,6 +213,7 @@ set -e
 for i in 0 1; do
   target/debug/orders-admin dlq list --queue "${queues[$i]}" --json --max 1000 >"$WORK/dlq-$i.jsonl"
 done
+target/debug/orders-admin dlq list --queue "$relay_dlq" --json --max 1000 >"$WORK/dlq-relay.jsonl"
 python3 - "$WORK" "$MINUTES" <<'PY'
 import collections, glob, json, os, sys
 work, minutes = sys.argv[1], float(sys.argv[2])
@@ -242,6 +246,10 @@ for i, name in ((0, "process-order"), (1, "aggregate")):
         problems.append(f"{name} DLQ: dead letters that are not injected poison: {sorted(keys - poison)[:5]}")
     if poison - keys:
         problems.append(f"{name} DLQ: injected poison missing: {sorted(poison - keys)[:5]}")
+relay_letters = sum(1 for l in open(os.path.join(work, "dlq-relay.jsonl")) if l.strip())
+queues["relay"] = {"messages": relay_letters}
+if relay_letters:
+    problems.append(f"relay DLQ: {relay_letters} message(s); an order version may be missing from the stream")
 replayed = sum(int(l) for l in open(os.path.join(work, "replayed.count")) if l.strip())
 if not rec["ok"]:
     problems.append(f"reconcile: {len(rec['ownDifferences']) + len(rec['sharedDifferences'])} difference(s)")
