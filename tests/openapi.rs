@@ -862,6 +862,7 @@ fn domain_values_serialise_exactly_as_documented() {
         name: "Blue mug".into(),
         price: Money::from_minor(1299).unwrap(),
         stock: 40,
+        version: 1,
         updated_at: at("2026-11-22T09:00:00Z"),
     };
     assert_documents_exactly(&c, "Product", &serde_json::to_value(&product).unwrap());

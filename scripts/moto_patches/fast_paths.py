@@ -113,7 +113,7 @@ JSON_READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
 _serialized = DynamoHandler.serialized
 
 
-def _json_value(value):
+def json_value(value):
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, (set, frozenset)):
@@ -126,7 +126,7 @@ def serialized(self, action_result):
             and self._get_action() in JSON_READS:
         headers = {"Content-Type": "application/x-amz-json-1.0"}
         headers.update(self.response_headers)
-        return 200, headers, json.dumps(action_result.result, default=_json_value)
+        return 200, headers, json.dumps(action_result.result, default=json_value)
     return _serialized(self, action_result)
 
 

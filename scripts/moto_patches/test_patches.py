@@ -24,9 +24,9 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from moto_patches import fast_paths, gsi_index, kinesis_shards, no_lambda_invoke, route_keys, serialise, transactions  # noqa: E402
+from moto_patches import fast_paths, gsi_index, kinesis_shards, no_lambda_invoke, route_keys, serialise, streams, transactions  # noqa: E402
 
-for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys):
+for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys, streams):
     patch.install()
 
 SHARDS = 4
@@ -235,6 +235,68 @@ class CancelledTransactionsLeaveNoStreamRecords(unittest.TestCase):
 
         self.assertEqual(records("orders"), [("INSERT", {"N": "1"}), ("MODIFY", {"N": "2"})])
         self.assertEqual(records("products"), [("INSERT", {"N": "5"}), ("INSERT", {"N": "0"}), ("MODIFY", {"N": "4"})])
+
+
+class StreamReadsRoundTrip(unittest.TestCase):
+    """GetRecords of a table's change stream answered with plain JSON (streams.py) parses to
+    exactly what moto's own serialiser gives, for every attribute type, inserts, modifies and
+    removes, old and new images and the creation time."""
+
+    @mock_aws
+    def test_plain_json_equals_the_stock_serialiser(self):
+        import botocore.parsers
+        import botocore.session
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.core.responses import ActionResult
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+        from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+        client = boto3.client("dynamodb")
+        client.create_table(
+            TableName="changes", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        written = item("01JALL", "c-1", "PENDING", 1)
+        written.update({
+            "b": {"B": b"\x00\xffbinary"}, "n": {"N": "1.50"}, "bool": {"BOOL": False},
+            "null": {"NULL": True}, "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2"]},
+            "bs": {"BS": [b"x", b"y"]},
+            "l": {"L": [{"M": {"q": {"N": "2"}, "s": {"S": "é ✓"}}}, {"L": []}]},
+        })
+        client.put_item(TableName="changes", Item=written)
+        client.update_item(TableName="changes", Key={"orderId": {"S": "01JALL"}},
+                           UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
+                           ExpressionAttributeValues={":s": {"S": "PROCESSED"}})
+        client.delete_item(TableName="changes", Key={"orderId": {"S": "01JALL"}})
+
+        backend = dynamodbstreams_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        arn = client.describe_table(TableName="changes")["Table"]["LatestStreamArn"]
+        shard = backend.describe_stream(arn)["Shards"][0]["ShardId"]
+        iterator = backend.get_shard_iterator(arn, shard, "TRIM_HORIZON").arn
+        result = backend.get_records(iterator, 1000)
+        self.assertEqual([r["eventName"] for r in result["Records"]], ["INSERT", "MODIFY", "REMOVE"])
+
+        handler = DynamoDBStreamsHandler()
+        handler._get_action = lambda: "GetRecords"
+        handler.response_headers = {}
+        handler.headers = {"Content-Type": "application/x-amz-json-1.0"}
+        shape = botocore.session.get_session().get_service_model("dynamodbstreams") \
+            .operation_model("GetRecords").output_shape
+        parse = botocore.parsers.create_parser("json")
+
+        def parsed(serialise):
+            status, _, body = serialise(handler, ActionResult(result))
+            self.assertEqual(status, 200)
+            body = body.encode() if isinstance(body, str) else body
+            return parse.parse({"body": body, "headers": {}, "status_code": 200}, shape)
+
+        ours, stock = parsed(streams.serialized), parsed(streams._serialized)
+        for answer in (ours, stock):
+            answer.pop("ResponseMetadata", None)
+        self.assertEqual(normalise(ours), normalise(stock))
+        self.assertIn("ApproximateCreationDateTime", ours["Records"][0]["dynamodb"])
 
 
 def normalise(value):

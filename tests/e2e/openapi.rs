@@ -355,12 +355,83 @@ async fn commands_and_reads_answer_as_documented() {
         )
         .await;
     assert_eq!(created.header("location"), format!("/products/{mug}"));
+    assert_eq!(created.header("etag"), "\"1\"");
+    // Stock of an existing product: only with If-Match (428 without, 412 when stale).
     c.expect(
-        StatusCode::OK,
+        StatusCode::PRECONDITION_REQUIRED,
         PUT_PRODUCT,
         client()
             .put(url(&format!("/products/{mug}")))
             .json(&product),
+    )
+    .await;
+    c.expect(
+        StatusCode::PRECONDITION_FAILED,
+        PUT_PRODUCT,
+        client()
+            .put(url(&format!("/products/{mug}")))
+            .header("if-match", "\"7\"")
+            .json(&product),
+    )
+    .await;
+    let replaced = c
+        .expect(
+            StatusCode::OK,
+            PUT_PRODUCT,
+            client()
+                .put(url(&format!("/products/{mug}")))
+                .header("if-match", "\"1\"")
+                .json(&product),
+        )
+        .await;
+    assert_eq!(replaced.header("etag"), "\"2\"");
+
+    const STOCK: &str = "POST /products/{productId}/stock";
+    let stock_url = url(&format!("/products/{mug}/stock"));
+    let reply = c
+        .expect(
+            StatusCode::OK,
+            STOCK,
+            client().post(&stock_url).json(&json!({"add": 10})),
+        )
+        .await;
+    assert_eq!(reply.body["stock"], 60);
+    c.expect(
+        StatusCode::CONFLICT,
+        STOCK,
+        client().post(&stock_url).json(&json!({"add": -61})),
+    )
+    .await;
+    c.expect(
+        StatusCode::BAD_REQUEST,
+        STOCK,
+        client().post(&stock_url).json(&json!({"add": 0, "set": 3})),
+    )
+    .await;
+    c.expect(
+        StatusCode::NOT_FOUND,
+        STOCK,
+        client()
+            .post(url(&format!("/products/{run}-none/stock")))
+            .json(&json!({"add": 1})),
+    )
+    .await;
+    c.expect(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        STOCK,
+        client()
+            .post(&stock_url)
+            .header("content-type", "text/plain")
+            .body("10"),
+    )
+    .await;
+    c.expect(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        STOCK,
+        client()
+            .post(&stock_url)
+            .header("content-type", "application/json")
+            .body(oversized()),
     )
     .await;
     c.expect(

@@ -27,7 +27,8 @@ pub enum OrderError {
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>),
 
-    #[error("order {0} was not found")]
+    /// What was not found: `order 01J…`, `product sku-1`.
+    #[error("{0} was not found")]
     NotFound(String),
 
     /// The request conflicts with the order's current state (an illegal status change, or
@@ -35,9 +36,13 @@ pub enum OrderError {
     #[error("{0}")]
     Conflict(String),
 
-    /// `If-Match` named a version that is no longer current.
-    #[error("the order is at version {current}, not the version given in If-Match")]
-    PreconditionFailed { current: u64 },
+    /// `If-Match` named a version that is no longer current (`what`: order, product).
+    #[error("the {what} is at version {current}, not the version given in If-Match")]
+    PreconditionFailed { what: &'static str, current: u64 },
+
+    /// The change is only safe against a known version: the request must send `If-Match`.
+    #[error("{0}")]
+    PreconditionRequired(String),
 
     /// The `Idempotency-Key` was first used with a different request body.
     #[error("the Idempotency-Key was already used with a different request")]

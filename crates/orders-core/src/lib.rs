@@ -42,5 +42,5 @@ pub use event::{DecodeError, Decoded, EventEnvelope, EventId, OrderEvent, SCHEMA
 pub use ids::{CustomerId, IdempotencyKey, OrderId, ProductId};
 pub use money::{Currency, Money, Quantity};
 pub use order::{FailureReason, IllegalTransition, LineItem, Order, OrderStatus, PlaceOrder};
-pub use product::{Product, PutProduct};
+pub use product::{Product, PutProduct, StockAdjustment};
 pub use time::Timestamp;

@@ -15,8 +15,8 @@ use crate::ids::{IdempotencyKey, OrderId};
 use crate::listing::{ListOrders, OrderPage};
 use crate::order::Order;
 use crate::ports::{
-    Applied, Catalog, Clock, Created, EventPublisher, IdempotencyStore, OrderCommands, OrderIds,
-    OrderStore, StockChange,
+    Applied, Catalog, CatalogWrite, Clock, Created, EventPublisher, IdempotencyStore,
+    OrderCommands, OrderIds, OrderStore, StockChange,
 };
 use crate::product::Product;
 use crate::time::Timestamp;
@@ -210,6 +210,49 @@ impl Catalog for MemoryCatalog {
         Ok(previous.is_none())
     }
 
+    async fn create(&self, product: &Product) -> Result<CatalogWrite, OrderError> {
+        let mut products = lock(&self.products);
+        if products.contains_key(&product.product_id) {
+            return Ok(CatalogWrite::Refused);
+        }
+        products.insert(product.product_id.clone(), product.clone());
+        Ok(CatalogWrite::Done)
+    }
+
+    async fn update(&self, next: &Product, set_stock: bool) -> Result<CatalogWrite, OrderError> {
+        let mut products = lock(&self.products);
+        match products.get_mut(&next.product_id) {
+            Some(current) if current.version + 1 == next.version => {
+                let stock = if set_stock { next.stock } else { current.stock };
+                *current = Product {
+                    stock,
+                    ..next.clone()
+                };
+                Ok(CatalogWrite::Done)
+            }
+            _ => Ok(CatalogWrite::Refused),
+        }
+    }
+
+    async fn adjust_stock(
+        &self,
+        id: &ProductId,
+        add: i64,
+        at: Timestamp,
+    ) -> Result<Option<Product>, OrderError> {
+        let mut products = lock(&self.products);
+        let Some(product) = products.get_mut(id) else {
+            return Ok(None);
+        };
+        let Some(stock) = product.stock.checked_add_signed(add) else {
+            return Ok(None);
+        };
+        product.stock = stock;
+        product.version += 1;
+        product.updated_at = at;
+        Ok(Some(product.clone()))
+    }
+
     async fn get(&self, id: &ProductId) -> Result<Option<Product>, OrderError> {
         Ok(lock(&self.products).get(id).cloned())
     }
@@ -287,6 +330,8 @@ impl OrderCommands for MemoryCommands {
             } else {
                 product.stock + units
             };
+            // A sale changes the product: an ETag read before it is stale.
+            product.version += 1;
         }
         orders.insert(next.order_id, next.clone());
         Ok(Applied::Done)
@@ -456,6 +501,7 @@ mod tests {
             name: id.to_uppercase(),
             price: Money::from_minor(100).unwrap(),
             stock: 5,
+            version: 1,
             updated_at: now(),
         };
         for id in ["b", "a", "c"] {
@@ -490,6 +536,7 @@ mod tests {
             name: "Sku".into(),
             price: Money::from_minor(100).unwrap(),
             stock: 1,
+            version: 1,
             updated_at: now(),
         };
         run(commands.catalog.put(&product)).unwrap();

@@ -151,11 +151,33 @@ pub trait OrderCommands: Send + Sync {
     async fn apply(&self, next: &Order, stock: &StockChange) -> Result<Applied, OrderError>;
 }
 
+/// The outcome of a conditional catalog write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogWrite {
+    Done,
+    /// Creating: the product exists. Updating: it is gone, or no longer at the version read.
+    Refused,
+}
+
 /// The catalog.
 #[async_trait]
 pub trait Catalog: Send + Sync {
-    /// Creates or replaces a product; true when it was created.
+    /// Creates or replaces a product unconditionally; true when it was created (setup of
+    /// tests and tools — the API creates and updates conditionally).
     async fn put(&self, product: &Product) -> Result<bool, OrderError>;
+    /// Creates `product` unless its id exists.
+    async fn create(&self, product: &Product) -> Result<CatalogWrite, OrderError>;
+    /// Stores `next` (name, price, `updated_at`, `version`, and the stock when `set_stock`)
+    /// if the stored product is still at `next.version - 1`.
+    async fn update(&self, next: &Product, set_stock: bool) -> Result<CatalogWrite, OrderError>;
+    /// Adds `add` units (negative: takes them out) atomically, bumping the version; `None`
+    /// when the product does not exist or would go below zero (nothing changed).
+    async fn adjust_stock(
+        &self,
+        id: &ProductId,
+        add: i64,
+        at: Timestamp,
+    ) -> Result<Option<Product>, OrderError>;
     async fn get(&self, id: &ProductId) -> Result<Option<Product>, OrderError>;
     /// The products that exist among `ids` (consistent reads: stock must be current).
     async fn get_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, OrderError>;

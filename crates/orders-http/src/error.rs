@@ -80,14 +80,19 @@ impl From<OrderError> for ApiError {
     fn from(err: OrderError) -> Self {
         match err {
             OrderError::Validation(fields) => ApiError::validation(fields),
-            OrderError::NotFound(id) => ApiError::not_found(format!("order {id} was not found")),
+            OrderError::NotFound(what) => ApiError::not_found(format!("{what} was not found")),
             OrderError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
-            err @ OrderError::PreconditionFailed { .. } => ApiError::new(
+            err @ OrderError::PreconditionFailed { what, .. } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failed",
-                format!("{err}; read the order again and retry with its ETag"),
+                format!("{err}; read the {what} again and retry with its ETag"),
+            ),
+            OrderError::PreconditionRequired(message) => ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition_required",
+                message,
             ),
             OrderError::IdempotencyKeyReused => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -168,10 +173,22 @@ mod tests {
         assert_eq!(body(OrderError::NotFound("x".into()).into()).0, 404);
         assert_eq!(body(OrderError::IdempotencyKeyReused.into()).0, 422);
         assert_eq!(body(OrderError::Conflict("no".into()).into()).0, 409);
-        let (status, json, _) = body(OrderError::PreconditionFailed { current: 3 }.into());
+        let (status, json, _) = body(
+            OrderError::PreconditionFailed {
+                what: "order",
+                current: 3,
+            }
+            .into(),
+        );
         assert_eq!(
             (status, json["error"]["code"].as_str()),
             (412, Some("precondition_failed"))
+        );
+        let (status, json, _) =
+            body(OrderError::PreconditionRequired("send If-Match".into()).into());
+        assert_eq!(
+            (status, json["error"]["code"].as_str()),
+            (428, Some("precondition_required"))
         );
         let (status, json, retry) = body(OrderError::Throttled("slow down".into()).into());
         assert_eq!((status, retry.as_deref()), (503, Some("1")));

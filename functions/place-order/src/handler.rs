@@ -4,13 +4,15 @@
 use crate::commands::CommandService;
 use crate::service::PlaceOrderService;
 use lambda_http::http::StatusCode;
-use lambda_http::http::header::{ETAG, IF_MATCH, LOCATION};
+use lambda_http::http::header::{IF_MATCH, LOCATION};
 use orders_aws::telemetry::metric;
 use orders_core::ports::{Catalog, IdempotencyStore, OrderCommands, OrderStore};
 use orders_core::validation::parse_place_order;
-use orders_core::{FieldError, IdempotencyKey, Order, OrderId, OrderStatus, ProductId, PutProduct};
+use orders_core::{
+    FieldError, IdempotencyKey, Order, OrderId, OrderStatus, ProductId, PutProduct, StockAdjustment,
+};
 use orders_http::request::{header, json_body, path_parameter, route_key};
-use orders_http::response::json;
+use orders_http::response::versioned_json;
 use orders_http::{ApiError, Body, Request, Response};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -35,6 +37,7 @@ where
         Some("DELETE /orders/{orderId}") => cancel_order(&app.commands, &request).await,
         Some("PATCH /orders/{orderId}") => patch_order(&app.commands, &request).await,
         Some("PUT /products/{productId}") => put_product(&app.commands, &request).await,
+        Some("POST /products/{productId}/stock") => adjust_stock(&app.commands, &request).await,
         other => Err(ApiError::not_found(format!(
             "no such route on place-order: {}",
             other.unwrap_or("(none)")
@@ -68,15 +71,14 @@ fn if_match(request: &Request) -> Result<Option<u64>, ApiError> {
     })
 }
 
+fn product_id(request: &Request) -> Result<ProductId, ApiError> {
+    let raw = path_parameter(request, "productId").unwrap_or_default();
+    ProductId::parse(&raw)
+        .map_err(|e| ApiError::validation(vec![FieldError::new("productId", e.0)]))
+}
+
 fn order_response(order: &Order) -> Response<Body> {
-    let mut response = json(StatusCode::OK, order);
-    response.headers_mut().insert(
-        ETAG,
-        format!("\"{}\"", order.version)
-            .parse()
-            .expect("a number is header-safe"),
-    );
-    response
+    versioned_json(StatusCode::OK, order, order.version)
 }
 
 async fn cancel_order<C: OrderCommands, K: Catalog>(
@@ -137,17 +139,15 @@ async fn put_product<C: OrderCommands, K: Catalog>(
     commands: &CommandService<C, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let raw = path_parameter(request, "productId").unwrap_or_default();
-    let id = ProductId::parse(&raw)
-        .map_err(|e| ApiError::validation(vec![FieldError::new("productId", e.0)]))?;
+    let id = product_id(request)?;
     let body = PutProduct::parse(&json_body(request)?).map_err(ApiError::validation)?;
-    let (product, created) = commands.put_product(id, body).await?;
+    let (product, created) = commands.put_product(id, body, if_match(request)?).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let mut response = json(status, &product);
+    let mut response = versioned_json(status, &product, product.version);
     response.headers_mut().insert(
         LOCATION,
         format!("/products/{}", product.product_id)
@@ -155,6 +155,16 @@ async fn put_product<C: OrderCommands, K: Catalog>(
             .expect("product ids are header-safe"),
     );
     Ok(response)
+}
+
+async fn adjust_stock<C: OrderCommands, K: Catalog>(
+    commands: &CommandService<C, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let id = product_id(request)?;
+    let change = StockAdjustment::parse(&json_body(request)?).map_err(ApiError::validation)?;
+    let product = commands.adjust_stock(&id, change).await?;
+    Ok(versioned_json(StatusCode::OK, &product, product.version))
 }
 
 async fn post_order<S, I>(

@@ -7,6 +7,7 @@
 use futures::future::join_all;
 use orders_aws::{DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore};
 use orders_core::Currency;
+use orders_core::ports::Catalog;
 use orders_core::ports::{SystemClock, UlidIds};
 use orders_tests::Emulator;
 use orders_tests::RecordedMetrics;
@@ -457,6 +458,17 @@ impl Stack {
         .await
     }
 
+    async fn put_product_with(&self, id: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+        self.command(
+            "PUT /products/{productId}",
+            &format!("/products/{id}"),
+            json!({ "productId": id }),
+            Some(body),
+            headers,
+        )
+        .await
+    }
+
     async fn cancel(&self, id: &str, headers: &[(&str, &str)]) -> Reply {
         self.command(
             "DELETE /orders/{orderId}",
@@ -521,14 +533,32 @@ impl Stack {
 }
 
 #[tokio::test]
-async fn put_product_creates_then_replaces_and_validates() {
+async fn put_product_creates_then_updates_and_validates() {
     let stack = spawn_stack().await;
     let created = stack.put_product("sku-1", 10).await;
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.headers["location"], "/products/sku-1");
-    assert_eq!(created.json()["stock"], 10);
-    let replaced = stack.put_product("sku-1", 4).await;
-    assert_eq!(replaced.status, 200);
+    assert_eq!(created.headers["etag"], "\"1\"");
+    assert_eq!(
+        (
+            created.json()["stock"].clone(),
+            created.json()["version"].clone()
+        ),
+        (json!(10), json!(1))
+    );
+    // Stock of an existing product: only against the version read.
+    let blind = stack.put_product("sku-1", 4).await;
+    assert_eq!(blind.status, 428, "{}", blind.text);
+    assert_eq!(blind.json()["error"]["code"], "precondition_required");
+    let replaced = stack
+        .put_product_with(
+            "sku-1",
+            json!({"name": "P", "price": 1999, "stock": 4}),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(replaced.status, 200, "{}", replaced.text);
+    assert_eq!(replaced.headers["etag"], "\"2\"");
     assert_eq!(stack.stock("sku-1").await, 4);
     let bad = stack
         .command(
@@ -551,6 +581,89 @@ async fn put_product_creates_then_replaces_and_validates() {
         )
         .await;
     assert_eq!(bad_id.status, 400);
+}
+
+/// The scenario: a client reads a product, ten units are sold, then the client
+/// saves a rename built from its read. The sale must stand.
+#[tokio::test]
+async fn a_catalog_edit_from_a_read_taken_before_a_sale_cannot_undo_the_sale() {
+    let stack = spawn_stack().await;
+    stack.put_product("sku-1", 10).await;
+    stack.put_product("sku-2", 10).await;
+    let seen = stack
+        .app
+        .commands
+        .catalog
+        .get(&orders_core::ProductId::parse("sku-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let id = stack.placed_id().await; // 2 × sku-1, 1 × sku-2
+    stack.process(&id).await;
+    assert_eq!(stack.stock("sku-1").await, 8);
+
+    let stale = format!("\"{}\"", seen.version);
+    let body = json!({"name": "Renamed", "price": seen.price.minor(), "stock": seen.stock});
+    let refused = stack
+        .put_product_with("sku-1", body, &[("if-match", &stale)])
+        .await;
+    assert_eq!(refused.status, 412, "{}", refused.text);
+    assert_eq!(stack.stock("sku-1").await, 8, "the sale stands");
+    // A rename without the stock goes through, and keeps the stock as it is now.
+    let renamed = stack
+        .put_product_with("sku-1", json!({"name": "Renamed", "price": 2500}), &[])
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!(
+        (
+            renamed.json()["name"].clone(),
+            renamed.json()["stock"].clone()
+        ),
+        (json!("Renamed"), json!(8))
+    );
+    assert_eq!(stack.stock("sku-1").await, 8);
+}
+
+#[tokio::test]
+async fn stock_adjustments_are_atomic_and_never_go_below_zero() {
+    let stack = spawn_stack().await;
+    stack.put_product("sku-1", 5).await;
+    let adjust = |add: Value| {
+        stack.command(
+            "POST /products/{productId}/stock",
+            "/products/sku-1/stock",
+            json!({"productId": "sku-1"}),
+            Some(json!({ "add": add })),
+            &[],
+        )
+    };
+    // Concurrent restocks all count.
+    let replies = join_all((0..6).map(|_| adjust(json!(10)))).await;
+    assert!(
+        replies.iter().all(|r| r.status == 200),
+        "{:?}",
+        replies.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    assert_eq!(stack.stock("sku-1").await, 65);
+    let taken = adjust(json!(-60)).await;
+    assert_eq!(
+        (taken.status, taken.json()["stock"].clone()),
+        (200, json!(5))
+    );
+    let too_many = adjust(json!(-6)).await;
+    assert_eq!(too_many.status, 409, "{}", too_many.text);
+    assert_eq!(stack.stock("sku-1").await, 5, "nothing taken");
+    assert_eq!(adjust(json!(0)).await.status, 400);
+    let missing = stack
+        .command(
+            "POST /products/{productId}/stock",
+            "/products/sku-none/stock",
+            json!({"productId": "sku-none"}),
+            Some(json!({ "add": 1 })),
+            &[],
+        )
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.text);
 }
 
 #[tokio::test]

@@ -68,6 +68,7 @@ impl Stack {
             name: id.to_uppercase(),
             price: Money::from_minor(1000).unwrap(),
             stock,
+            version: 1,
             updated_at: Timestamp::now(),
         };
         self.processor.catalog.put(&product).await.unwrap();

@@ -7,7 +7,7 @@ use orders_core::listing::{ListOrders, ListProducts, encode_cursor, encode_produ
 use orders_core::ports::{AnalyticsReader, Catalog, Clock, OrderStore, SystemClock};
 use orders_core::{FieldError, Order, OrderError, OrderId, Product, ProductId};
 use orders_http::request::{path_parameter, query_pairs, route_key};
-use orders_http::response::json;
+use orders_http::response::{json, versioned_json};
 use orders_http::{ApiError, Body, Request, Response};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
@@ -76,15 +76,9 @@ async fn get_order<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         .store
         .get(&id)
         .await?
-        .ok_or_else(|| OrderError::NotFound(id.to_string()))?;
-    let mut response = json(StatusCode::OK, &order);
+        .ok_or_else(|| OrderError::NotFound(format!("order {id}")))?;
+    let mut response = versioned_json(StatusCode::OK, &order, order.version);
     let headers = response.headers_mut();
-    headers.insert(
-        ETAG,
-        format!("\"{}\"", order.version)
-            .parse()
-            .expect("a number is header-safe"),
-    );
     // Orders change status within seconds of being placed: let clients revalidate, not cache.
     headers.insert(CACHE_CONTROL, "no-cache".parse().expect("static header"));
     Ok(response)
@@ -146,7 +140,12 @@ async fn get_product<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         .get(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("product {id} was not found")))?;
-    Ok(json(StatusCode::OK, &product))
+    // Stock moves with every sale: revalidate, and send the ETag back as If-Match to change it.
+    let mut response = versioned_json(StatusCode::OK, &product, product.version);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, "no-cache".parse().expect("static header"));
+    Ok(response)
 }
 
 #[derive(Serialize)]

@@ -471,6 +471,7 @@ async fn serves_the_catalog_one_product_and_in_pages() {
             name: format!("Product {i}"),
             price: Money::from_minor(100 * i).unwrap(),
             stock: 10,
+            version: 1,
             updated_at: Timestamp::now(),
         };
         assert!(

@@ -116,6 +116,7 @@ async fn every_stored_version_is_published_once_in_order_and_nothing_else() {
             name: "R".into(),
             price: Money::from_minor(250).unwrap(),
             stock: 1,
+            version: 1,
             updated_at: Timestamp::now(),
         })
         .await

@@ -83,10 +83,11 @@ locals {
         Resource = [aws_dynamodb_table.orders.arn]
       },
       {
-        # PUT /products; cancelling a processed order gives its stock back (in a transaction).
+        # PUT /products (read the version, create or update conditionally), stock
+        # adjustments; cancelling a processed order gives its stock back (in a transaction).
         Sid      = "Products"
         Effect   = "Allow"
-        Action   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
         Resource = [aws_dynamodb_table.products.arn]
       },
       {

@@ -1,21 +1,22 @@
 locals {
   # HTTP API routes: route_key => function binary. Add a route in one line.
   routes = {
-    "POST /orders"                = "place-order"
-    "PATCH /orders/{orderId}"     = "place-order"
-    "DELETE /orders/{orderId}"    = "place-order"
-    "PUT /products/{productId}"   = "place-order"
-    "GET /orders"                 = "query"
-    "GET /orders/{orderId}"       = "query"
-    "GET /products"               = "query"
-    "GET /products/{productId}"   = "query"
-    "GET /health"                 = "query"
-    "GET /analytics/sales"        = "query"
-    "GET /analytics/top-products" = "query"
-    "GET /analytics/customers"    = "query"
-    "GET /analytics/summary"      = "query"
-    "GET /openapi.json"           = "query"
-    "GET /"                       = "query"
+    "POST /orders"                     = "place-order"
+    "PATCH /orders/{orderId}"          = "place-order"
+    "DELETE /orders/{orderId}"         = "place-order"
+    "PUT /products/{productId}"        = "place-order"
+    "POST /products/{productId}/stock" = "place-order"
+    "GET /orders"                      = "query"
+    "GET /orders/{orderId}"            = "query"
+    "GET /products"                    = "query"
+    "GET /products/{productId}"        = "query"
+    "GET /health"                      = "query"
+    "GET /analytics/sales"             = "query"
+    "GET /analytics/top-products"      = "query"
+    "GET /analytics/customers"         = "query"
+    "GET /analytics/summary"           = "query"
+    "GET /openapi.json"                = "query"
+    "GET /"                            = "query"
   }
 
   # Order attributes the listing indexes carry: everything a listing returns.

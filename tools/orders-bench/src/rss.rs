@@ -189,6 +189,7 @@ pub async fn run(
                 name: format!("bench product {p}"),
                 price: Money::from_minor(1_000).expect("valid price"),
                 stock: 100_000_000,
+                version: 1,
                 updated_at: now,
             })
             .await?;

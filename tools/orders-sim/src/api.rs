@@ -237,7 +237,8 @@ impl Api {
         }
     }
 
-    /// `PUT /products/{id}`.
+    /// Sets a catalog entry, stock included: `PUT /products/{id}` creates it, or replaces it
+    /// against the version a `GET` just read (`If-Match`), again if a sale moved it between.
     pub async fn put_product(
         &self,
         id: &str,
@@ -247,17 +248,41 @@ impl Api {
     ) -> anyhow::Result<()> {
         let url = format!("{}/products/{id}", self.base);
         let body = serde_json::json!({"name": name, "price": price, "stock": stock});
-        let sent = self
-            .send(|| self.client.put(&url).json(&body), transient)
-            .await;
-        match sent.value {
-            Ok((status, _, _)) if status.is_success() => Ok(()),
-            Ok((status, _, body)) => bail!(
-                "PUT /products/{id}: {status}: {}",
-                String::from_utf8_lossy(&body)
-            ),
-            Err(err) => bail!("PUT /products/{id}: {err}"),
+        for _ in 0..10 {
+            let read = self.send(|| self.client.get(&url), transient).await;
+            let etag = match read.value {
+                Ok((StatusCode::NOT_FOUND, ..)) => None,
+                Ok((status, headers, _)) if status.is_success() => headers
+                    .get(reqwest::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                Ok((status, ..)) => bail!("GET /products/{id}: {status}"),
+                Err(err) => bail!("GET /products/{id}: {err}"),
+            };
+            let sent = self
+                .send(
+                    || {
+                        let put = self.client.put(&url).json(&body);
+                        match &etag {
+                            Some(tag) => put.header(reqwest::header::IF_MATCH, tag),
+                            None => put,
+                        }
+                    },
+                    transient,
+                )
+                .await;
+            match sent.value {
+                Ok((status, _, _)) if status.is_success() => return Ok(()),
+                // Sold (or created) since the read: read again.
+                Ok((StatusCode::PRECONDITION_FAILED | StatusCode::PRECONDITION_REQUIRED, ..)) => {}
+                Ok((status, _, body)) => bail!(
+                    "PUT /products/{id}: {status}: {}",
+                    String::from_utf8_lossy(&body)
+                ),
+                Err(err) => bail!("PUT /products/{id}: {err}"),
+            }
         }
+        bail!("PUT /products/{id}: the product kept changing")
     }
 
     /// `POST /orders` with an `Idempotency-Key`, retried on transient failures: the key makes

@@ -384,10 +384,6 @@ fn same_values(a: &HashMap<String, AttributeValue>, b: &HashMap<String, Attribut
         })
 }
 
-fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(err: &E) -> bool {
-    err.code() == Some("ConditionalCheckFailedException")
-}
-
 #[async_trait]
 impl AnalyticsStore for DynamoAnalytics {
     async fn claim_events(
@@ -449,7 +445,7 @@ impl AnalyticsStore for DynamoAnalytics {
             .await;
         match result {
             Ok(_) => Ok(CountersApplied::Done),
-            Err(err) if err.as_service_error().is_some_and(is_condition_failure) => {
+            Err(err) if super::condition_failed(&err) => {
                 // The refused item comes back with the error (ALL_OLD); read it only if not.
                 let returned = match err.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(e)) => e
@@ -488,7 +484,7 @@ impl AnalyticsStore for DynamoAnalytics {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(err) if super::condition_failed(&err) => Ok(false),
             Err(err) => Err(classify(err)),
         }
     }

@@ -1,12 +1,13 @@
 //! The products table: key `productId`; `stock` is only ever changed by conditional
-//! updates (see [`super::commands`]) or replaced by `PUT /products/{id}`.
+//! updates (reservations in [`super::commands`], adjustments here, a replace conditional on
+//! the version read), and every change bumps `version`.
 
 use crate::errors::{classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use orders_core::ports::Catalog;
-use orders_core::{OrderError, Product, ProductId};
+use orders_core::ports::{Catalog, CatalogWrite};
+use orders_core::{OrderError, Product, ProductId, Timestamp};
 use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
@@ -49,6 +50,117 @@ impl Catalog for DynamoCatalog {
             .await
             .map_err(classify)?;
         Ok(output.attributes.is_none_or(|old| old.is_empty()))
+    }
+
+    async fn create(&self, product: &Product) -> Result<CatalogWrite, OrderError> {
+        let item: Item =
+            serde_dynamo::to_item(product).map_err(|e| corrupt("serialising a product", e))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(productId)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CatalogWrite::Done),
+            Err(err) if super::condition_failed(&err) => Ok(CatalogWrite::Refused),
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn update(&self, next: &Product, set_stock: bool) -> Result<CatalogWrite, OrderError> {
+        let mut sets = vec![
+            "#name = :name",
+            "price = :price",
+            "updatedAt = :at",
+            "version = :next",
+        ];
+        let mut values = HashMap::from([
+            (":name".to_owned(), AttributeValue::S(next.name.clone())),
+            (
+                ":price".to_owned(),
+                AttributeValue::N(next.price.minor().to_string()),
+            ),
+            (
+                ":at".to_owned(),
+                AttributeValue::S(next.updated_at.to_string()),
+            ),
+            (
+                ":next".to_owned(),
+                AttributeValue::N(next.version.to_string()),
+            ),
+        ]);
+        if set_stock {
+            sets.push("stock = :stock");
+            values.insert(":stock".into(), AttributeValue::N(next.stock.to_string()));
+        }
+        let previous = next.version.saturating_sub(1);
+        // Items from before versions existed have none: they count as version 0.
+        let condition = if previous == 0 {
+            "attribute_exists(productId) AND attribute_not_exists(version)"
+        } else {
+            values.insert(":previous".into(), AttributeValue::N(previous.to_string()));
+            "version = :previous"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&next.product_id)))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression(condition)
+            .expression_attribute_names("#name", "name")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CatalogWrite::Done),
+            Err(err) if super::condition_failed(&err) => Ok(CatalogWrite::Refused),
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn adjust_stock(
+        &self,
+        id: &ProductId,
+        add: i64,
+        at: Timestamp,
+    ) -> Result<Option<Product>, OrderError> {
+        let mut values = HashMap::from([
+            (":add".to_owned(), AttributeValue::N(add.to_string())),
+            (":one".to_owned(), AttributeValue::N("1".into())),
+            (":zero".to_owned(), AttributeValue::N("0".into())),
+            (":at".to_owned(), AttributeValue::S(at.to_string())),
+        ]);
+        let condition = if add < 0 {
+            values.insert(
+                ":take".into(),
+                AttributeValue::N(add.unsigned_abs().to_string()),
+            );
+            "attribute_exists(productId) AND stock >= :take"
+        } else {
+            "attribute_exists(productId)"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .update_expression(
+                "SET stock = stock + :add, version = if_not_exists(version, :zero) + :one, updatedAt = :at",
+            )
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output.attributes.map(product_from_item).transpose(),
+            Err(err) if super::condition_failed(&err) => Ok(None),
+            Err(err) => Err(classify(err)),
+        }
     }
 
     async fn get(&self, id: &ProductId) -> Result<Option<Product>, OrderError> {

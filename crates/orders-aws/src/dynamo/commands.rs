@@ -68,13 +68,18 @@ impl DynamoOrderCommands {
         quantity: u32,
         reserve: bool,
     ) -> Result<Update, OrderError> {
+        // A sale or a release changes the product: its version moves, so an If-Match read
+        // before it is stale (PUT /products cannot write back the stock it saw).
         let (expression, condition) = if reserve {
             (
-                "SET stock = stock - :q",
+                "SET stock = stock - :q, version = if_not_exists(version, :zero) + :one",
                 "attribute_exists(productId) AND stock >= :q",
             )
         } else {
-            ("SET stock = stock + :q", "attribute_exists(productId)")
+            (
+                "SET stock = stock + :q, version = if_not_exists(version, :zero) + :one",
+                "attribute_exists(productId)",
+            )
         };
         Update::builder()
             .table_name(&self.products_table)
@@ -82,6 +87,8 @@ impl DynamoOrderCommands {
             .update_expression(expression)
             .condition_expression(condition)
             .expression_attribute_values(":q", AttributeValue::N(quantity.to_string()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()
             .map_err(|e| OrderError::Unexpected(e.into()))
     }

@@ -28,6 +28,12 @@
 //! keys put every write at the end of its partition, so splitting for heat would not help —
 //! the shards are what spreads them.
 
+/// Whether a request failed only because its condition expression did not hold (nothing was
+/// written). Works on any DynamoDB operation's error.
+pub(crate) fn condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(err: &E) -> bool {
+    err.code() == Some("ConditionalCheckFailedException")
+}
+
 pub mod analytics;
 pub mod catalog;
 pub mod commands;
