@@ -50,12 +50,16 @@ pub mod metric {
     pub const AGGREGATE_WRITES: &str = "AggregateWrites";
     /// relay: order versions put on the event stream.
     pub const EVENTS_RELAYED: &str = "EventsRelayed";
+    /// process-order: transactions refused by a concurrent one on the same items, tried
+    /// again in-process.
+    pub const TRANSACTION_CONFLICTS: &str = "TransactionConflicts";
 }
 
 /// Every metric counts something, so every one has the unit `Count`.
-const COUNTERS: [&str; 11] = [
+const COUNTERS: [&str; 12] = [
     metric::COLD_START,
     metric::EVENTS_RELAYED,
+    metric::TRANSACTION_CONFLICTS,
     metric::ORDERS_PLACED,
     metric::IDEMPOTENT_REPLAYS,
     metric::ORDERS_REJECTED,

@@ -135,6 +135,9 @@ pub enum Applied {
     StaleVersion,
     /// A reservation would take this product's stock below zero; nothing was written.
     OutOfStock(ProductId),
+    /// Another transaction was writing one of the items at the same moment (DynamoDB's
+    /// `TransactionConflict`); nothing was written, and trying again shortly can succeed.
+    Contended,
 }
 
 /// Writes of the command side: an order's state and its stock move together, atomically.

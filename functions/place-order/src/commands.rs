@@ -79,6 +79,11 @@ impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
                     "the order changed while this request was being handled; read it again".into(),
                 ));
             }
+            Applied::Contended => {
+                return Err(OrderError::Unavailable(
+                    "a concurrent transaction was writing the same stock; retry".into(),
+                ));
+            }
             Applied::OutOfStock(product) => {
                 return Err(OrderError::Unexpected(
                     format!("releasing stock of {product} reported out of stock").into(),

@@ -22,6 +22,12 @@ const CONCURRENT_ORDERS: usize = 8;
 /// How often a change is retried in-process after losing a race for the same order.
 const STALE_RETRIES: usize = 3;
 
+/// How often a transaction that met a concurrent one on the same items (a popular product's
+/// stock) is tried again in-process, waiting 50, 100, 200, 400 ms, before the record is
+/// handed back to Lambda: redelivering the whole batch for a moment's contention would
+/// redo every other order's work too.
+const CONTENDED_RETRIES: u32 = 4;
+
 pub struct OrderProcessor<C, K, D> {
     pub commands: C,
     pub catalog: K,
@@ -198,20 +204,22 @@ where
         for _ in 0..STALE_RETRIES {
             let now = self.clock.now();
             let (next, stock) = self.decide(&placed, now).await?;
-            let applied = match self.commands.apply(&next, &stock).await? {
+            let applied = match self.apply(&next, &stock).await? {
                 Applied::OutOfStock(product) => {
                     // Another order took the last units between our check and our write.
                     info!(%product, "stock ran out during reservation");
                     let failed = placed
                         .fail(FailureReason::OutOfStock, now)
                         .map_err(|e| OrderError::Unexpected(e.into()))?;
-                    match self.commands.apply(&failed, &StockChange::None).await? {
+                    match self.apply(&failed, &StockChange::None).await? {
                         Applied::Done => Some(failed),
                         _ => None,
                     }
                 }
                 Applied::Done => Some(next),
-                Applied::StaleVersion => None,
+                // (`apply` turns lasting contention into an error; were it to come back here,
+                // the order is re-read and the change tried again like a lost race.)
+                Applied::StaleVersion | Applied::Contended => None,
             };
             if let Some(order) = applied {
                 // The stored version is the outcome: the relay publishes its event from the
@@ -252,6 +260,28 @@ where
         ))
     }
 
+    /// Applies a change, trying again with backoff while concurrent transactions on the
+    /// same items refuse it.
+    async fn apply(&self, next: &Order, stock: &StockChange) -> Result<Applied, OrderError> {
+        for attempt in 0..=CONTENDED_RETRIES {
+            match self.commands.apply(next, stock).await? {
+                Applied::Contended if attempt < CONTENDED_RETRIES => {
+                    metrics::counter!(metric::TRANSACTION_CONFLICTS).increment(1);
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                Applied::Contended => break,
+                applied => return Ok(applied),
+            }
+        }
+        Err(OrderError::Unavailable(
+            format!(
+                "order {}: concurrent transactions kept conflicting on its items",
+                next.order_id
+            )
+            .into(),
+        ))
+    }
+
     /// The order's next state from the catalog as it is now.
     async fn decide(
         &self,
@@ -285,5 +315,159 @@ where
                 StockChange::Reserve(StockChange::lines(placed)),
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::kinesis::KinesisEvent;
+    use base64::Engine as _;
+    use orders_core::memory::{FixedClock, MemoryCatalog, MemoryCommands};
+    use orders_core::order::NewLineItem;
+    use orders_core::{
+        Currency, CustomerId, Money, OrderId, PlaceOrder, Product, ProductId, Quantity, Timestamp,
+    };
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The command side, refusing the first `refusals` changes as a concurrent transaction
+    /// on the same items would (TransactionConflict).
+    struct Contending {
+        inner: MemoryCommands,
+        refusals: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl OrderCommands for Contending {
+        async fn load(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+            self.inner.load(id).await
+        }
+
+        async fn apply(&self, next: &Order, stock: &StockChange) -> Result<Applied, OrderError> {
+            let refused = self
+                .refusals
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if refused {
+                return Ok(Applied::Contended);
+            }
+            self.inner.apply(next, stock).await
+        }
+    }
+
+    struct NoDeadLetters;
+
+    #[async_trait::async_trait]
+    impl DeadLetterQueue for NoDeadLetters {
+        async fn send(&self, letter: &DeadLetter) -> Result<(), OrderError> {
+            panic!("nothing here is poison: {letter:?}")
+        }
+    }
+
+    async fn setup(
+        refusals: u32,
+    ) -> (
+        OrderProcessor<Contending, MemoryCatalog, NoDeadLetters>,
+        Order,
+        KinesisEvent,
+    ) {
+        let now = Timestamp::parse("2026-12-07T10:00:00Z").unwrap();
+        let commands = MemoryCommands::default();
+        commands
+            .catalog
+            .put(&Product {
+                product_id: ProductId::parse("sku-hot").unwrap(),
+                name: "Hot".into(),
+                price: Money::from_minor(100).unwrap(),
+                stock: 10,
+                version: 1,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+        let command = PlaceOrder {
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            items: vec![NewLineItem {
+                product_id: ProductId::parse("sku-hot").unwrap(),
+                quantity: Quantity::new(2).unwrap(),
+                unit_price: Money::from_minor(100).unwrap(),
+            }],
+        };
+        let placed = Order::place(OrderId::new(ulid::Ulid::new()), &command, now);
+        use orders_core::ports::OrderStore as _;
+        commands.store.create(&placed).await.unwrap();
+        let data = EventEnvelope::new(orders_core::OrderEvent::OrderPlaced {
+            order: placed.clone(),
+        })
+        .to_json();
+        let event: KinesisEvent = serde_json::from_value(serde_json::json!({"Records": [{
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": placed.order_id.to_string(),
+                "sequenceNumber": "49590338271490256608559692538361571095921575989136588898",
+                "data": base64::engine::general_purpose::STANDARD.encode(data),
+                "approximateArrivalTimestamp": 1_795_305_314.123
+            },
+            "eventSource": "aws:kinesis",
+            "eventID": "shardId-000000000000:49590338271490256608559692538361571095921575989136588898",
+            "eventName": "aws:kinesis:record",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders-order-events"
+        }]}))
+        .unwrap();
+        let processor = OrderProcessor {
+            commands: Contending {
+                inner: commands.clone(),
+                refusals: AtomicU32::new(refusals),
+            },
+            catalog: commands.catalog.clone(),
+            dead_letters: NoDeadLetters,
+            clock: Arc::new(FixedClock(now)),
+            function_name: "process-order".into(),
+        };
+        (processor, placed, event)
+    }
+
+    #[tokio::test]
+    async fn a_moment_of_contention_is_waited_out_without_handing_the_batch_back() {
+        let (processor, placed, event) = setup(CONTENDED_RETRIES).await;
+        let response = processor.handle(event).await;
+        assert!(response.batch_item_failures.is_empty());
+        let stored = processor
+            .commands
+            .load(&placed.order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((stored.status, stored.version), (OrderStatus::Processed, 2));
+        let stock = processor
+            .catalog
+            .get(&ProductId::parse("sku-hot").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .stock;
+        assert_eq!(stock, 8, "reserved once");
+    }
+
+    #[tokio::test]
+    async fn lasting_contention_hands_the_record_back_having_written_nothing() {
+        let (processor, placed, event) = setup(100).await;
+        let sequence = event.records[0].kinesis.sequence_number.clone();
+        let response = processor.handle(event).await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect();
+        assert_eq!(failed, vec![sequence]);
+        let stored = processor
+            .commands
+            .load(&placed.order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, OrderStatus::Pending);
     }
 }

@@ -178,8 +178,14 @@ impl OrderCommands for DynamoOrderCommands {
                     if let Some(i) = (0..lines.len()).find(|i| failed(i + 1)) {
                         return Ok(Applied::OutOfStock(lines[i].0.clone()));
                     }
-                    // TransactionConflict (a concurrent write to one of the items) and the
-                    // like: nothing was written, a retry can succeed.
+                    if reasons
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"))
+                    {
+                        return Ok(Applied::Contended);
+                    }
+                    // Throttling inside the transaction and the like: nothing was written, a
+                    // retry can succeed.
                     return Err(OrderError::Unavailable(Box::new(err)));
                 }
                 Err(classify(err))
