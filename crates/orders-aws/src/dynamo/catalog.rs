@@ -31,6 +31,10 @@ fn product_from_item(item: Item) -> Result<Product, OrderError> {
     serde_dynamo::from_item(item).map_err(|e| corrupt("reading a product item", e))
 }
 
+fn product_item(product: &Product) -> Result<Item, OrderError> {
+    serde_dynamo::to_item(product).map_err(|e| corrupt("serialising a product", e))
+}
+
 fn key(id: &ProductId) -> Item {
     Item::from([("productId".to_owned(), AttributeValue::S(id.to_string()))])
 }
@@ -38,13 +42,11 @@ fn key(id: &ProductId) -> Item {
 #[async_trait]
 impl Catalog for DynamoCatalog {
     async fn put(&self, product: &Product) -> Result<bool, OrderError> {
-        let item: Item =
-            serde_dynamo::to_item(product).map_err(|e| corrupt("serialising a product", e))?;
         let output = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(product_item(product)?))
             .return_values(ReturnValue::AllOld)
             .send()
             .await
@@ -53,13 +55,11 @@ impl Catalog for DynamoCatalog {
     }
 
     async fn create(&self, product: &Product) -> Result<CatalogWrite, OrderError> {
-        let item: Item =
-            serde_dynamo::to_item(product).map_err(|e| corrupt("serialising a product", e))?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(product_item(product)?))
             .condition_expression("attribute_not_exists(productId)")
             .send()
             .await;
