@@ -138,8 +138,20 @@ PY
   logged "$log" terraform -chdir="$dir" init -backend=false -input=false -no-color
   say "terraform apply infra/envs/aws -> fresh emulator on :$PORT"
   # -state: the AWS root's local backend would otherwise write terraform.tfstate into the tree.
-  logged "$log" terraform -chdir="$dir" apply -auto-approve -input=false -no-color \
-    -state="$state" "${vars[@]}"
+  if ! terraform -chdir="$dir" apply -auto-approve -input=false -no-color \
+      -state="$state" "${vars[@]}" >>"$log" 2>&1; then
+    # Once in CI, on a starved machine, the emulator answered one CreateFunction after the
+    # provider had given up; its retry then met "Function already exist". That says nothing
+    # about the configuration: once more, from nothing, and a second failure is real.
+    mv "$log" "$log.first"
+    tail -n 5 "$log.first" >&2
+    say "apply failed (log: $log.first); once more on a fresh emulator"
+    EMULATOR_PORT="$PORT" AWS_ENDPOINT_URL= "$ROOT/scripts/emulator.sh" stop >/dev/null 2>&1 || true
+    rm -f "$state" "$state.backup"
+    EMULATOR_PORT="$PORT" AWS_ENDPOINT_URL= "$ROOT/scripts/emulator.sh" start
+    logged "$log" terraform -chdir="$dir" apply -auto-approve -input=false -no-color \
+      -state="$state" "${vars[@]}"
+  fi
   grep -E '^Apply complete!' "$log" >&2
   say "terraform destroy"
   logged "$log" terraform -chdir="$dir" destroy -auto-approve -input=false -no-color \

@@ -40,6 +40,7 @@ cleanup() {
     kill -TERM "$runner_pid" 2>/dev/null || true
     wait "$runner_pid" 2>/dev/null || true
   fi
+  scripts/fault-proxy.sh stop >/dev/null 2>&1 || true
   if [ "$started_emulator" = 1 ]; then scripts/emulator.sh stop >/dev/null 2>&1 || true; fi
   exit "$status"
 }
@@ -69,32 +70,55 @@ case "$MODE" in
     wait "$runner_pid"
     ;;
   test)
-    "${runner[@]}" >"$LOCAL/runner.log" 2>&1 &
-    runner_pid=$!
-    for _ in $(seq 1 120); do
-      curl -s -o /dev/null --max-time 2 "http://$LISTEN/health" && break
-      kill -0 "$runner_pid" 2>/dev/null || { tail -n 40 "$LOCAL/runner.log" >&2; die "local-runner exited"; }
-      sleep 0.5
-    done
+    # The runner, optionally with its functions' AWS calls sent through the fault proxy.
+    start_runner() {
+      "${runner[@]}" "$@" >>"$LOCAL/runner.log" 2>&1 &
+      runner_pid=$!
+      for _ in $(seq 1 120); do
+        curl -s -o /dev/null --max-time 2 "http://$LISTEN/health" && return 0
+        kill -0 "$runner_pid" 2>/dev/null || { tail -n 40 "$LOCAL/runner.log" >&2; die "local-runner exited"; }
+        sleep 0.5
+      done
+      die "local-runner did not answer on $LISTEN"
+    }
+    stop_runner() {
+      kill -TERM "$runner_pid" 2>/dev/null || true
+      wait "$runner_pid" 2>/dev/null || true
+      runner_pid=""
+    }
+    : >"$LOCAL/runner.log"
+    start_runner
     say "stack up on http://$LISTEN (runner log: .local/runner.log)"
     # The emulator's own patches, against a model (in process; needs the venv emulator.sh made).
     if [ -x "$LOCAL/venv/bin/python" ]; then
       say "emulator patches (scripts/moto_patches)"
       "$LOCAL/venv/bin/python" -m unittest discover -s scripts/moto_patches -p 'test_*.py'
     fi
-    # Fault-injection tests pause the emulator or replay shared queues: they are #[ignore]d
-    # in the main run and run afterwards, one at a time.
+    # Fault-injection tests pause the emulator, inject AWS errors or replay shared queues:
+    # they are #[ignore]d in the main run and run afterwards, one at a time, with the
+    # functions talking to the emulator through the fault proxy (scripts/fault-proxy.sh).
     pidfile="$LOCAL/moto$suffix.pid"
     if [ -f "$pidfile" ]; then export ORDERS_EMULATOR_PID="$(cat "$pidfile")"; fi
     if cargo nextest --version >/dev/null 2>&1; then
-      cargo nextest run --workspace --no-fail-fast --failure-output final
-      say "fault-injection tests (serial)"
-      cargo nextest run --workspace --no-fail-fast --failure-output final --run-ignored only --test-threads 1
+      main_tests=(cargo nextest run --workspace --no-fail-fast --failure-output final)
+      serial_tests=(cargo nextest run --workspace --no-fail-fast --failure-output final --run-ignored only --test-threads 1)
     else
-      cargo test --workspace --no-fail-fast
-      cargo test --workspace --no-fail-fast -- --ignored --test-threads 1
+      main_tests=(cargo test --workspace --no-fail-fast)
+      serial_tests=(cargo test --workspace --no-fail-fast -- --ignored --test-threads 1)
     fi
-    say "browser test (headless Chromium)"; scripts/browser-test.sh
+    status=0
+    "${main_tests[@]}" || status=$?
+    say "fault-injection tests (serial, functions behind the fault proxy)"
+    scripts/fault-proxy.sh start
+    export ORDERS_FAULT_PROXY="$(scripts/fault-proxy.sh url)"
+    stop_runner
+    start_runner --functions-endpoint "$ORDERS_FAULT_PROXY"
+    "${serial_tests[@]}" || status=$?
+    stop_runner
+    scripts/fault-proxy.sh stop
+    start_runner
+    say "browser test (headless Chromium)"; scripts/browser-test.sh || status=$?
+    exit "$status"
     ;;
   *) die "usage: $0 run|test" ;;
 esac

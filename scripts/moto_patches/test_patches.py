@@ -24,9 +24,9 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from moto_patches import fast_paths, gsi_index, kinesis_shards, no_lambda_invoke, route_keys, serialise, streams, transactions  # noqa: E402
+from moto_patches import fast_paths, gsi_index, kinesis_shards, limits, no_lambda_invoke, route_keys, serialise, streams, transactions  # noqa: E402
 
-for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys, streams):
+for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys, streams, limits):
     patch.install()
 
 SHARDS = 4
@@ -337,6 +337,31 @@ class UpdateExpressionsStillValidated(unittest.TestCase):
                            ExpressionAttributeNames=names, ExpressionAttributeValues={":one": {"N": "1"}})
         stored = client.get_item(TableName="orders", Key=key)["Item"]
         self.assertEqual([stored[f"count{j}"]["N"] for j in range(12)], ["2"] * 12)
+
+
+class ExpressionsOverFourKilobytesRefused(unittest.TestCase):
+    @mock_aws
+    def test_a_long_update_expression_is_refused_and_changes_nothing(self):
+        client = boto3.client("dynamodb")
+        create_table(client)
+        key = {"orderId": {"S": "01JLIM"}}
+        client.put_item(TableName="orders", Item=item("01JLIM", "c-1", "PENDING", 1))
+
+        def add(n):
+            clauses = ", ".join(f"#a{j} :v{j}" for j in range(n))
+            client.update_item(
+                TableName="orders", Key=key, UpdateExpression=f"ADD {clauses}",
+                ExpressionAttributeNames={f"#a{j}": f"u#{j}" for j in range(n)},
+                ExpressionAttributeValues={f":v{j}": {"N": "1"} for j in range(n)})
+
+        add(297)  # 3.9 KB: what the aggregate may send at most
+        with self.assertRaises(client.exceptions.ClientError) as raised:
+            add(400)
+        self.assertEqual(raised.exception.response["Error"]["Code"], "ValidationException")
+        self.assertIn("Expression size has exceeded", raised.exception.response["Error"]["Message"])
+        stored = client.get_item(TableName="orders", Key=key)["Item"]
+        self.assertEqual(stored["u#0"]["N"], "1")
+        self.assertNotIn("u#350", stored)
 
 
 class RouteKeysUnique(unittest.TestCase):

@@ -3,6 +3,7 @@
 //! and stream in the emulator. `make test` brings the stack up before running this.
 
 mod analytics;
+mod faults;
 mod openapi;
 mod pipeline;
 mod reports;

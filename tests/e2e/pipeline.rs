@@ -60,7 +60,7 @@ async fn add_stock(id: &str, units: i64) {
     );
 }
 
-async fn stock(id: &str) -> i64 {
+pub(crate) async fn stock(id: &str) -> i64 {
     let product = get_json(&format!("{}/products/{id}", api())).await;
     product["stock"].as_i64().expect("stock")
 }
@@ -108,7 +108,7 @@ pub async fn get_json(url: &str) -> Value {
 }
 
 /// Every order of `customer`, all pages.
-async fn orders_of(customer: &str) -> Vec<Value> {
+pub(crate) async fn orders_of(customer: &str) -> Vec<Value> {
     let mut orders = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -126,7 +126,7 @@ async fn orders_of(customer: &str) -> Vec<Value> {
 }
 
 /// Waits until none of the customers' orders is still `PENDING`.
-async fn wait_until_processed(customers: &[String], timeout: Duration) {
+pub(crate) async fn wait_until_processed(customers: &[String], timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let mut pending = 0;

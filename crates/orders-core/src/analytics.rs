@@ -14,12 +14,15 @@
 //! - `totals` — the counters;
 //! - `products#NN` — per-product counters for the products hashed to shard `NN`, so no
 //!   item grows with the whole catalog (a write costs one unit per KB of the item);
-//! - `customers#NN` — the bucket's customer ids hashed to shard `NN`, as a string set.
-//!   Adding to a set is idempotent, so these need no deduplication.
+//! - `customers#NN` — the bucket's customers hashed to shard `NN`: a string set of ids up
+//!   to 64, a 256-byte HyperLogLog sketch beyond ([`crate::distinct`]). Both merge
+//!   idempotently, so these need no deduplication, and neither grows with the ids sent.
 
+use crate::distinct::{self, Distinct, ShardSet};
 use crate::event::{EventEnvelope, OrderEvent};
 use crate::ids::{CustomerId, ProductId};
 use crate::order::{Order, OrderStatus};
+use crate::shard::shard_of;
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -28,9 +31,11 @@ use std::fmt;
 /// products, so 16 shards keep items under a write unit for catalogs of ~400 products
 /// active per bucket; larger catalogs pay proportionally more per write, never more writes.
 pub const PRODUCT_SHARDS: u32 = 16;
-/// Customer-set shards per bucket: 10,000 distinct customers a day is ~120 KB of ids;
-/// 64 shards keep each set near 2 KB.
-pub const CUSTOMER_SHARDS: u32 = 64;
+
+/// Counters one write may change. DynamoDB refuses an update expression over 4 KB or with
+/// more than 300 operations; 297 `ADD #aN :vN` clauses plus the watermark's `SET` stay under
+/// both, and one order (at most 99 lines, three counters each) always fits in one write.
+pub const MAX_COUNTERS_PER_WRITE: usize = 3 * crate::validation::MAX_ITEMS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Granularity {
@@ -320,7 +325,7 @@ impl ItemDelta {
 pub struct BucketView {
     pub totals: Totals,
     pub products: BTreeMap<ProductId, ProductTotals>,
-    pub customers: BTreeSet<CustomerId>,
+    pub customers: Distinct,
 }
 
 impl BucketView {
@@ -361,16 +366,6 @@ pub fn position(shard: &str, sequence_number: &str) -> String {
     format!("{shard}/{}", crate::sequence::pad(sequence_number))
 }
 
-/// FNV-1a: stable across processes and releases, unlike `std`'s seeded hasher.
-pub fn shard_of(key: &str, shards: u32) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in key.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash % shards
-}
-
 /// Collapses effects into one delta per counter item and one id set per customer shard.
 /// The number of writes a batch needs is the number of keys here — bounded by buckets ×
 /// shards touched, not by the number of records.
@@ -403,7 +398,7 @@ impl Fold {
                     .add(delta);
             }
             if let Some(customer) = &effect.customer {
-                let shard = shard_of(customer.as_str(), CUSTOMER_SHARDS);
+                let shard = shard_of(customer.as_str(), distinct::SHARDS);
                 self.customers
                     .entry((bucket, shard))
                     .or_default()
@@ -450,11 +445,11 @@ impl Fold {
                 view.add_counter(&name, value);
             }
         }
-        for ((bucket, _), ids) in &self.customers {
+        for ((bucket, shard), ids) in &self.customers {
             out.entry(*bucket)
                 .or_default()
                 .customers
-                .extend(ids.iter().cloned());
+                .add_shard(*shard, &ShardSet::Exact(ids.clone()));
         }
         out
     }
@@ -471,9 +466,10 @@ impl Fold {
                 view.add_counter(&name, value);
             }
         }
-        for ((b, _), ids) in &self.customers {
+        for ((b, shard), ids) in &self.customers {
             if b == bucket {
-                view.customers.extend(ids.iter().cloned());
+                view.customers
+                    .add_shard(*shard, &ShardSet::Exact(ids.clone()));
             }
         }
         view

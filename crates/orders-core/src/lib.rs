@@ -22,6 +22,7 @@
 //! Nothing here depends on an AWS crate: the compiler keeps the domain free of SDK types.
 
 pub mod analytics;
+pub mod distinct;
 pub mod error;
 pub mod event;
 pub mod idempotency;
@@ -34,6 +35,7 @@ pub mod ports;
 pub mod product;
 pub mod report;
 pub mod sequence;
+pub mod shard;
 pub mod time;
 pub mod validation;
 

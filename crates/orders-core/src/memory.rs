@@ -617,7 +617,7 @@ impl crate::ports::AnalyticsReader for MemoryAnalytics {
     async fn customers(
         &self,
         buckets: &[crate::analytics::Bucket],
-    ) -> Result<Vec<std::collections::BTreeSet<crate::ids::CustomerId>>, OrderError> {
+    ) -> Result<Vec<crate::distinct::Distinct>, OrderError> {
         let fold = lock(&self.fold);
         Ok(buckets.iter().map(|b| fold.view(b).customers).collect())
     }

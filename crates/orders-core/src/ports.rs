@@ -264,7 +264,8 @@ pub trait AnalyticsStore: Send + Sync {
         delta: &crate::analytics::ItemDelta,
     ) -> Result<bool, OrderError>;
 
-    /// Adds customers to a bucket's set (idempotent: a set ignores repeats).
+    /// Adds customers to one shard of a bucket's distinct customers, kept in its bounded
+    /// form ([`crate::distinct::ShardSet::bounded_union`]); idempotent: repeats change nothing.
     async fn add_customers(
         &self,
         bucket: &crate::analytics::Bucket,
@@ -297,5 +298,5 @@ pub trait AnalyticsReader: Send + Sync {
     async fn customers(
         &self,
         buckets: &[crate::analytics::Bucket],
-    ) -> Result<Vec<std::collections::BTreeSet<crate::ids::CustomerId>>, OrderError>;
+    ) -> Result<Vec<crate::distinct::Distinct>, OrderError>;
 }

@@ -16,6 +16,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use orders_core::analytics::{Bucket, CounterItem, Effect, Fold, Granularity, ItemDelta};
+use orders_core::distinct::{EXACT_LIMIT, Registers, ShardSet};
 use orders_core::memory::FixedClock;
 use orders_core::order::NewLineItem;
 use orders_core::ports::{AnalyticsStore, CountersApplied, DeadLetter, DeadLetterQueue};
@@ -34,6 +35,7 @@ enum Value {
     Number(i64),
     Text(String),
     TextSet(BTreeSet<String>),
+    Bytes(Vec<u8>),
 }
 
 impl Value {
@@ -43,6 +45,7 @@ impl Value {
             Value::Number(n) => n.unsigned_abs().to_string().len().div_ceil(2) + 1,
             Value::Text(s) => s.len(),
             Value::TextSet(set) => set.iter().map(String::len).sum(),
+            Value::Bytes(bytes) => bytes.len(),
         }
     }
 }
@@ -184,9 +187,41 @@ impl AnalyticsStore for Ours {
         customers: &BTreeSet<CustomerId>,
     ) -> Result<(), OrderError> {
         let mut billing = self.0.lock().unwrap();
-        billing.write(&format!("{bucket}/customers#{shard:02}"), |i| {
-            add_customers(i, customers.iter().map(|c| c.to_string()))
-        });
+        let key = format!("{bucket}/customers#{shard:02}");
+        let before = match billing.items.get(&key).and_then(|i| i.get("customers")) {
+            Some(Value::TextSet(ids)) => ShardSet::Exact(
+                ids.iter()
+                    .map(|id| CustomerId::parse(id).unwrap())
+                    .collect(),
+            ),
+            Some(Value::Bytes(bytes)) => ShardSet::Sketch(Registers::from_bytes(bytes).unwrap()),
+            _ => ShardSet::default(),
+        };
+        let after = before.bounded_union(customers);
+        // The adapter's requests: one ADD while an exact set has room for the batch's ids;
+        // else a rewrite in the bounded form, after a refused ADD if the set was exact.
+        if let ShardSet::Exact(ids) = &before
+            && customers.len() <= EXACT_LIMIT
+        {
+            if ids.len() + customers.len() <= EXACT_LIMIT {
+                billing.write(&key, |i| {
+                    add_customers(i, customers.iter().map(|c| c.to_string()))
+                });
+                return Ok(());
+            }
+            billing.write(&key, |_| {});
+        }
+        if after != before {
+            billing.write(&key, |i| {
+                let value = match &after {
+                    ShardSet::Exact(ids) => {
+                        Value::TextSet(ids.iter().map(|c| c.to_string()).collect())
+                    }
+                    ShardSet::Sketch(r) => Value::Bytes(r.as_bytes().to_vec()),
+                };
+                i.insert("customers".into(), value);
+            });
+        }
         Ok(())
     }
 }

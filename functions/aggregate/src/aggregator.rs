@@ -5,12 +5,14 @@ use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use futures::stream::{self, StreamExt};
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::telemetry::metric;
-use orders_core::analytics::{CounterItem, Effect, Fold, ItemDelta, position};
+use orders_core::analytics::{
+    CounterItem, Effect, Fold, ItemDelta, MAX_COUNTERS_PER_WRITE, position,
+};
 use orders_core::ports::{AnalyticsStore, Clock, CountersApplied, DeadLetter, DeadLetterQueue};
 use orders_core::sequence;
 use orders_core::{EventEnvelope, EventId, OrderError, OrderId};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tracing::{info, warn};
 
@@ -35,6 +37,33 @@ struct Contribution {
     shard: String,
     sequence: String,
     effect: Effect,
+}
+
+/// Why a write did not land.
+enum WriteFailure {
+    /// Worth another attempt: redeliver from this record (the item's first in the batch).
+    Retry(String),
+    /// The store refused the write as sent (a limit, a bug): the records that touched it.
+    Refused {
+        sequences: Vec<String>,
+        error: String,
+    },
+}
+
+impl WriteFailure {
+    /// One rule for every write: [`OrderError::is_retryable`].
+    fn of(err: OrderError, sequences: Vec<String>, item: &str) -> Self {
+        if err.is_retryable() {
+            warn!(error = %err, item, "write failed; will retry");
+            WriteFailure::Retry(sequences.into_iter().next().unwrap_or_default())
+        } else {
+            warn!(error = %err, detail = ?err, item, "write refused; dead-lettering its records");
+            WriteFailure::Refused {
+                sequences,
+                error: format!("{item}: {err}"),
+            }
+        }
+    }
 }
 
 /// The lowest sequence number that must be retried, if any.
@@ -171,27 +200,24 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
 
         // 4. Write counters and customer sets.
         let writes = by_item.len() + fold.customers.len();
-        let failed: Vec<String> = stream::iter(by_item.iter())
+        let counter_failures: Vec<WriteFailure> = stream::iter(by_item.iter())
             .map(|((shard, item), indexes)| self.write_item(shard, item, indexes, &contributions))
             .buffer_unordered(CONCURRENT_WRITES)
             .filter_map(|r| async move { r.err() })
             .collect()
             .await;
-        for sequence in failed {
-            retry.at(&sequence);
-        }
-        let customer_failures: Vec<String> = stream::iter(fold.customers.iter())
+        let customer_failures: Vec<WriteFailure> = stream::iter(fold.customers.iter())
             .map(|((bucket, shard), ids)| {
-                let first = contributions
+                let sequences: Vec<String> = contributions
                     .iter()
-                    .find(|c| {
+                    .filter(|c| {
                         c.effect
                             .customer
                             .as_ref()
                             .is_some_and(|id| ids.contains(id))
                     })
                     .map(|c| c.sequence.clone())
-                    .unwrap_or_default();
+                    .collect();
                 async move {
                     match self.store.add_customers(bucket, *shard, ids).await {
                         Ok(()) => {
@@ -199,10 +225,11 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
                                 .increment(1);
                             Ok(())
                         }
-                        Err(err) => {
-                            warn!(error = %err, %bucket, "customer set write failed; will retry");
-                            Err(first)
-                        }
+                        Err(err) => Err(WriteFailure::of(
+                            err,
+                            sequences,
+                            &format!("{bucket}/customers#{shard:02}"),
+                        )),
                     }
                 }
             })
@@ -210,8 +237,47 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
             .filter_map(|r| async move { r.err() })
             .collect()
             .await;
-        for sequence in customer_failures {
-            retry.at(&sequence);
+        let mut refused: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for failure in counter_failures.into_iter().chain(customer_failures) {
+            match failure {
+                WriteFailure::Retry(sequence) => retry.at(&sequence),
+                WriteFailure::Refused { sequences, error } => {
+                    for sequence in sequences {
+                        refused.entry(sequence).or_default().push(error.clone());
+                    }
+                }
+            }
+        }
+
+        // 5. What the store refused can never be written as sent: retrying would stop the
+        //    shard forever. Those records go to the DLQ (the alarm fires; the repair is a
+        //    rebuild of their buckets) and the shard moves on. Records that come again
+        //    anyway (after the retry point) are left to that attempt.
+        let raw: BTreeMap<&str, &KinesisEventRecord> = records
+            .iter()
+            .map(|r| (r.kinesis.sequence_number.as_str(), r))
+            .collect();
+        for (sequence, errors) in refused {
+            let Some(record) = raw
+                .get(sequence.as_str())
+                .filter(|_| retry.before(&sequence))
+            else {
+                continue;
+            };
+            let error = format!(
+                "{}; repair with orders-admin rebuild-aggregates over the order's day",
+                errors.join("; ")
+            );
+            match self.dead_letter(record, "unwritable", error).await {
+                Ok(()) => {
+                    metrics::counter!(metric::DEAD_LETTERED).increment(1);
+                    dead_lettered += 1;
+                }
+                Err(e) => {
+                    warn!(error = %e, %sequence, "dead-lettering failed; will retry");
+                    retry.at(&sequence);
+                }
+            }
         }
 
         metrics::histogram!(metric::BATCH_SIZE).record(records.len() as f64);
@@ -236,25 +302,22 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         response
     }
 
-    /// Writes one counter item; on failure returns the sequence number to retry from (the
-    /// item's first record in this batch).
+    /// Writes one counter item.
     async fn write_item(
         &self,
         shard: &str,
         item: &CounterItem,
         indexes: &[usize],
         all: &[Contribution],
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteFailure> {
         let records: Vec<&Contribution> = indexes.iter().map(|&i| &all[i]).collect();
-        let first = records
-            .first()
-            .map(|c| c.sequence.clone())
-            .unwrap_or_default();
-        let result = self.try_write_item(shard, item, &records).await;
-        result.map_err(|err| {
-            warn!(error = %err, detail = ?err, item = ?item, "counter write failed; will retry");
-            first
-        })
+        self.try_write_item(shard, item, &records)
+            .await
+            .map_err(|err| {
+                let sequences = records.iter().map(|c| c.sequence.clone()).collect();
+                let name = format!("{}/{}", item.bucket(), item.sort_key());
+                WriteFailure::of(err, sequences, &name)
+            })
     }
 
     async fn try_write_item(
@@ -263,10 +326,30 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         item: &CounterItem,
         records: &[&Contribution],
     ) -> Result<(), OrderError> {
+        let delta = delta_for(item, records.iter().copied());
+        if delta.attributes().len() <= MAX_COUNTERS_PER_WRITE {
+            return self.write_run(shard, item, records, delta).await;
+        }
+        // Too many counters for one update expression: consecutive runs of records, each
+        // its own conditional write. The watermark makes each run exactly-once on its own.
+        for run in runs(item, records) {
+            let delta = delta_for(item, run.iter().copied());
+            self.write_run(shard, item, &run, delta).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `delta`, the change `records` make to `item`, unless the item has seen them.
+    async fn write_run(
+        &self,
+        shard: &str,
+        item: &CounterItem,
+        records: &[&Contribution],
+        delta: ItemDelta,
+    ) -> Result<(), OrderError> {
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return Ok(());
         };
-        let delta = delta_for(item, records.iter().copied());
         match self
             .store
             .add_counters(item, shard, &first.sequence, &last.sequence, &delta)
@@ -336,6 +419,30 @@ fn delta_for<'a>(item: &CounterItem, records: impl Iterator<Item = &'a Contribut
         fold.add(&contribution.effect);
     }
     fold.counters.remove(item).unwrap_or_default()
+}
+
+/// Consecutive runs of `records` whose changes to `item` fit one write each (a record alone
+/// always does: see [`MAX_COUNTERS_PER_WRITE`]).
+fn runs<'a>(item: &CounterItem, records: &[&'a Contribution]) -> Vec<Vec<&'a Contribution>> {
+    let mut out: Vec<Vec<&Contribution>> = Vec::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for &record in records {
+        let mine: Vec<String> = delta_for(item, std::iter::once(record))
+            .attributes()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        let added = mine.iter().filter(|n| !names.contains(*n)).count();
+        match out.last_mut() {
+            Some(run) if names.len() + added <= MAX_COUNTERS_PER_WRITE => run.push(record),
+            _ => {
+                out.push(vec![record]);
+                names.clear();
+            }
+        }
+        names.extend(mine);
+    }
+    out
 }
 
 /// The shard a Kinesis record came from: the `eventID` is `shardId-…:sequence`.

@@ -5,12 +5,18 @@
 use aggregate::Aggregator;
 use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use orders_aws::{DynamoAnalytics, SqsDeadLetterQueue};
-use orders_core::analytics::{Bucket, CounterItem, Effect, Fold, Granularity, ItemDelta};
+use orders_aws::{DynamoAnalytics, DynamoAnalyticsReader, SqsDeadLetterQueue};
+use orders_core::analytics::{
+    Bucket, CounterItem, Effect, Fold, Granularity, ItemDelta, PRODUCT_SHARDS,
+};
+use orders_core::distinct::{self, Registers};
 use orders_core::order::NewLineItem;
+use orders_core::ports::AnalyticsReader;
 use orders_core::ports::{AnalyticsStore, CountersApplied, SystemClock};
+use orders_core::shard::shard_of;
 use orders_core::{
     Currency, CustomerId, EventEnvelope, EventId, FailureReason, Money, Order, OrderError,
     OrderEvent, OrderId, OrderStatus, PlaceOrder, ProductId, Quantity, Timestamp,
@@ -18,14 +24,16 @@ use orders_core::{
 use orders_tests::Emulator;
 use orders_tests::RecordedMetrics;
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The real adapter, failing one chosen write (counting from 1) with throttling.
+/// The real adapter, failing one chosen write (counting from 1) with throttling, and
+/// refusing another as DynamoDB refuses a write that can never succeed.
 struct FlakyAnalytics {
     inner: DynamoAnalytics,
     fail_write: AtomicUsize,
+    refuse_write: AtomicUsize,
     writes: AtomicUsize,
 }
 
@@ -35,6 +43,12 @@ impl FlakyAnalytics {
         if n == self.fail_write.load(Ordering::SeqCst) {
             return Err(OrderError::Throttled(
                 "injected: ProvisionedThroughputExceededException".into(),
+            ));
+        }
+        if n == self.refuse_write.load(Ordering::SeqCst) {
+            return Err(OrderError::Unexpected(
+                "injected: ValidationException: Item size has exceeded the maximum allowed size"
+                    .into(),
             ));
         }
         Ok(())
@@ -90,6 +104,9 @@ impl AnalyticsStore for FlakyAnalytics {
 
 struct Stack {
     aggregator: Aggregator<FlakyAnalytics, SqsDeadLetterQueue>,
+    emulator: Emulator,
+    table: String,
+    dlq: String,
 }
 
 async fn spawn_stack() -> Stack {
@@ -103,13 +120,19 @@ async fn spawn_stack() -> Stack {
         store: FlakyAnalytics {
             inner: DynamoAnalytics::from_sdk(&emulator.sdk, &analytics, &claims, 86_400),
             fail_write: AtomicUsize::new(0),
+            refuse_write: AtomicUsize::new(0),
             writes: AtomicUsize::new(0),
         },
         dead_letters: SqsDeadLetterQueue::from_sdk(&emulator.sdk, &dlq),
         clock: Arc::new(SystemClock),
         function_name: "orders-aggregate".into(),
     };
-    Stack { aggregator }
+    Stack {
+        aggregator,
+        emulator,
+        table: analytics,
+        dlq,
+    }
 }
 
 struct Record {
@@ -341,4 +364,258 @@ async fn metrics_count_a_failed_write_as_one_batch_item_failure() {
         taken.get("AggregateWrites{kind=counter}").is_none(),
         "the claim failed, so nothing was counted: {taken:#}"
     );
+}
+
+/// `n` ids that all hash to `shard` of `shards`: anyone can find such ids (the hash is public).
+fn ids_on_shard(shard: u32, shards: u32, n: usize, prefix: &str) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .filter(|s| shard_of(s, shards) == shard)
+        .take(n)
+        .collect()
+}
+
+/// An item's size by DynamoDB's rules: attribute names plus values.
+fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+                    other => panic!("unexpected attribute {other:?}"),
+                }
+        })
+        .sum()
+}
+
+impl Stack {
+    async fn raw_item(&self, pk: &str) -> HashMap<String, AttributeValue> {
+        self.emulator
+            .dynamodb()
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_default()
+    }
+
+    /// Adds ids to a customer shard the way the aggregate does: retried until it lands.
+    async fn add_customers(&self, bucket: &Bucket, shard: u32, ids: &[String]) {
+        let ids: BTreeSet<CustomerId> = ids.iter().map(|s| CustomerId::parse(s).unwrap()).collect();
+        for _ in 0..10 {
+            match self
+                .aggregator
+                .store
+                .inner
+                .add_customers(bucket, shard, &ids)
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => assert!(e.is_retryable(), "{e}"),
+            }
+        }
+        panic!("customer shard write kept failing");
+    }
+}
+
+fn registers_of(ids: &[String]) -> Registers {
+    let mut registers = Registers::default();
+    for id in ids {
+        registers.insert(id);
+    }
+    registers
+}
+
+#[tokio::test]
+async fn customer_ids_flooding_one_shard_keep_its_item_small_and_the_count_close() {
+    let stack = spawn_stack().await;
+    let at = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
+    let bucket = Bucket::containing(Granularity::Day, at);
+    // 3,000 ids of shard 7 (as a set of ids that long was ~100 KB and grew without bound),
+    // in batches as the aggregate sends them, then a redelivery of some.
+    let flood = ids_on_shard(7, distinct::SHARDS, 3_000, "flood");
+    for chunk in flood.chunks(50).chain(flood[..500].chunks(250)) {
+        stack.add_customers(&bucket, 7, chunk).await;
+    }
+    let few = ids_on_shard(8, distinct::SHARDS, 40, "few");
+    stack.add_customers(&bucket, 8, &few).await;
+
+    let flooded = stack.raw_item(&format!("{bucket}/customers#07")).await;
+    assert!(!flooded.contains_key("customers"), "{:?}", flooded.keys());
+    assert!(item_size(&flooded) < 1024, "{} bytes", item_size(&flooded));
+    // Exactly the sketch of every id sent: nothing lost on the way from a set to a sketch.
+    assert_eq!(
+        flooded["hll"].as_b().unwrap().as_ref(),
+        registers_of(&flood).as_bytes()
+    );
+    let small = stack.raw_item(&format!("{bucket}/customers#08")).await;
+    assert_eq!(
+        small["customers"].as_ss().unwrap().len(),
+        40,
+        "a small shard stays exact"
+    );
+
+    let reader = DynamoAnalyticsReader::from_sdk(&stack.emulator.sdk, &stack.table);
+    let count = reader.customers(&[bucket]).await.unwrap()[0].count();
+    assert!(count.approximate);
+    let error = (count.value as f64 - 3_040.0).abs() / 3_040.0;
+    // 40 exact plus a one-shard sketch (256 registers: ~6.5 % standard error).
+    assert!(error < 0.2, "{count:?}");
+    let few_only = Bucket::containing(Granularity::Hour, at);
+    stack.add_customers(&few_only, 8, &few).await;
+    let count = reader.customers(&[few_only]).await.unwrap()[0].count();
+    assert_eq!((count.value, count.approximate), (40, false));
+}
+
+#[tokio::test]
+async fn concurrent_writers_of_one_customer_shard_lose_no_id() {
+    let stack = spawn_stack().await;
+    let bucket = Bucket::containing(
+        Granularity::Hour,
+        Timestamp::parse("2026-11-21T10:00:00Z").unwrap(),
+    );
+    // Eight writers at once (eight Kinesis shards' consumers), racing through the change
+    // from an exact set to a sketch.
+    let ids = ids_on_shard(3, distinct::SHARDS, 400, "race");
+    futures::future::join_all(
+        ids.chunks(50)
+            .map(|chunk| stack.add_customers(&bucket, 3, chunk)),
+    )
+    .await;
+    let stored = stack.raw_item(&format!("{bucket}/customers#03")).await;
+    assert_eq!(
+        stored["hll"].as_b().unwrap().as_ref(),
+        registers_of(&ids).as_bytes()
+    );
+}
+
+/// An order of `products` (one unit each) placed at `at` and processed.
+fn processed_order(i: u32, customer: &str, products: &[String], at: Timestamp) -> [Order; 2] {
+    let command = PlaceOrder {
+        customer_id: CustomerId::parse(customer).unwrap(),
+        currency: Currency::parse("USD").unwrap(),
+        items: products
+            .iter()
+            .map(|p| NewLineItem {
+                product_id: ProductId::parse(p).unwrap(),
+                quantity: Quantity::new(1).unwrap(),
+                unit_price: Money::from_minor(250).unwrap(),
+            })
+            .collect(),
+    };
+    let id = OrderId::new(ulid::Ulid::from_parts(
+        at.unix_millis() as u64,
+        u128::from(i),
+    ));
+    let placed = Order::place(id, &command, at);
+    let processed = placed
+        .transition(OrderStatus::Processed, at.plus_seconds(1))
+        .unwrap();
+    [placed, processed]
+}
+
+#[tokio::test]
+async fn hundreds_of_products_of_one_shard_in_one_batch_are_written_in_runs_exactly() {
+    let stack = spawn_stack().await;
+    // 150 orders of two products each, all 300 products hashing to product shard 3: 900
+    // counters for one item, three times what one update expression can carry.
+    let products = ids_on_shard(3, PRODUCT_SHARDS, 300, "sku");
+    let start = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
+    let mut events = Vec::new();
+    for (i, pair) in products.chunks(2).enumerate() {
+        let i = i as u32;
+        let [placed, processed] =
+            processed_order(i, &format!("c-{i}"), pair, start.plus_seconds(i64::from(i)));
+        events.push(EventEnvelope::new(OrderEvent::OrderPlaced {
+            order: placed,
+        }));
+        events.push(EventEnvelope::new(OrderEvent::for_current_state(
+            &processed,
+        )));
+    }
+    let records = records(&events);
+    assert_eq!(stack.deliver(&records).await, None);
+    stack.assert_exact(&events).await;
+    // Redelivered whole and from the middle of a run: still exact.
+    assert_eq!(stack.deliver(&records).await, None);
+    assert_eq!(stack.deliver(&records[137..]).await, None);
+    stack.assert_exact(&events).await;
+}
+
+#[tokio::test]
+async fn a_rebuild_of_big_items_writes_them_in_requests_dynamodb_accepts() {
+    let stack = spawn_stack().await;
+    let store = &stack.aggregator.store.inner;
+    let at = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
+    let bucket = Bucket::containing(Granularity::Day, at);
+    let products = ids_on_shard(5, PRODUCT_SHARDS, 400, "big");
+    let customers = ids_on_shard(9, distinct::SHARDS, 300, "buyer");
+    let mut fold = Fold::default();
+    for (i, product) in products.iter().enumerate() {
+        let i = i as u32;
+        let customer = &customers[i as usize % customers.len()];
+        let [_, processed] = processed_order(i, customer, std::slice::from_ref(product), at);
+        fold.add_order(&processed);
+    }
+    let desired = fold.view(&bucket);
+    assert!(store.replace_bucket(&bucket, &desired).await.unwrap() > 0);
+    let mut want = desired.clone();
+    want.customers = want.customers.bounded();
+    assert_eq!(store.bucket(&bucket).await.unwrap(), want);
+    // Replaced again by a smaller truth: what is gone is removed, in as many requests.
+    let mut smaller = Fold::default();
+    for (i, product) in products.iter().take(10).enumerate() {
+        let [_, processed] = processed_order(i as u32, "c-1", std::slice::from_ref(product), at);
+        smaller.add_order(&processed);
+    }
+    let desired = smaller.view(&bucket);
+    store.replace_bucket(&bucket, &desired).await.unwrap();
+    assert_eq!(store.bucket(&bucket).await.unwrap(), desired);
+}
+
+#[tokio::test]
+async fn a_write_the_store_refuses_dead_letters_its_records_and_the_shard_moves_on() {
+    let stack = spawn_stack().await;
+    let events = history();
+    let records = records(&events);
+    // Write 1 is the first order's claim; one of the counter writes after the claims is
+    // refused (as DynamoDB refuses an item over 400 KB: retrying cannot help).
+    let orders = events
+        .iter()
+        .map(|e| e.order_id)
+        .collect::<BTreeSet<_>>()
+        .len();
+    stack
+        .aggregator
+        .store
+        .refuse_write
+        .store(orders + 2, Ordering::SeqCst);
+    assert_eq!(stack.deliver(&records).await, None, "the shard moves on");
+
+    let messages = stack.emulator.queue_messages(&stack.dlq).await;
+    assert!(!messages.is_empty());
+    let sequences: BTreeSet<&str> = records.iter().map(|r| r.sequence.as_str()).collect();
+    for message in &messages {
+        assert_eq!(message["reason"], "unwritable", "{message}");
+        let error = message["error"].as_str().unwrap();
+        assert!(
+            error.contains("ValidationException") && error.contains("rebuild-aggregates"),
+            "{error}"
+        );
+        let sequence = message["record"]["kinesis"]["sequenceNumber"]
+            .as_str()
+            .unwrap();
+        assert!(sequences.contains(sequence), "{message}");
+    }
+    let dead: BTreeSet<&str> = messages
+        .iter()
+        .map(|m| m["record"]["kinesis"]["sequenceNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(dead.len(), messages.len(), "one message per record");
 }

@@ -20,15 +20,16 @@ use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
 use orders_core::analytics::Granularity;
 use orders_core::analytics::{Bucket, ProductTotals, Totals};
+use orders_core::distinct::Distinct;
 use orders_core::ports::{AnalyticsReader, Catalog, OrderStore};
 use orders_core::report::{
     ActiveCustomers, DEFAULT_TOP_PRODUCTS, MAX_TOP_PRODUCTS, RankBy, SalesReport, Summary,
     TopProduct, TopProducts, Window, parse_granularity, rank_products,
 };
-use orders_core::{CustomerId, FieldError, ProductId};
+use orders_core::{FieldError, ProductId};
 use orders_http::request::query_pairs;
 use orders_http::{ApiError, Body, Request, Response};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::instrument;
@@ -120,7 +121,7 @@ impl Report {
 pub struct ReportCache {
     entries: Mutex<HashMap<Report, (Instant, Arc<String>)>>,
     products: Settled<BTreeMap<ProductId, ProductTotals>>,
-    customers: Settled<BTreeSet<CustomerId>>,
+    customers: Settled<Distinct>,
 }
 
 /// Per-bucket values of settled buckets.
@@ -269,12 +270,16 @@ async fn compute<S: OrderStore, K: Catalog, A: AnalyticsReader>(
                 .customers
                 .get(&busy, now, |b| async move { analytics.customers(&b).await })
                 .await?;
-            let customers: BTreeSet<&CustomerId> = sets.iter().flat_map(|s| s.iter()).collect();
+            let mut customers = Distinct::default();
+            for set in sets.iter() {
+                customers.merge(set);
+            }
+            let count = customers.count();
             serde_json::to_string(&ActiveCustomers {
                 from: window.from_time(),
                 to: window.to_time(),
-                active_customers: customers.len(),
-                approximate: false,
+                active_customers: count.value,
+                approximate: count.approximate,
             })
         }
         Report::TopProducts(window, by, limit) => {

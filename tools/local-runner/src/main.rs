@@ -25,6 +25,11 @@ struct Cli {
         default_value = "http://127.0.0.1:4566"
     )]
     endpoint: String,
+    /// The endpoint the functions get as AWS_ENDPOINT_URL instead, e.g. a fault-injecting
+    /// proxy in front of the emulator (the runner itself keeps talking to `--endpoint`, as
+    /// Lambda's pollers are not behind the functions' network path).
+    #[arg(long, env = "ORDERS_FUNCTIONS_ENDPOINT")]
+    functions_endpoint: Option<String>,
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
     /// Id of the API Gateway v2 HTTP API to serve.
@@ -83,7 +88,9 @@ async fn main() -> anyhow::Result<()> {
     let functions = discovery::discover_functions(&sdk, &bin_dir).await?;
     let routes = discovery::discover_routes(&sdk, &cli.api_id, &functions).await?;
     let settings = RuntimeSettings::from_process_env(
-        cli.endpoint.clone(),
+        cli.functions_endpoint
+            .clone()
+            .unwrap_or_else(|| cli.endpoint.clone()),
         cli.region.clone(),
         usize::from(cli.max_concurrency),
         cli.metrics_file.clone(),

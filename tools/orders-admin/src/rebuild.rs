@@ -62,10 +62,10 @@ async fn check(
             "{bucket}: stored orders={} revenue={} customers={}, recomputed orders={} revenue={} customers={}",
             stored.totals.orders,
             stored.totals.revenue,
-            stored.customers.len(),
+            stored.customers.count().value,
             desired.totals.orders,
             desired.totals.revenue,
-            desired.customers.len()
+            desired.customers.count().value
         )?;
         if !options.dry_run {
             report.items_written += analytics.replace_bucket(&bucket, &desired).await?;
@@ -76,6 +76,7 @@ async fn check(
 
 fn normalised(mut view: BucketView) -> BucketView {
     view.products.retain(|_, p| *p != Default::default());
+    view.customers = view.customers.bounded();
     view
 }
 

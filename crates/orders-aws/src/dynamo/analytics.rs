@@ -11,14 +11,18 @@ use crate::errors::{classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use orders_core::analytics::{
-    Bucket, BucketView, CUSTOMER_SHARDS, CounterItem, ItemDelta, PRODUCT_SHARDS, ProductTotals,
-    Totals, shard_of,
+    Bucket, BucketView, CounterItem, ItemDelta, MAX_COUNTERS_PER_WRITE, PRODUCT_SHARDS,
+    ProductTotals, Totals,
 };
+use orders_core::distinct::{self, Distinct, Registers, ShardSet};
 use orders_core::ports::{AnalyticsReader, AnalyticsStore, CountersApplied};
+use orders_core::shard::shard_of;
 use orders_core::{CustomerId, EventId, OrderError, OrderId, ProductId, Timestamp, sequence};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -28,7 +32,14 @@ pub struct DynamoAnalytics {
     table: String,
     claims_table: String,
     claim_ttl_seconds: i64,
+    /// The last registers this instance wrote per sketched customer shard: the next write
+    /// is then one conditional request (a Kinesis shard's consumer is usually the only
+    /// writer of its batches' buckets), not a failed ADD or a read first.
+    sketches: Arc<Mutex<HashMap<String, Registers>>>,
 }
+
+/// Sketched shards remembered per instance (256 bytes each); forgotten all at once beyond.
+const REMEMBERED_SKETCHES: usize = 4_096;
 
 impl DynamoAnalytics {
     pub fn from_sdk(
@@ -42,6 +53,33 @@ impl DynamoAnalytics {
             table: table.into(),
             claims_table: claims_table.into(),
             claim_ttl_seconds,
+            sketches: Arc::default(),
+        }
+    }
+
+    fn remembered_sketch(&self, key: &str) -> Option<Registers> {
+        self.sketches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn remember_sketch(&self, key: &str, set: &ShardSet) {
+        let mut sketches = self
+            .sketches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match set {
+            ShardSet::Sketch(registers) => {
+                if sketches.len() >= REMEMBERED_SKETCHES {
+                    sketches.clear();
+                }
+                sketches.insert(key.to_owned(), registers.clone());
+            }
+            ShardSet::Exact(_) => {
+                sketches.remove(key);
+            }
         }
     }
 
@@ -50,18 +88,34 @@ impl DynamoAnalytics {
     }
 
     /// `SET #wm = :last ADD #a0 :v0, …` with the watermark attribute named after the shard.
+    /// Refuses a delta DynamoDB would refuse (the emulator would not): callers split their
+    /// writes by [`MAX_COUNTERS_PER_WRITE`], so this is a bug, never retried into success.
     fn update(
         &self,
         item: &CounterItem,
         shard: &str,
         last: &str,
         delta: &ItemDelta,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    ) -> Result<
+        aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        OrderError,
+    > {
+        let attributes = delta.attributes();
+        if attributes.len() > MAX_COUNTERS_PER_WRITE {
+            return Err(OrderError::Unexpected(
+                format!(
+                    "{} counters in one write to {}; at most {MAX_COUNTERS_PER_WRITE}",
+                    attributes.len(),
+                    item.sort_key()
+                )
+                .into(),
+            ));
+        }
         let mut names = HashMap::from([("#wm".to_owned(), format!("wm#{shard}"))]);
         let mut values =
             HashMap::from([(":last".to_owned(), AttributeValue::S(sequence::pad(last)))]);
         let mut adds = Vec::new();
-        for (i, (name, n)) in delta.attributes().into_iter().enumerate() {
+        for (i, (name, n)) in attributes.into_iter().enumerate() {
             adds.push(format!("#a{i} :v{i}"));
             names.insert(format!("#a{i}"), name);
             values.insert(format!(":v{i}"), AttributeValue::N(n.to_string()));
@@ -70,13 +124,19 @@ impl DynamoAnalytics {
         if !adds.is_empty() {
             expression.push_str(&format!(" ADD {}", adds.join(", ")));
         }
-        self.client
+        if expression.len() > MAX_EXPRESSION_BYTES {
+            return Err(OrderError::Unexpected(
+                format!("update expression of {} bytes", expression.len()).into(),
+            ));
+        }
+        Ok(self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(item)))
             .update_expression(expression)
             .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_values(Some(values)))
     }
 
     /// Everything stored for `bucket`: one BatchGetItem of its known item keys.
@@ -117,43 +177,66 @@ impl DynamoAnalytics {
             if same_values(&current, &want) {
                 continue;
             }
-            let mut names = HashMap::new();
-            let mut values = HashMap::new();
-            let mut sets = Vec::new();
-            let mut removes = Vec::new();
-            for (i, (attr, value)) in want.iter().enumerate() {
-                sets.push(format!("#s{i} = :s{i}"));
-                names.insert(format!("#s{i}"), attr.clone());
-                values.insert(format!(":s{i}"), value.clone());
+            // New values, and attributes the item holds but should not.
+            let actions: Vec<(&String, Option<&AttributeValue>)> = want
+                .iter()
+                .map(|(attr, value)| (attr, Some(value)))
+                .chain(
+                    current
+                        .keys()
+                        .filter(|k| !want.contains_key(*k))
+                        .map(|attr| (attr, None)),
+                )
+                .collect();
+            // A big product shard takes several requests: each expression stays under 4 KB.
+            for chunk in actions.chunks(REPLACE_CHUNK) {
+                let mut names = HashMap::new();
+                let mut values = HashMap::new();
+                let (mut sets, mut removes) = (Vec::new(), Vec::new());
+                for (j, (attr, value)) in chunk.iter().enumerate() {
+                    names.insert(format!("#a{j}"), (*attr).clone());
+                    match value {
+                        Some(value) => {
+                            sets.push(format!("#a{j} = :v{j}"));
+                            values.insert(format!(":v{j}"), (*value).clone());
+                        }
+                        None => removes.push(format!("#a{j}")),
+                    }
+                }
+                let mut expression = Vec::new();
+                if !sets.is_empty() {
+                    expression.push(format!("SET {}", sets.join(", ")));
+                }
+                if !removes.is_empty() {
+                    expression.push(format!("REMOVE {}", removes.join(", ")));
+                }
+                self.update_raw(&key, &expression.join(" "), names, values)
+                    .await?;
             }
-            for (i, attr) in current
-                .keys()
-                .filter(|k| !want.contains_key(*k))
-                .enumerate()
-            {
-                removes.push(format!("#r{i}"));
-                names.insert(format!("#r{i}"), attr.clone());
-            }
-            let mut expression = String::new();
-            if !sets.is_empty() {
-                expression.push_str(&format!("SET {}", sets.join(", ")));
-            }
-            if !removes.is_empty() {
-                expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-            }
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .update_expression(expression.trim())
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values((!values.is_empty()).then_some(values))
-                .send()
-                .await
-                .map_err(classify)?;
             written += 1;
         }
         Ok(written)
+    }
+
+    /// One UpdateItem of `key` in the analytics table.
+    async fn update_raw(
+        &self,
+        key: &Item,
+        expression: &str,
+        names: HashMap<String, String>,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<(), OrderError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key.clone()))
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 
     /// Writes whole buckets into a table that holds nothing for them yet (a bulk load:
@@ -177,7 +260,7 @@ impl DynamoAnalytics {
     async fn items_of(&self, bucket: &Bucket) -> Result<HashMap<String, Item>, OrderError> {
         let keys: Vec<Item> = std::iter::once("totals".to_owned())
             .chain((0..PRODUCT_SHARDS).map(|s| CounterItem::Products(*bucket, s).sort_key()))
-            .chain((0..CUSTOMER_SHARDS).map(customer_item))
+            .chain((0..distinct::SHARDS).map(customer_item))
             .map(|name| pk(bucket, &name))
             .collect();
         let mut items = HashMap::new();
@@ -187,6 +270,20 @@ impl DynamoAnalytics {
             }
         }
         Ok(items)
+    }
+
+    /// A customer shard item, read consistently (empty when it does not exist yet).
+    async fn customer_item(&self, key: &Item) -> Result<Item, OrderError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(output.item.unwrap_or_default())
     }
 
     async fn watermark(
@@ -286,10 +383,10 @@ impl AnalyticsReader for DynamoAnalyticsReader {
         Ok(views.into_iter().map(|v| v.products).collect())
     }
 
-    async fn customers(&self, buckets: &[Bucket]) -> Result<Vec<BTreeSet<CustomerId>>, OrderError> {
+    async fn customers(&self, buckets: &[Bucket]) -> Result<Vec<Distinct>, OrderError> {
         let views = self
             .views(buckets, |_| {
-                (0..CUSTOMER_SHARDS).map(customer_item).collect()
+                (0..distinct::SHARDS).map(customer_item).collect()
             })
             .await?;
         Ok(views.into_iter().map(|v| v.customers).collect())
@@ -323,21 +420,60 @@ fn stored_items(bucket: &Bucket, view: &BucketView) -> BTreeMap<String, Item> {
             }
         }
     }
-    for shard in 0..CUSTOMER_SHARDS {
-        let ids: Vec<String> = view
-            .customers
-            .iter()
-            .filter(|c| shard_of(c.as_str(), CUSTOMER_SHARDS) == shard)
-            .map(|c| c.to_string())
-            .collect();
-        let mut attrs = HashMap::new();
-        if !ids.is_empty() {
-            attrs.insert("customers".to_owned(), AttributeValue::Ss(ids));
-        }
-        wanted.insert(customer_item(shard), attrs);
+    for shard in 0..distinct::SHARDS {
+        wanted.insert(customer_item(shard), HashMap::new());
+    }
+    for (shard, set) in view.customers.bounded().shards() {
+        wanted.insert(customer_item(shard), customer_attributes(set));
     }
     wanted
 }
+
+/// A customer shard as stored: `customers` (a string set) or `hll` (the sketch's registers).
+fn customer_attributes(set: &ShardSet) -> Item {
+    match set {
+        ShardSet::Exact(ids) if ids.is_empty() => Item::new(),
+        ShardSet::Exact(ids) => Item::from([(
+            CUSTOMERS.to_owned(),
+            AttributeValue::Ss(ids.iter().map(|c| c.to_string()).collect()),
+        )]),
+        ShardSet::Sketch(registers) => Item::from([(
+            SKETCH.to_owned(),
+            AttributeValue::B(Blob::new(registers.as_bytes())),
+        )]),
+    }
+}
+
+/// A stored customer shard read back; `Err` when it holds neither form's valid value.
+fn customer_shard(item: &Item) -> Result<ShardSet, OrderError> {
+    if let Some(value) = item.get(SKETCH) {
+        let bytes = value
+            .as_b()
+            .map_err(|_| OrderError::Unexpected("hll is not binary".into()))?;
+        return Registers::from_bytes(bytes.as_ref())
+            .map(ShardSet::Sketch)
+            .ok_or_else(|| OrderError::Unexpected("hll has the wrong length".into()));
+    }
+    Ok(ShardSet::Exact(match item.get(CUSTOMERS) {
+        Some(AttributeValue::Ss(ids)) => ids
+            .iter()
+            .filter_map(|id| CustomerId::parse(id).ok())
+            .collect(),
+        _ => BTreeSet::new(),
+    }))
+}
+
+/// Attributes a rebuild sets per request: `#a199 = :v199, ` is 16 bytes, 200 stay < 4 KB.
+const REPLACE_CHUNK: usize = 200;
+/// DynamoDB's limit on one expression string.
+const MAX_EXPRESSION_BYTES: usize = 4_096;
+
+/// Attribute names of a customer shard item.
+const CUSTOMERS: &str = "customers";
+const SKETCH: &str = "hll";
+/// Optimistic rewrites of a customer shard before giving up (each lost race means another
+/// writer just added to the same shard; the record is retried later).
+const SHARD_REWRITES: usize = 5;
 
 fn pk(bucket: &Bucket, item: &str) -> Item {
     Item::from([(
@@ -351,19 +487,22 @@ fn customer_item(shard: u32) -> String {
 }
 
 fn add_item(view: &mut BucketView, item: Item) -> Result<(), OrderError> {
+    let shard = match item.get("pk") {
+        Some(AttributeValue::S(key)) => key
+            .rsplit_once("/customers#")
+            .and_then(|(_, n)| n.parse::<u32>().ok()),
+        _ => None,
+    };
+    if let Some(shard) = shard {
+        view.customers.add_shard(shard, &customer_shard(&item)?);
+        return Ok(());
+    }
     for (name, value) in item {
-        match value {
-            AttributeValue::N(n) => {
-                let n = n
-                    .parse::<i64>()
-                    .map_err(|e| corrupt("reading a counter", e))?;
-                view.add_counter(&name, n);
-            }
-            AttributeValue::Ss(ids) if name == "customers" => {
-                view.customers
-                    .extend(ids.iter().filter_map(|id| CustomerId::parse(id).ok()));
-            }
-            _ => {}
+        if let AttributeValue::N(n) = value {
+            let n = n
+                .parse::<i64>()
+                .map_err(|e| corrupt("reading a counter", e))?;
+            view.add_counter(&name, n);
         }
     }
     Ok(())
@@ -437,7 +576,7 @@ impl AnalyticsStore for DynamoAnalytics {
         delta: &ItemDelta,
     ) -> Result<CountersApplied, OrderError> {
         let result = self
-            .update(item, shard, last, delta)
+            .update(item, shard, last, delta)?
             .condition_expression("attribute_not_exists(#wm) OR #wm < :first")
             .expression_attribute_values(":first", AttributeValue::S(sequence::pad(first)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -477,7 +616,7 @@ impl AnalyticsStore for DynamoAnalytics {
         delta: &ItemDelta,
     ) -> Result<bool, OrderError> {
         let result = self
-            .update(item, shard, last, delta)
+            .update(item, shard, last, delta)?
             .condition_expression("#wm = :expected")
             .expression_attribute_values(":expected", AttributeValue::S(sequence::pad(watermark)))
             .send()
@@ -498,18 +637,111 @@ impl AnalyticsStore for DynamoAnalytics {
         if customers.is_empty() {
             return Ok(());
         }
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(pk(bucket, &customer_item(shard))))
-            .update_expression("ADD customers :ids")
-            .expression_attribute_values(
-                ":ids",
-                AttributeValue::Ss(customers.iter().map(|c| c.to_string()).collect()),
-            )
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+        let key = pk(bucket, &customer_item(shard));
+        let name = format!("{bucket}/{}", customer_item(shard));
+        let remembered = self.remembered_sketch(&name);
+        // The common case, one request: add to an exact set that stays within its limit.
+        let mut stored = if let Some(registers) = remembered {
+            Some(customer_attributes(&ShardSet::Sketch(registers)))
+        } else if customers.len() <= distinct::EXACT_LIMIT {
+            let room = distinct::EXACT_LIMIT - customers.len();
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .update_expression("ADD #c :ids")
+                .condition_expression(
+                    "attribute_not_exists(#h) AND (attribute_not_exists(#c) OR size(#c) <= :room)",
+                )
+                .expression_attribute_names("#c", CUSTOMERS)
+                .expression_attribute_names("#h", SKETCH)
+                .expression_attribute_values(":ids", ids_value(customers))
+                .expression_attribute_values(":room", AttributeValue::N(room.to_string()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err) if super::condition_failed(&err) => match err.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(e) => e.item,
+                    _ => None,
+                },
+                Err(err) => return Err(classify(err)),
+            }
+        } else {
+            None
+        };
+        // The set would outgrow its limit (or is a sketch already): rewrite the shard in its
+        // bounded form, on condition that nobody changed it since it was read.
+        for _ in 0..SHARD_REWRITES {
+            let current = match stored.take() {
+                Some(item) => item,
+                None => self.customer_item(&key).await?,
+            };
+            let before = customer_shard(&current)?;
+            let after = before.bounded_union(customers);
+            if after == before {
+                self.remember_sketch(&name, &after);
+                return Ok(());
+            }
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .expression_attribute_names("#c", CUSTOMERS)
+                .expression_attribute_names("#h", SKETCH)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            update = match &after {
+                ShardSet::Exact(ids) => update
+                    .update_expression("SET #c = :new")
+                    .expression_attribute_values(":new", ids_value(ids)),
+                ShardSet::Sketch(registers) => update
+                    .update_expression("SET #h = :new REMOVE #c")
+                    .expression_attribute_values(
+                        ":new",
+                        AttributeValue::B(Blob::new(registers.as_bytes())),
+                    ),
+            };
+            // Sets only grow, so an exact set of the same size is the same set.
+            update = match &before {
+                ShardSet::Exact(ids) if ids.is_empty() => update
+                    .condition_expression("attribute_not_exists(#h) AND attribute_not_exists(#c)"),
+                ShardSet::Exact(ids) => update
+                    .condition_expression("attribute_not_exists(#h) AND size(#c) = :n")
+                    .expression_attribute_values(":n", AttributeValue::N(ids.len().to_string())),
+                ShardSet::Sketch(registers) => update
+                    .condition_expression("#h = :old")
+                    .expression_attribute_values(
+                        ":old",
+                        AttributeValue::B(Blob::new(registers.as_bytes())),
+                    ),
+            };
+            match update.send().await {
+                Ok(_) => {
+                    self.remember_sketch(&name, &after);
+                    return Ok(());
+                }
+                Err(err) if super::condition_failed(&err) => {
+                    stored = match err.into_service_error() {
+                        UpdateItemError::ConditionalCheckFailedException(e) => e.item,
+                        _ => None,
+                    };
+                }
+                Err(err) => return Err(classify(err)),
+            }
+        }
+        Err(OrderError::Unavailable(
+            "customer shard kept changing while being rewritten".into(),
+        ))
     }
+}
+
+fn ids_value(ids: &BTreeSet<CustomerId>) -> AttributeValue {
+    AttributeValue::Ss(ids.iter().map(|c| c.to_string()).collect())
 }

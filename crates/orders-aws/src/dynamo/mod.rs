@@ -158,15 +158,9 @@ async fn batch_get_chunk(
 /// readers must query exactly the shards writers used.
 pub const LIST_SHARDS: u32 = 16;
 
-/// The shard of an order id: FNV-1a, because it is stable across processes and releases
-/// (unlike `std`'s randomly seeded hasher).
+/// The index shard of an order id (the system's one stable hash).
 pub fn shard_of(order_id: &str) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in order_id.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash % LIST_SHARDS
+    orders_core::shard::shard_of(order_id, LIST_SHARDS)
 }
 
 #[cfg(test)]
