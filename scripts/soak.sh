@@ -17,7 +17,11 @@
 #   crash    the runner and its function processes are killed with SIGKILL and restarted on
 #            the same checkpoint file;
 #   poison   three records no consumer can use are put on the stream (orders-bench poison);
-#   restart  the runner is stopped cleanly (SIGTERM) and started again.
+#   restart  the runner is stopped cleanly (SIGTERM) and started again;
+#   aws      for SOAK_FAULT_EVERY seconds the fault proxy the functions talk through
+#            (microburst, scripts/fault-proxy.sh, on SOAK_FAULT_PROXY_PORT 4582) answers a
+#            share of their DynamoDB and Kinesis requests with throttling, transaction
+#            conflicts, 5xx, latency, resets and lost answers (scripts/fault-rules.json).
 # After each fault, Lambda on-failure records (retries exhausted) in the dead-letter queues
 # are replayed with `orders-admin dlq replay`, as an operator would.
 #
@@ -44,6 +48,7 @@ RATE="${SOAK_RATE:-4}"
 FAULT_EVERY="${SOAK_FAULT_EVERY:-30}"
 PAUSE_SECONDS="${SOAK_PAUSE_SECONDS:-8}"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$EMULATOR_PORT"
+export FAULT_PROXY_PORT="${SOAK_FAULT_PROXY_PORT:-4582}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 OUTPUTS="$ROOT/.local/outputs-$EMULATOR_PORT.json"
@@ -82,6 +87,7 @@ cleanup() {
   if [ -n "$moto_pid" ]; then kill -CONT "$moto_pid" 2>/dev/null || true; fi
   if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2>/dev/null; then kill -TERM "$sim_pid" 2>/dev/null || true; fi
   stop_runner TERM
+  scripts/fault-proxy.sh stop >/dev/null 2>&1 || true
   scripts/emulator.sh stop >/dev/null 2>&1 || true
   exit "$status"
 }
@@ -101,13 +107,16 @@ queues=("$(output process_order_dlq_url)" "$(output aggregate_dlq_url)")
 # The relay retries forever and no poison is written to the table: its queue stays empty.
 relay_dlq="$(output relay_dlq_url)"
 
+scripts/fault-proxy.sh start
+fault_proxy="$(scripts/fault-proxy.sh url)"
+
 CHECKPOINTS="$WORK/checkpoints.json"
 rm -f "$CHECKPOINTS" "$WORK"/poison-*.json
 : >"$WORK/runner.log"
 : >"$WORK/faults.log"
 start_runner() {
   setsid target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --bin-dir target/debug \
-    --endpoint "$AWS_ENDPOINT_URL" --checkpoint-file "$CHECKPOINTS" \
+    --endpoint "$AWS_ENDPOINT_URL" --functions-endpoint "$fault_proxy" --checkpoint-file "$CHECKPOINTS" \
     --metrics-file "$WORK/metrics.jsonl" >>"$WORK/runner.log" 2>&1 &
   runner_pid=$!
   for _ in $(seq 1 240); do
@@ -146,7 +155,7 @@ target/debug/orders-sim --base-url "http://$LISTEN" --seed 2026 --duration "${MI
   --ledger "$WORK/ledger.json" --json --quiet >"$WORK/sim.json" 2>"$WORK/sim.log" &
 sim_pid=$!
 
-faults=(pause crash poison restart)
+faults=(pause crash poison restart aws)
 n=0
 while kill -0 "$sim_pid" 2>/dev/null; do
   for _ in $(seq 1 "$FAULT_EVERY"); do
@@ -180,6 +189,15 @@ while kill -0 "$sim_pid" 2>/dev/null; do
       fault "restart: runner stopped (SIGTERM) and started again"
       stop_runner TERM
       start_runner
+      ;;
+    aws)
+      fault "aws: DynamoDB and Kinesis faults through the proxy for ${FAULT_EVERY}s"
+      curl -sf -X POST "$fault_proxy/_microburst/rules" --data-binary @scripts/fault-rules.json >/dev/null \
+        || die "the fault proxy refused the rules"
+      sleep "$FAULT_EVERY"
+      fired="$(curl -s "$fault_proxy/_microburst/rules" | python3 -c 'import json,sys; print(sum(r.get("fired_count", 0) for r in json.load(sys.stdin)))')"
+      curl -sf -X DELETE -H 'Content-Type: application/json' -d '[]' "$fault_proxy/_microburst/rules" >/dev/null
+      fault "aws: $fired faults fired"
       ;;
   esac
   # Let the stack recover, then do what an operator would about exhausted retries.

@@ -13,7 +13,7 @@ use orders_aws::{DynamoAnalytics, DynamoOrderStore};
 use orders_core::Timestamp;
 use orders_core::analytics::{Bucket, BucketView, Fold, Granularity};
 use orders_tests::Emulator;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -23,33 +23,14 @@ fn proxy() -> String {
         .expect("ORDERS_FAULT_PROXY: the fault proxy the functions talk through (make test)")
 }
 
-/// The faults, each firing on a fixed share of its requests (`sequence`: fail 1 of n), so
-/// every kind fires in every run and a failure replays the same way.
+/// The faults (`scripts/fault-rules.json`, shared with `make soak`), each firing on a fixed
+/// share of its requests (`sequence`: fail 1 of n), so every kind fires in every run and a
+/// failure replays the same way: a stock reservation losing a race with another transaction
+/// (TransactionCanceledException / TransactionConflict); writes that land while their answer
+/// is lost (the response cut mid-way: the client cannot tell they happened); connection
+/// resets; latency; throttling; and Kinesis 5xx and throttling for the relay.
 fn rules() -> Value {
-    json!([
-        // A stock reservation that loses a race with another transaction.
-        {"service": "dynamodb", "operation": "TransactWriteItems", "sequence": {"fail": 1, "pass": 4},
-         "error": {"code": "TransactionCanceledException",
-                   "message": "Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]",
-                   "fields": {"CancellationReasons": [
-                       {"Code": "None"},
-                       {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}]}}},
-        // A write that lands while its answer is lost: the client cannot tell it happened.
-        {"service": "dynamodb", "operation": "UpdateItem", "sequence": {"fail": 1, "pass": 15},
-         "response": {"abort_frac": 0.5}},
-        {"service": "dynamodb", "operation": "GetItem", "sequence": {"fail": 1, "pass": 10},
-         "reset": true},
-        {"service": "dynamodb", "sequence": {"fail": 1, "pass": 10},
-         "latency": {"min": 200, "max": 600}},
-        {"service": "dynamodb", "sequence": {"fail": 1, "pass": 9},
-         "error": {"code": "ProvisionedThroughputExceededException"}},
-        {"service": "kinesis", "operation": "PutRecords", "sequence": {"fail": 1, "pass": 3},
-         "error": {"code": "ProvisionedThroughputExceededException"}},
-        {"service": "kinesis", "operation": "PutRecords", "sequence": {"fail": 1, "pass": 5},
-         "error": {"code": "InternalFailure", "status": 500}},
-        {"service": "sqs", "sequence": {"fail": 1, "pass": 2},
-         "error": {"code": "ServiceUnavailable", "status": 503}},
-    ])
+    serde_json::from_str(include_str!("../../scripts/fault-rules.json")).expect("fault rules")
 }
 
 /// Clears the proxy's rules when dropped, so a failing assertion cannot leave faults firing
@@ -70,6 +51,21 @@ impl Faults {
             response.text().await
         );
         Faults
+    }
+
+    /// Stops every fault (an empty list clears them all).
+    async fn clear(&self) {
+        let response = client()
+            .delete(format!("{}/_microburst/rules", proxy()))
+            .json(&serde_json::json!([]))
+            .send()
+            .await
+            .expect("the fault proxy answers");
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
     }
 
     /// How often each rule fired.
@@ -97,7 +93,7 @@ impl Drop for Faults {
         if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
             let _ = write!(
                 stream,
-                "DELETE /_microburst/rules HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                "DELETE /_microburst/rules HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]"
             );
             let _ = stream.read_to_end(&mut Vec::new());
         }
@@ -184,7 +180,7 @@ async fn orders_settle_exactly_once_through_injected_aws_faults() {
         .await;
     wait_until_processed(&customers, Duration::from_secs(180)).await;
     let fired = faults.fired().await;
-    drop(faults);
+    faults.clear().await;
     assert!(
         fired.iter().all(|&n| n > 0),
         "every kind of fault fired: {fired:?}"

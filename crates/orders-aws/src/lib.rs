@@ -22,7 +22,10 @@ pub mod metrics;
 pub mod sqs;
 pub mod telemetry;
 
-pub use dynamo::analytics::{DynamoAnalytics, DynamoAnalyticsReader};
+pub use dynamo::analytics::{
+    DynamoAnalytics, DynamoAnalyticsReader, REBUILD_POSITION, Replaced, StoredBucket,
+    StoredCounters,
+};
 pub use dynamo::catalog::DynamoCatalog;
 pub use dynamo::commands::DynamoOrderCommands;
 pub use dynamo::idempotency::DynamoIdempotencyStore;

@@ -306,6 +306,27 @@ impl ItemDelta {
                 .all(|p| *p == ProductTotals::default())
     }
 
+    /// Takes `other` away (what records still to come will add back).
+    pub fn subtract(&mut self, other: &ItemDelta) {
+        let t = &mut self.totals;
+        let o = &other.totals;
+        t.orders -= o.orders;
+        t.processed -= o.processed;
+        t.failed -= o.failed;
+        t.cancelled -= o.cancelled;
+        t.revenue -= o.revenue;
+        t.units -= o.units;
+        for (a, b) in t.by_status.iter_mut().zip(o.by_status) {
+            *a -= b;
+        }
+        for (id, p) in &other.products {
+            let mine = self.products.entry(id.clone()).or_default();
+            mine.units -= p.units;
+            mine.revenue -= p.revenue;
+            mine.orders -= p.orders;
+        }
+    }
+
     /// `(attribute, delta)` pairs: totals by name, products as `u#id`, `r#id`, `o#id`.
     pub fn attributes(&self) -> Vec<(String, i64)> {
         let mut out = self.totals.attributes();

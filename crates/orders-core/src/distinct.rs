@@ -176,6 +176,11 @@ impl Distinct {
         }
     }
 
+    /// What shard `shard` holds (empty when nothing).
+    pub fn shard(&self, shard: u32) -> ShardSet {
+        self.shards.get(&shard).cloned().unwrap_or_default()
+    }
+
     /// Each shard as it is (unbounded: exact sets stay exact).
     pub fn shards(&self) -> impl Iterator<Item = (u32, &ShardSet)> {
         self.shards.iter().map(|(s, set)| (*s, set))

@@ -97,6 +97,40 @@ impl OrderEvent {
         }
     }
 
+    /// The events that brought `order` to its current state, one per version (version 1 is
+    /// `OrderPlaced`), as the relay published them, with their derived ids: what a rebuild
+    /// of the analytics covers. `None` when the state cannot come from the transitions there
+    /// are (its version does not match its path).
+    pub fn history(order: &Order) -> Option<Vec<EventEnvelope>> {
+        use OrderStatus::*;
+        let path: &[OrderStatus] = match (order.status, order.processed_at.is_some()) {
+            (Pending, _) => &[Pending],
+            (Processed, _) => &[Pending, Processed],
+            (Failed, _) => &[Pending, Failed],
+            (Cancelled, true) => &[Pending, Processed, Cancelled],
+            (Cancelled, false) => &[Pending, Cancelled],
+            (Shipped, _) => &[Pending, Processed, Shipped],
+            (Delivered, _) => &[Pending, Processed, Shipped, Delivered],
+        };
+        if order.version != path.len() as u64 {
+            return None;
+        }
+        let events = path
+            .iter()
+            .enumerate()
+            .map(|(i, status)| {
+                let mut state = order.clone();
+                state.status = *status;
+                state.version = i as u64 + 1;
+                if !path[..=i].contains(&Processed) {
+                    state.processed_at = None;
+                }
+                EventEnvelope::new(OrderEvent::for_current_state(&state))
+            })
+            .collect();
+        Some(events)
+    }
+
     pub fn event_type(&self) -> &'static str {
         match self {
             OrderEvent::OrderPlaced { .. } => "OrderPlaced",
@@ -237,6 +271,53 @@ mod tests {
             }],
         };
         Order::place(OrderId::new(Ulid::from_parts(1, 2)), &command, now)
+    }
+
+    #[test]
+    fn the_history_of_a_state_is_the_events_of_the_transitions_that_made_it() {
+        use crate::analytics::{Effect, Fold};
+        use OrderStatus::*;
+        let at = Timestamp::parse("2026-11-21T10:05:00Z").unwrap();
+        let placed = order();
+        for path in [
+            vec![],
+            vec![Processed],
+            vec![Failed],
+            vec![Cancelled],
+            vec![Processed, Cancelled],
+            vec![Processed, Shipped],
+            vec![Processed, Shipped, Delivered],
+        ] {
+            let mut states = vec![placed.clone()];
+            for next in &path {
+                let last = states.last().unwrap();
+                let state = match next {
+                    Failed => last.fail(FailureReason::OutOfStock, at).unwrap(),
+                    _ => last.transition(*next, at).unwrap(),
+                };
+                states.push(state);
+            }
+            let published: Vec<EventEnvelope> = states
+                .iter()
+                .map(|s| EventEnvelope::new(OrderEvent::for_current_state(s)))
+                .collect();
+            let history = OrderEvent::history(states.last().unwrap()).unwrap();
+            let ids = |events: &[EventEnvelope]| -> Vec<EventId> {
+                events.iter().map(|e| e.event_id).collect()
+            };
+            assert_eq!(ids(&history), ids(&published), "{path:?}");
+            let fold = |events: &[EventEnvelope]| {
+                let mut fold = Fold::default();
+                for e in events {
+                    fold.add(&Effect::of(e));
+                }
+                fold
+            };
+            assert_eq!(fold(&history), fold(&published), "{path:?}");
+        }
+        let mut impossible = placed.transition(Processed, at).unwrap();
+        impossible.version = 5;
+        assert!(OrderEvent::history(&impossible).is_none());
     }
 
     #[test]

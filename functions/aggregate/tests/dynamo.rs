@@ -8,7 +8,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use orders_aws::{DynamoAnalytics, DynamoAnalyticsReader, SqsDeadLetterQueue};
+use orders_aws::{DynamoAnalytics, DynamoAnalyticsReader, Replaced, SqsDeadLetterQueue};
 use orders_core::analytics::{
     Bucket, CounterItem, Effect, Fold, Granularity, ItemDelta, PRODUCT_SHARDS,
 };
@@ -549,34 +549,70 @@ async fn hundreds_of_products_of_one_shard_in_one_batch_are_written_in_runs_exac
 }
 
 #[tokio::test]
-async fn a_rebuild_of_big_items_writes_them_in_requests_dynamodb_accepts() {
+async fn a_rebuild_writes_big_items_in_requests_dynamodb_accepts_and_never_over_a_live_write() {
     let stack = spawn_stack().await;
     let store = &stack.aggregator.store.inner;
     let at = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
     let bucket = Bucket::containing(Granularity::Day, at);
+    // 400 products of one shard: 1,200 counters, six requests of 200.
     let products = ids_on_shard(5, PRODUCT_SHARDS, 400, "big");
-    let customers = ids_on_shard(9, distinct::SHARDS, 300, "buyer");
     let mut fold = Fold::default();
     for (i, product) in products.iter().enumerate() {
-        let i = i as u32;
-        let customer = &customers[i as usize % customers.len()];
-        let [_, processed] = processed_order(i, customer, std::slice::from_ref(product), at);
+        let [_, processed] = processed_order(i as u32, "c-1", std::slice::from_ref(product), at);
         fold.add_order(&processed);
     }
-    let desired = fold.view(&bucket);
-    assert!(store.replace_bucket(&bucket, &desired).await.unwrap() > 0);
-    let mut want = desired.clone();
-    want.customers = want.customers.bounded();
-    assert_eq!(store.bucket(&bucket).await.unwrap(), want);
-    // Replaced again by a smaller truth: what is gone is removed, in as many requests.
-    let mut smaller = Fold::default();
-    for (i, product) in products.iter().take(10).enumerate() {
-        let [_, processed] = processed_order(i as u32, "c-1", std::slice::from_ref(product), at);
-        smaller.add_order(&processed);
-    }
-    let desired = smaller.view(&bucket);
-    store.replace_bucket(&bucket, &desired).await.unwrap();
-    assert_eq!(store.bucket(&bucket).await.unwrap(), desired);
+    let shards = vec!["shardId-000000000000".to_owned()];
+    let item = CounterItem::Products(bucket, 5);
+    let read = store.read_for_rebuild(&bucket).await.unwrap();
+    let want = fold.counters[&item].clone();
+    assert_eq!(
+        store
+            .replace_counters(&item, &want, &read.counters[&item], &shards)
+            .await
+            .unwrap(),
+        Replaced::Written
+    );
+    let read = store.read_for_rebuild(&bucket).await.unwrap();
+    assert!(read.counters[&item].holds(&want));
+    // Replaced by a smaller truth: what is gone is removed, in as many requests.
+    let smaller = ItemDelta {
+        products: want
+            .products
+            .iter()
+            .take(10)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+        ..ItemDelta::default()
+    };
+    assert_eq!(
+        store
+            .replace_counters(&item, &smaller, &read.counters[&item], &shards)
+            .await
+            .unwrap(),
+        Replaced::Written
+    );
+    let read = store.read_for_rebuild(&bucket).await.unwrap();
+    assert!(read.counters[&item].holds(&smaller));
+
+    // The stream writes the item between a rebuild's read and its write: nothing is
+    // replaced (the rebuild reads again), so the stream's write is not lost.
+    let [placed, processed] = processed_order(999, "c-2", &products[..1], at);
+    let events = [
+        EventEnvelope::new(OrderEvent::OrderPlaced { order: placed }),
+        EventEnvelope::new(OrderEvent::for_current_state(&processed)),
+    ];
+    assert_eq!(stack.deliver(&records(&events)).await, None);
+    assert_eq!(
+        store
+            .replace_counters(&item, &want, &read.counters[&item], &shards)
+            .await
+            .unwrap(),
+        Replaced::Moved
+    );
+    let first = ProductId::parse(&products[0]).unwrap();
+    let had = smaller.products.get(&first).map_or(0, |p| p.orders);
+    let after = store.bucket(&bucket).await.unwrap();
+    assert_eq!(after.products[&first].orders, had + 1);
 }
 
 #[tokio::test]

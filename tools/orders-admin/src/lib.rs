@@ -40,7 +40,8 @@ pub enum Command {
     /// Dead-letter queues of the stream consumers.
     #[command(subcommand)]
     Dlq(DlqCommand),
-    /// Recompute the analytics of whole UTC days from the orders table and replace them.
+    /// Recompute the analytics of whole UTC days from the orders table and replace them
+    /// (exact while orders keep flowing: the events it covers are claimed from the stream).
     RebuildAggregates {
         /// First day (2026-11-21 or an RFC 3339 time; widened to the start of its day).
         #[arg(long)]
@@ -52,6 +53,23 @@ pub enum Command {
         orders_table: String,
         #[arg(long, env = "ANALYTICS_TABLE", default_value = "orders-analytics")]
         analytics_table: String,
+        #[arg(
+            long,
+            env = "EVENT_CLAIMS_TABLE",
+            default_value = "orders-event-claims"
+        )]
+        claims_table: String,
+        /// The order-events stream (name or ARN): its shards name the items' watermarks.
+        #[arg(
+            long,
+            env = "EVENTS_STREAM_NAME",
+            default_value = "orders-order-events"
+        )]
+        stream: String,
+        /// How long the rebuild's event claims live: as long as the aggregate's
+        /// (`DEDUP_TTL_HOURS`: stream retention + DLQ retention + a day).
+        #[arg(long, env = "DEDUP_TTL_HOURS", default_value_t = 384)]
+        claim_ttl_hours: i64,
         /// Report the buckets that differ; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -131,6 +149,9 @@ pub async fn run(cli: Cli, sdk: &SdkConfig, out: &mut dyn Write) -> anyhow::Resu
             to,
             orders_table,
             analytics_table,
+            claims_table,
+            stream,
+            claim_ttl_hours,
             dry_run,
         } => {
             let parse = |name: &str, text: &str| {
@@ -147,10 +168,15 @@ pub async fn run(cli: Cli, sdk: &SdkConfig, out: &mut dyn Write) -> anyhow::Resu
             };
             anyhow::ensure!(options.from < options.to, "--from must be before --to");
             let orders = orders_aws::DynamoOrderStore::from_sdk(sdk, orders_table);
-            // Rebuilding writes counters and sets only; event claims are not touched.
-            let analytics =
-                orders_aws::DynamoAnalytics::from_sdk(sdk, analytics_table, "unused", 0);
-            rebuild::rebuild(&orders, &analytics, &options, out).await?;
+            let analytics = orders_aws::DynamoAnalytics::from_sdk(
+                sdk,
+                analytics_table,
+                claims_table,
+                claim_ttl_hours * 3_600,
+            );
+            let kinesis = aws_sdk_kinesis::Client::new(sdk);
+            let shards = stream::shard_ids(&kinesis, &stream::StreamRef::parse(&stream)).await?;
+            rebuild::rebuild(&orders, &analytics, &shards, &options, out).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BackfillListingKeys {

@@ -48,6 +48,30 @@ impl fmt::Display for StreamRef {
     }
 }
 
+/// The ids of every shard of `stream` (open and closed), as consumers name them.
+pub async fn shard_ids(client: &Client, stream: &StreamRef) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut request = client.list_shards();
+        request = match &next {
+            Some(token) => request.next_token(token),
+            None => request
+                .set_stream_name(stream.name())
+                .set_stream_arn(stream.arn()),
+        };
+        let output = request
+            .send()
+            .await
+            .with_context(|| format!("listing the shards of {stream}"))?;
+        ids.extend(output.shards().iter().map(|s| s.shard_id().to_owned()));
+        match output.next_token {
+            Some(token) => next = Some(token),
+            None => return Ok(ids),
+        }
+    }
+}
+
 /// A record to (re-)put.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamRecord {

@@ -1,17 +1,31 @@
 //! `rebuild-aggregates` against the emulator: buckets recomputed from the orders table,
-//! corrupted counters repaired, watermarks kept, nothing written when already right.
+//! corrupted counters repaired, watermarks kept, nothing written when already right — and
+//! exact in the middle of a stream: events still to come, a batch waiting to be retried and
+//! redeliveries after it are neither lost nor counted twice.
 
+use aggregate::Aggregator;
+use async_trait::async_trait;
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use orders_admin::rebuild::{RebuildOptions, parse_time, rebuild};
+use orders_aws::SqsDeadLetterQueue;
 use orders_aws::{DynamoAnalytics, DynamoOrderStore};
 use orders_core::analytics::{Bucket, Fold, Granularity};
+use orders_core::analytics::{CounterItem, ItemDelta};
 use orders_core::order::NewLineItem;
 use orders_core::ports::OrderStore;
+use orders_core::ports::{AnalyticsStore, CountersApplied, SystemClock};
 use orders_core::{
     Currency, CustomerId, FailureReason, Money, Order, OrderId, OrderStatus, PlaceOrder, ProductId,
     Quantity, Timestamp,
 };
+use orders_core::{EventEnvelope, EventId, OrderError, OrderEvent};
 use orders_tests::Emulator;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn order(i: u32, created: Timestamp) -> Order {
     let command = PlaceOrder {
@@ -47,12 +61,15 @@ fn order(i: u32, created: Timestamp) -> Order {
 #[tokio::test]
 async fn rebuilds_repairs_and_keeps_watermarks() {
     let emulator = Emulator::connect().await;
-    let (orders_table, analytics_table) = tokio::join!(
+    let (orders_table, analytics_table, claims_table) = tokio::join!(
         emulator.clone_table("orders_table"),
-        emulator.clone_table("analytics_table")
+        emulator.clone_table("analytics_table"),
+        emulator.clone_table("event_claims_table")
     );
     let store = DynamoOrderStore::from_sdk(&emulator.sdk, &orders_table);
-    let analytics = DynamoAnalytics::from_sdk(&emulator.sdk, &analytics_table, "unused", 0);
+    let analytics =
+        DynamoAnalytics::from_sdk(&emulator.sdk, &analytics_table, &claims_table, 86_400);
+    let shards = vec!["shardId-000000000000".to_owned()];
 
     let start = parse_time("2025-03-09T23:50:00Z").unwrap();
     let mut fold = Fold::default();
@@ -74,7 +91,7 @@ async fn rebuilds_repairs_and_keeps_watermarks() {
         dry_run,
     };
     let mut out = Vec::new();
-    let report = rebuild(&store, &analytics, &options(false), &mut out)
+    let report = rebuild(&store, &analytics, &shards, &options(false), &mut out)
         .await
         .unwrap();
     assert_eq!(report.orders, 30);
@@ -114,7 +131,7 @@ async fn rebuilds_repairs_and_keeps_watermarks() {
         .await
         .unwrap();
 
-    let dry = rebuild(&store, &analytics, &options(true), &mut Vec::new())
+    let dry = rebuild(&store, &analytics, &shards, &options(true), &mut Vec::new())
         .await
         .unwrap();
     assert_eq!(
@@ -124,9 +141,15 @@ async fn rebuilds_repairs_and_keeps_watermarks() {
     );
     assert_eq!(analytics.bucket(&day).await.unwrap().totals.orders, 999);
 
-    let repair = rebuild(&store, &analytics, &options(false), &mut Vec::new())
-        .await
-        .unwrap();
+    let repair = rebuild(
+        &store,
+        &analytics,
+        &shards,
+        &options(false),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!((repair.differing, repair.items_written), (1, 2));
     let mut repaired = analytics.bucket(&day).await.unwrap();
     repaired.products.retain(|_, p| *p != Default::default());
@@ -147,8 +170,203 @@ async fn rebuilds_repairs_and_keeps_watermarks() {
         "watermarks survive"
     );
 
-    let again = rebuild(&store, &analytics, &options(false), &mut Vec::new())
+    let again = rebuild(
+        &store,
+        &analytics,
+        &shards,
+        &options(false),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.differing, again.items_written), (0, 0), "idempotent");
+}
+
+/// The real adapter, failing the `fail_at`-th counter write (counting from 1) with
+/// throttling: a batch the stream will retry.
+struct FailingOnce {
+    inner: DynamoAnalytics,
+    fail_at: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+impl FailingOnce {
+    fn check(&self) -> Result<(), OrderError> {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.fail_at.load(Ordering::SeqCst) {
+            return Err(OrderError::Throttled("injected".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AnalyticsStore for FailingOnce {
+    async fn claim_events(
+        &self,
+        order_id: &OrderId,
+        claims: &[(EventId, String)],
+    ) -> Result<Vec<bool>, OrderError> {
+        self.inner.claim_events(order_id, claims).await
+    }
+    async fn add_counters(
+        &self,
+        item: &CounterItem,
+        shard: &str,
+        first: &str,
+        last: &str,
+        delta: &ItemDelta,
+    ) -> Result<CountersApplied, OrderError> {
+        self.check()?;
+        self.inner
+            .add_counters(item, shard, first, last, delta)
+            .await
+    }
+    async fn add_counters_after(
+        &self,
+        item: &CounterItem,
+        shard: &str,
+        watermark: &str,
+        last: &str,
+        delta: &ItemDelta,
+    ) -> Result<bool, OrderError> {
+        self.check()?;
+        self.inner
+            .add_counters_after(item, shard, watermark, last, delta)
+            .await
+    }
+    async fn add_customers(
+        &self,
+        bucket: &Bucket,
+        shard: u32,
+        customers: &BTreeSet<CustomerId>,
+    ) -> Result<(), OrderError> {
+        self.inner.add_customers(bucket, shard, customers).await
+    }
+}
+
+/// Kinesis records of shard 0 carrying `events`, sequence numbers in order.
+fn kinesis(events: &[(String, EventEnvelope)]) -> KinesisEvent {
+    let records: Vec<_> = events
+        .iter()
+        .map(|(sequence, e)| {
+            serde_json::json!({
+                "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "k", "sequenceNumber": sequence,
+                            "data": STANDARD.encode(e.to_json()), "approximateArrivalTimestamp": 1.0},
+                "eventSource": "aws:kinesis", "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000000:{sequence}"), "eventName": "aws:kinesis:record",
+                "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders-order-events"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test]
+async fn a_rebuild_mid_stream_neither_loses_nor_doubles_what_the_stream_still_delivers() {
+    let emulator = Emulator::connect().await;
+    let (orders_table, analytics_table, claims_table, dlq) = tokio::join!(
+        emulator.clone_table("orders_table"),
+        emulator.clone_table("analytics_table"),
+        emulator.clone_table("event_claims_table"),
+        emulator.fresh_queue()
+    );
+    let store = DynamoOrderStore::from_sdk(&emulator.sdk, &orders_table);
+    let analytics =
+        || DynamoAnalytics::from_sdk(&emulator.sdk, &analytics_table, &claims_table, 86_400);
+    let aggregator = Aggregator {
+        store: FailingOnce {
+            inner: analytics(),
+            fail_at: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+        },
+        dead_letters: SqsDeadLetterQueue::from_sdk(&emulator.sdk, &dlq),
+        clock: Arc::new(SystemClock),
+        function_name: "orders-aggregate".into(),
+    };
+
+    // 40 orders of a past day in every state, and their events on the stream in order.
+    let start = parse_time("2025-06-02T10:58:00Z").unwrap();
+    let mut fold = Fold::default();
+    let mut stream = Vec::new();
+    for i in 0..40u32 {
+        let o = order(i, start.plus_seconds(i64::from(i) * 7));
+        store.create(&o).await.unwrap();
+        fold.add_order(&o);
+        stream.extend(OrderEvent::history(&o).unwrap());
+    }
+    let records: Vec<(String, EventEnvelope)> = stream
+        .into_iter()
+        .enumerate()
+        .map(|(n, e)| {
+            (
+                format!(
+                    "4959033827149025660855969253836157109592157598913{:07}",
+                    10 + n
+                ),
+                e,
+            )
+        })
+        .collect();
+    let deliver = |batch: &[(String, EventEnvelope)]| {
+        let event = kinesis(batch);
+        let aggregator = &aggregator;
+        async move {
+            let response = aggregator.handle(event).await;
+            response
+                .batch_item_failures
+                .first()
+                .and_then(|f| f.item_identifier.clone())
+        }
+    };
+
+    // The stream got through a third; the next batch failed half way (to be retried from
+    // where it failed); the rest is still on the stream. Then a bug corrupts the day.
+    let third = records.len() / 3;
+    assert_eq!(deliver(&records[..third]).await, None);
+    aggregator.store.fail_at.store(
+        aggregator.store.writes.load(Ordering::SeqCst) + 4,
+        Ordering::SeqCst,
+    );
+    let batch = &records[third..2 * third];
+    let retry_from = deliver(batch).await.expect("the failed write is reported");
+    let day = Bucket::containing(Granularity::Day, start);
+    emulator
+        .dynamodb()
+        .update_item()
+        .table_name(&analytics_table)
+        .key("pk", AttributeValue::S(format!("{day}/totals")))
+        .update_expression("ADD orders :n")
+        .expression_attribute_values(":n", AttributeValue::N("500".into()))
+        .send()
         .await
         .unwrap();
-    assert_eq!((again.differing, again.items_written), (0, 0), "idempotent");
+
+    let options = RebuildOptions {
+        from: parse_time("2025-06-02").unwrap(),
+        to: parse_time("2025-06-03").unwrap(),
+        dry_run: false,
+    };
+    let shards = vec!["shardId-000000000000".to_owned()];
+    let report = rebuild(&store, &analytics(), &shards, &options, &mut Vec::new())
+        .await
+        .unwrap();
+    assert!(
+        report.items_written > 0 && report.orders == 40,
+        "{report:?}"
+    );
+
+    // The stream carries on: the failed batch from where it failed, the rest, and then
+    // everything once more (a replay, a bisected retry).
+    let position = batch.iter().position(|(s, _)| *s == retry_from).unwrap();
+    assert_eq!(deliver(&batch[position..]).await, None);
+    assert_eq!(deliver(&records[2 * third..]).await, None);
+    assert_eq!(deliver(&records).await, None);
+
+    let reader = analytics();
+    for bucket in fold.buckets() {
+        let mut stored = reader.bucket(&bucket).await.unwrap();
+        stored.products.retain(|_, p| *p != Default::default());
+        assert_eq!(stored, fold.view(&bucket), "{bucket}");
+    }
 }

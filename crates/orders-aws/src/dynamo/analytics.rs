@@ -148,97 +148,6 @@ impl DynamoAnalytics {
         Ok(view)
     }
 
-    /// Replaces what is stored for `bucket` with `desired` (a rebuild), keeping every item's
-    /// watermarks so the stream's later records still apply exactly once on top. Items that
-    /// already hold the desired values are not written. Returns the number of items written.
-    pub async fn replace_bucket(
-        &self,
-        bucket: &Bucket,
-        desired: &BucketView,
-    ) -> Result<usize, OrderError> {
-        let existing = self.items_of(bucket).await?;
-        let wanted = stored_items(bucket, desired);
-        let mut written = 0;
-        for (name, want) in wanted {
-            let key = pk(bucket, &name);
-            let pk_value = key["pk"]
-                .as_s()
-                .map_err(|_| OrderError::Unexpected("pk is a string".into()))?
-                .clone();
-            let current: HashMap<String, AttributeValue> = existing
-                .get(&pk_value)
-                .map(|item| {
-                    item.iter()
-                        .filter(|(k, _)| *k != "pk" && !k.starts_with("wm#"))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if same_values(&current, &want) {
-                continue;
-            }
-            // New values, and attributes the item holds but should not.
-            let actions: Vec<(&String, Option<&AttributeValue>)> = want
-                .iter()
-                .map(|(attr, value)| (attr, Some(value)))
-                .chain(
-                    current
-                        .keys()
-                        .filter(|k| !want.contains_key(*k))
-                        .map(|attr| (attr, None)),
-                )
-                .collect();
-            // A big product shard takes several requests: each expression stays under 4 KB.
-            for chunk in actions.chunks(REPLACE_CHUNK) {
-                let mut names = HashMap::new();
-                let mut values = HashMap::new();
-                let (mut sets, mut removes) = (Vec::new(), Vec::new());
-                for (j, (attr, value)) in chunk.iter().enumerate() {
-                    names.insert(format!("#a{j}"), (*attr).clone());
-                    match value {
-                        Some(value) => {
-                            sets.push(format!("#a{j} = :v{j}"));
-                            values.insert(format!(":v{j}"), (*value).clone());
-                        }
-                        None => removes.push(format!("#a{j}")),
-                    }
-                }
-                let mut expression = Vec::new();
-                if !sets.is_empty() {
-                    expression.push(format!("SET {}", sets.join(", ")));
-                }
-                if !removes.is_empty() {
-                    expression.push(format!("REMOVE {}", removes.join(", ")));
-                }
-                self.update_raw(&key, &expression.join(" "), names, values)
-                    .await?;
-            }
-            written += 1;
-        }
-        Ok(written)
-    }
-
-    /// One UpdateItem of `key` in the analytics table.
-    async fn update_raw(
-        &self,
-        key: &Item,
-        expression: &str,
-        names: HashMap<String, String>,
-        values: HashMap<String, AttributeValue>,
-    ) -> Result<(), OrderError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key.clone()))
-            .update_expression(expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
     /// Writes whole buckets into a table that holds nothing for them yet (a bulk load:
     /// benchmarks, or a rebuild into a fresh table), 25 items per BatchWriteItem. Returns
     /// the number of items written; empty items are skipped.
@@ -270,6 +179,189 @@ impl DynamoAnalytics {
             }
         }
         Ok(items)
+    }
+
+    /// Claims each event for `position` unless someone claimed it first; returns who owns
+    /// each now (the position of its first claimant).
+    async fn claim(
+        &self,
+        order_id: &OrderId,
+        claims: &[(EventId, String)],
+    ) -> Result<Vec<Option<String>>, OrderError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expires = Timestamp::now().unix_seconds() + self.claim_ttl_seconds;
+        let mut names = HashMap::from([("#x".to_owned(), "expiresAt".to_owned())]);
+        let mut values = HashMap::from([(":x".to_owned(), AttributeValue::N(expires.to_string()))]);
+        let mut sets = vec!["#x = :x".to_owned()];
+        for (i, (event_id, position)) in claims.iter().enumerate() {
+            // Keep the first claimant: a later record with the same event is a duplicate.
+            sets.push(format!("#e{i} = if_not_exists(#e{i}, :p{i})"));
+            names.insert(format!("#e{i}"), format!("e#{event_id}"));
+            values.insert(format!(":p{i}"), AttributeValue::S(position.clone()));
+        }
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.claims_table)
+            .key("orderId", AttributeValue::S(order_id.to_string()))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(classify)?;
+        let stored = output.attributes.unwrap_or_default();
+        Ok(claims
+            .iter()
+            .map(|(event_id, _)| {
+                stored
+                    .get(&format!("e#{event_id}"))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+            })
+            .collect())
+    }
+
+    /// Claims `events` of one order for a rebuild ([`REBUILD_POSITION`]): the stream will
+    /// skip every one the rebuild owns. For each, `None` when the rebuild owns it (now or
+    /// from an earlier run), else the stream position (`<shard>/<sequence>`) that does.
+    pub async fn claim_for_rebuild(
+        &self,
+        order_id: &OrderId,
+        events: &[EventId],
+    ) -> Result<Vec<Option<String>>, OrderError> {
+        let claims: Vec<(EventId, String)> = events
+            .iter()
+            .map(|id| (*id, REBUILD_POSITION.to_owned()))
+            .collect();
+        Ok(self
+            .claim(order_id, &claims)
+            .await?
+            .into_iter()
+            .map(|owner| owner.filter(|p| p != REBUILD_POSITION))
+            .collect())
+    }
+
+    /// What `bucket` stores now, read consistently: its counter items (totals and product
+    /// shards) with their watermarks, and its customers.
+    pub async fn read_for_rebuild(&self, bucket: &Bucket) -> Result<StoredBucket, OrderError> {
+        let mut items = self.items_of(bucket).await?;
+        let mut customers = BucketView::default();
+        for shard in 0..distinct::SHARDS {
+            if let Some(item) = items.remove(&format!("{bucket}/{}", customer_item(shard))) {
+                add_item(&mut customers, item)?;
+            }
+        }
+        let counters = std::iter::once(CounterItem::Totals(*bucket))
+            .chain((0..PRODUCT_SHARDS).map(|s| CounterItem::Products(*bucket, s)))
+            .map(|item| {
+                let found = items.remove(&format!("{bucket}/{}", item.sort_key()));
+                let mut counters = StoredCounters {
+                    exists: found.is_some(),
+                    ..StoredCounters::default()
+                };
+                for (attr, value) in found.unwrap_or_default() {
+                    if let Some(shard) = attr.strip_prefix("wm#") {
+                        if let AttributeValue::S(w) = value {
+                            counters.watermarks.insert(shard.to_owned(), w);
+                        }
+                    } else if attr != "pk" {
+                        counters.values.insert(attr, value);
+                    }
+                }
+                (item, counters)
+            })
+            .collect();
+        Ok(StoredBucket {
+            counters,
+            customers: customers.customers,
+        })
+    }
+
+    /// Sets `item`'s counters to `want` (a rebuild), keeping its watermarks, on condition
+    /// that none of them moved for `shards` since `before` was read (and that the item still
+    /// does not exist, if it did not). A big item takes several requests, each under that
+    /// condition.
+    pub async fn replace_counters(
+        &self,
+        item: &CounterItem,
+        want: &ItemDelta,
+        before: &StoredCounters,
+        shards: &[String],
+    ) -> Result<Replaced, OrderError> {
+        if before.holds(want) {
+            return Ok(Replaced::Unchanged);
+        }
+        let want = counter_values(want);
+        // New values, and attributes the item holds but should not.
+        let actions: Vec<(&String, Option<&AttributeValue>)> = want
+            .iter()
+            .map(|(attr, value)| (attr, Some(value)))
+            .chain(
+                before
+                    .values
+                    .keys()
+                    .filter(|k| !want.contains_key(*k))
+                    .map(|attr| (attr, None)),
+            )
+            .collect();
+        let key = Self::key(item);
+        for (n, chunk) in actions.chunks(REPLACE_CHUNK).enumerate() {
+            let mut names = HashMap::new();
+            let mut values = HashMap::new();
+            let (mut sets, mut removes) = (Vec::new(), Vec::new());
+            for (j, (attr, value)) in chunk.iter().enumerate() {
+                names.insert(format!("#a{j}"), (*attr).clone());
+                match value {
+                    Some(value) => {
+                        sets.push(format!("#a{j} = :v{j}"));
+                        values.insert(format!(":v{j}"), (*value).clone());
+                    }
+                    None => removes.push(format!("#a{j}")),
+                }
+            }
+            let mut conditions = Vec::new();
+            if n == 0 && !before.exists {
+                conditions.push("attribute_not_exists(pk)".to_owned());
+            }
+            for (k, shard) in shards.iter().enumerate() {
+                names.insert(format!("#w{k}"), format!("wm#{shard}"));
+                match before.watermarks.get(shard) {
+                    Some(w) => {
+                        conditions.push(format!("#w{k} = :w{k}"));
+                        values.insert(format!(":w{k}"), AttributeValue::S(w.clone()));
+                    }
+                    None => conditions.push(format!("attribute_not_exists(#w{k})")),
+                }
+            }
+            let mut expression = Vec::new();
+            if !sets.is_empty() {
+                expression.push(format!("SET {}", sets.join(", ")));
+            }
+            if !removes.is_empty() {
+                expression.push(format!("REMOVE {}", removes.join(", ")));
+            }
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .update_expression(expression.join(" "))
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values((!values.is_empty()).then_some(values));
+            if !conditions.is_empty() {
+                request = request.condition_expression(conditions.join(" AND "));
+            }
+            match request.send().await {
+                Ok(_) => {}
+                Err(err) if super::condition_failed(&err) => return Ok(Replaced::Moved),
+                Err(err) => return Err(classify(err)),
+            }
+        }
+        Ok(Replaced::Written)
     }
 
     /// A customer shard item, read consistently (empty when it does not exist yet).
@@ -468,6 +560,70 @@ const REPLACE_CHUNK: usize = 200;
 /// DynamoDB's limit on one expression string.
 const MAX_EXPRESSION_BYTES: usize = 4_096;
 
+/// The claim position of events a rebuild counted (the stream's are `<shard>/<sequence>`).
+pub const REBUILD_POSITION: &str = "rebuild";
+
+/// A counter item as a rebuild read it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredCounters {
+    pub exists: bool,
+    /// The counters (`orders`, `u#sku-1`, …), as stored.
+    pub values: Item,
+    /// The padded sequence number each stream shard's records are applied up to.
+    pub watermarks: BTreeMap<String, String>,
+}
+
+impl StoredCounters {
+    /// Whether the item holds exactly these counters.
+    pub fn holds(&self, want: &ItemDelta) -> bool {
+        same_values(&self.values, &counter_values(want))
+    }
+}
+
+/// Counters as stored: numbers, zeros left out.
+fn counter_values(delta: &ItemDelta) -> Item {
+    delta
+        .attributes()
+        .into_iter()
+        .map(|(name, n)| (name, AttributeValue::N(n.to_string())))
+        .collect()
+}
+
+/// A bucket as a rebuild read it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredBucket {
+    pub counters: BTreeMap<CounterItem, StoredCounters>,
+    pub customers: Distinct,
+}
+
+impl StoredBucket {
+    /// Whether anything is stored (a counter item or a customer).
+    pub fn is_empty(&self) -> bool {
+        self.counters.values().all(|c| !c.exists) && self.customers == Distinct::default()
+    }
+
+    /// The stored value of a counter (0 when absent).
+    pub fn counter(&self, item: &CounterItem, name: &str) -> i64 {
+        self.counters
+            .get(item)
+            .and_then(|c| c.values.get(name))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// What [`DynamoAnalytics::replace_counters`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// The item already held those counters.
+    Unchanged,
+    Written,
+    /// A watermark moved since the item was read (the stream wrote it): nothing, or only
+    /// part of a big item, was written; read again.
+    Moved,
+}
+
 /// Attribute names of a customer shard item.
 const CUSTOMERS: &str = "customers";
 const SKETCH: &str = "hll";
@@ -530,40 +686,11 @@ impl AnalyticsStore for DynamoAnalytics {
         order_id: &OrderId,
         claims: &[(EventId, String)],
     ) -> Result<Vec<bool>, OrderError> {
-        if claims.is_empty() {
-            return Ok(Vec::new());
-        }
-        let expires = Timestamp::now().unix_seconds() + self.claim_ttl_seconds;
-        let mut names = HashMap::from([("#x".to_owned(), "expiresAt".to_owned())]);
-        let mut values = HashMap::from([(":x".to_owned(), AttributeValue::N(expires.to_string()))]);
-        let mut sets = vec!["#x = :x".to_owned()];
-        for (i, (event_id, position)) in claims.iter().enumerate() {
-            // Keep the first claimant: a later record with the same event is a duplicate.
-            sets.push(format!("#e{i} = if_not_exists(#e{i}, :p{i})"));
-            names.insert(format!("#e{i}"), format!("e#{event_id}"));
-            values.insert(format!(":p{i}"), AttributeValue::S(position.clone()));
-        }
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.claims_table)
-            .key("orderId", AttributeValue::S(order_id.to_string()))
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(classify)?;
-        let stored = output.attributes.unwrap_or_default();
+        let owners = self.claim(order_id, claims).await?;
         Ok(claims
             .iter()
-            .map(|(event_id, position)| {
-                stored
-                    .get(&format!("e#{event_id}"))
-                    .and_then(|v| v.as_s().ok())
-                    == Some(position)
-            })
+            .zip(owners)
+            .map(|((_, position), owner)| owner.as_ref() == Some(position))
             .collect())
     }
 
