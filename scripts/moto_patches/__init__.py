@@ -10,6 +10,8 @@ Each module fixes one thing and has an `install()`; `scripts/moto_server.py` ins
 - `fast_paths`: work moto repeats per request with the same answer (routing tables, method
   lists, parsed update expressions) is done once.
 - `route_keys`: an HTTP API's route keys are unique (a retried CreateRoute made two).
+- `lambda_creates`: a retried CreateFunction with the same body returns the function it
+  created instead of "Function already exist".
 - `limits`: expressions over 4 KB are refused, as DynamoDB refuses them.
 - `no_lambda_invoke`: moto does not try to run functions for event source mappings (it can
   only do so in Docker; the local runner is the consumer).

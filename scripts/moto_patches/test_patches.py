@@ -24,9 +24,9 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from moto_patches import fast_paths, gsi_index, kinesis_shards, limits, no_lambda_invoke, route_keys, serialise, streams, transactions  # noqa: E402
+from moto_patches import fast_paths, gsi_index, kinesis_shards, lambda_creates, limits, no_lambda_invoke, route_keys, serialise, streams, transactions  # noqa: E402
 
-for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys, streams, limits):
+for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys, streams, limits, lambda_creates):
     patch.install()
 
 SHARDS = 4
@@ -362,6 +362,21 @@ class ExpressionsOverFourKilobytesRefused(unittest.TestCase):
         stored = client.get_item(TableName="orders", Key=key)["Item"]
         self.assertEqual(stored["u#0"]["N"], "1")
         self.assertNotIn("u#350", stored)
+
+
+class RetriedCreateFunction(unittest.TestCase):
+    @mock_aws
+    def test_an_exact_repeat_returns_the_function_and_another_body_conflicts(self):
+        iam = boto3.client("iam")
+        role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        client = boto3.client("lambda")
+        spec = dict(FunctionName="f", Runtime="provided.al2023", Role=role, Handler="bootstrap",
+                    Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
+        first = client.create_function(**spec)
+        again = client.create_function(**spec)
+        self.assertEqual(again["FunctionArn"], first["FunctionArn"])
+        with self.assertRaises(client.exceptions.ResourceConflictException):
+            client.create_function(**(spec | {"Handler": "other"}))
 
 
 class RouteKeysUnique(unittest.TestCase):
