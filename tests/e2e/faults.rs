@@ -165,7 +165,13 @@ async fn orders_settle_exactly_once_through_injected_aws_faults() {
         put_product(product, 30).await;
     }
     let customers: Vec<String> = (0..4).map(|i| format!("{run}-c{i}")).collect();
-    let from = Bucket::containing(Granularity::Minute, Timestamp::now()).start_time();
+    // The run owns its minutes: it starts with a new one (the tests before it, and the
+    // events they put on the stream by hand, are in earlier minutes).
+    let from = Bucket::containing(Granularity::Minute, Timestamp::now())
+        .next()
+        .start_time();
+    let wait = from.unix_millis() - Timestamp::now().unix_millis();
+    tokio::time::sleep(Duration::from_millis(wait.max(0) as u64 + 50)).await;
 
     let faults = Faults::inject().await;
     // 80 orders of one unit, 40 per product of 30 in stock: exactly 30 of each can succeed.

@@ -11,10 +11,12 @@
 //! - [`metrics`]: counting the AWS requests each invocation sends.
 //! - [`telemetry`]: business metrics (orders placed, dead letters, …) as CloudWatch Embedded
 //!   Metric Format on stdout, set up once per function and flushed after each invocation.
+//! - [`deadline`]: stream consumers stop starting work near the end of an invocation.
 //! - [`errors`]: turning SDK errors into the domain's retryable/non-retryable kinds, keeping
 //!   the SDK error as the source.
 
 pub mod config;
+pub mod deadline;
 pub mod dynamo;
 pub mod errors;
 pub mod kinesis;

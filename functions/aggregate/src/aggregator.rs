@@ -3,6 +3,7 @@
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use futures::stream::{self, StreamExt};
+use orders_aws::deadline::Deadline;
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::telemetry::metric;
 use orders_core::analytics::{
@@ -37,6 +38,11 @@ struct Contribution {
     shard: String,
     sequence: String,
     effect: Effect,
+}
+
+/// A step not started because the invocation is about to end (retryable: it comes again).
+fn near_deadline() -> OrderError {
+    OrderError::Unavailable("the invocation's deadline is near; not started".into())
 }
 
 /// Why a write did not land.
@@ -90,7 +96,18 @@ impl RetryFrom {
 }
 
 impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
+    /// A batch with no deadline (tests, tools).
     pub async fn handle(&self, event: KinesisEvent) -> KinesisEventResponse {
+        self.handle_until(event, Deadline::none()).await
+    }
+
+    /// A batch; near `deadline` no claim or write starts, and the records they would have
+    /// covered are reported for retry (exactly once still holds: see the watermarks).
+    pub async fn handle_until(
+        &self,
+        event: KinesisEvent,
+        deadline: Deadline,
+    ) -> KinesisEventResponse {
         let mut retry = RetryFrom::default();
         let records = event.records;
 
@@ -128,6 +145,9 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         }
         let claimed: Vec<OrderClaims> = stream::iter(by_order)
             .map(|(order_id, records)| async move {
+                if !deadline.allows_more() {
+                    return (records, Err(near_deadline()));
+                }
                 // A duplicate inside the batch: only its first record may claim it.
                 let mut first_of: BTreeMap<EventId, usize> = BTreeMap::new();
                 for (i, (_, sequence, envelope)) in records.iter().enumerate() {
@@ -201,7 +221,9 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         // 4. Write counters and customer sets.
         let writes = by_item.len() + fold.customers.len();
         let counter_failures: Vec<WriteFailure> = stream::iter(by_item.iter())
-            .map(|((shard, item), indexes)| self.write_item(shard, item, indexes, &contributions))
+            .map(|((shard, item), indexes)| {
+                self.write_item(shard, item, indexes, &contributions, deadline)
+            })
             .buffer_unordered(CONCURRENT_WRITES)
             .filter_map(|r| async move { r.err() })
             .collect()
@@ -219,6 +241,10 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
                     .map(|c| c.sequence.clone())
                     .collect();
                 async move {
+                    if !deadline.allows_more() {
+                        let name = format!("{bucket}/customers#{shard:02}");
+                        return Err(WriteFailure::of(near_deadline(), sequences, &name));
+                    }
                     match self.store.add_customers(bucket, *shard, ids).await {
                         Ok(()) => {
                             metrics::counter!(metric::AGGREGATE_WRITES, "kind" => "customers")
@@ -309,15 +335,19 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         item: &CounterItem,
         indexes: &[usize],
         all: &[Contribution],
+        deadline: Deadline,
     ) -> Result<(), WriteFailure> {
         let records: Vec<&Contribution> = indexes.iter().map(|&i| &all[i]).collect();
-        self.try_write_item(shard, item, &records)
-            .await
-            .map_err(|err| {
-                let sequences = records.iter().map(|c| c.sequence.clone()).collect();
-                let name = format!("{}/{}", item.bucket(), item.sort_key());
-                WriteFailure::of(err, sequences, &name)
-            })
+        let result = if deadline.allows_more() {
+            self.try_write_item(shard, item, &records).await
+        } else {
+            Err(near_deadline())
+        };
+        result.map_err(|err| {
+            let sequences = records.iter().map(|c| c.sequence.clone()).collect();
+            let name = format!("{}/{}", item.bucket(), item.sort_key());
+            WriteFailure::of(err, sequences, &name)
+        })
     }
 
     async fn try_write_item(

@@ -2,6 +2,7 @@
 
 use aggregate::{Aggregator, Config};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orders_aws::deadline::Deadline;
 use orders_aws::{DynamoAnalytics, SqsDeadLetterQueue};
 use orders_core::ports::SystemClock;
 use std::sync::Arc;
@@ -26,7 +27,8 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<_>| {
         let aggregator = Arc::clone(&aggregator);
         async move {
-            let response = aggregator.handle(event.payload).await;
+            let deadline = Deadline::from_epoch_millis(event.context.deadline);
+            let response = aggregator.handle_until(event.payload, deadline).await;
             orders_aws::telemetry::flush();
             Ok::<_, Error>(response)
         }

@@ -8,6 +8,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use orders_aws::deadline::Deadline;
 use orders_aws::{DynamoAnalytics, DynamoAnalyticsReader, Replaced, SqsDeadLetterQueue};
 use orders_core::analytics::{
     Bucket, CounterItem, Effect, Fold, Granularity, ItemDelta, PRODUCT_SHARDS,
@@ -654,4 +655,39 @@ async fn a_write_the_store_refuses_dead_letters_its_records_and_the_shard_moves_
         .map(|m| m["record"]["kinesis"]["sequenceNumber"].as_str().unwrap())
         .collect();
     assert_eq!(dead.len(), messages.len(), "one message per record");
+}
+
+/// An invocation whose deadline has come claims and writes nothing and hands the batch back
+/// from its first record; the next invocation counts it exactly once.
+#[tokio::test]
+async fn an_invocation_out_of_time_writes_nothing_and_the_retry_is_exact() {
+    let stack = spawn_stack().await;
+    let events = history();
+    let records = records(&events);
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 1_000;
+    let response = stack
+        .aggregator
+        .handle_until(event(&records), Deadline::from_epoch_millis(past))
+        .await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, vec![records[0].sequence.clone()]);
+    let day = Bucket::containing(
+        Granularity::Day,
+        Timestamp::parse("2026-11-21T10:00:00Z").unwrap(),
+    );
+    assert_eq!(
+        stack.aggregator.store.inner.bucket(&day).await.unwrap(),
+        Default::default(),
+        "nothing written"
+    );
+    assert_eq!(stack.deliver(&records).await, None);
+    stack.assert_exact(&events).await;
 }

@@ -1,6 +1,7 @@
 //! Lambda entry point: configuration and clients are built once per cold start.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orders_aws::deadline::Deadline;
 use orders_aws::{DynamoCatalog, DynamoOrderCommands, SqsDeadLetterQueue};
 use orders_core::ports::SystemClock;
 use process_order::{Config, OrderProcessor};
@@ -22,7 +23,8 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<_>| {
         let processor = Arc::clone(&processor);
         async move {
-            let response = processor.handle(event.payload).await;
+            let deadline = Deadline::from_epoch_millis(event.context.deadline);
+            let response = processor.handle_until(event.payload, deadline).await;
             orders_aws::telemetry::flush();
             Ok::<_, Error>(response)
         }

@@ -3,6 +3,7 @@
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use futures::stream::{self, StreamExt};
+use orders_aws::deadline::Deadline;
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::telemetry::metric;
 use orders_core::ports::{
@@ -57,11 +58,20 @@ where
     K: Catalog,
     D: DeadLetterQueue,
 {
-    /// Handles a batch. Returns the records to retry: for each order whose processing hit a
-    /// transient error, the record where it stopped. Lambda resumes the shard from the
-    /// lowest of them, so records after it are redelivered — which the idempotent
-    /// processing absorbs.
+    /// A batch with no deadline (tests, tools).
     pub async fn handle(&self, event: KinesisEvent) -> KinesisEventResponse {
+        self.handle_until(event, Deadline::none()).await
+    }
+
+    /// Handles a batch. Returns the records to retry: for each order whose processing hit a
+    /// transient error, or that `deadline` left no time to start, the record where it
+    /// stopped. Lambda resumes the shard from the lowest of them, so records after it are
+    /// redelivered — which the idempotent processing absorbs.
+    pub async fn handle_until(
+        &self,
+        event: KinesisEvent,
+        deadline: Deadline,
+    ) -> KinesisEventResponse {
         let records = event.records;
         let mut groups: Vec<Vec<&KinesisEventRecord>> = Vec::new();
         let mut group_of: HashMap<&str, usize> = HashMap::new();
@@ -74,7 +84,7 @@ where
             groups[index].push(record);
         }
         let results: Vec<(Vec<Outcome>, Option<String>)> = stream::iter(groups)
-            .map(|group| self.handle_group(group))
+            .map(|group| self.handle_group(group, deadline))
             .buffer_unordered(CONCURRENT_ORDERS)
             .collect()
             .await;
@@ -119,9 +129,17 @@ where
     async fn handle_group(
         &self,
         records: Vec<&KinesisEventRecord>,
+        deadline: Deadline,
     ) -> (Vec<Outcome>, Option<String>) {
         let mut outcomes = Vec::with_capacity(records.len());
         for record in records {
+            if !deadline.allows_more() {
+                warn!(
+                    sequence_number = %record.kinesis.sequence_number,
+                    "the invocation's deadline is near; the order's remaining records come again"
+                );
+                return (outcomes, Some(record.kinesis.sequence_number.clone()));
+            }
             match self.handle_record(record).await {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(err) => {

@@ -7,6 +7,7 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use orders_aws::deadline::Deadline;
 use orders_aws::{DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, SqsDeadLetterQueue};
 use orders_core::order::NewLineItem;
 use orders_core::ports::{Catalog, OrderStore, SystemClock};
@@ -121,6 +122,10 @@ impl Stack {
     }
 
     async fn deliver(&self, records: &[&Record]) -> Vec<String> {
+        self.deliver_until(records, Deadline::none()).await
+    }
+
+    async fn deliver_until(&self, records: &[&Record], deadline: Deadline) -> Vec<String> {
         let records: Vec<Value> = records
             .iter()
             .map(|r| {
@@ -143,7 +148,7 @@ impl Stack {
             })
             .collect();
         let event: KinesisEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
-        let response = self.processor.handle(event).await;
+        let response = self.processor.handle_until(event, deadline).await;
         response
             .batch_item_failures
             .into_iter()
@@ -429,4 +434,35 @@ async fn metrics_count_processed_failed_dead_lettered_and_duplicate_records() {
         json!({ "BatchSize": [2.0], "DuplicateRecords": 2 }),
         "a redelivery processes nothing again"
     );
+}
+
+/// An invocation whose deadline has come starts no order: every order's first record is
+/// handed back, nothing is reserved, and the next invocation does all of it, once.
+#[tokio::test]
+async fn an_invocation_out_of_time_starts_nothing_and_hands_every_order_back() {
+    let stack = spawn_stack().await;
+    stack.product("sku-d", 10).await;
+    let mut placed = Vec::new();
+    for q in 1..=3 {
+        placed.push(stack.place(&[("sku-d", q)]).await);
+    }
+    let records: Vec<&Record> = placed.iter().map(|(_, r)| r).collect();
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 1_000;
+    let mut handed_back = stack
+        .deliver_until(&records, Deadline::from_epoch_millis(past))
+        .await;
+    handed_back.sort();
+    let mut all: Vec<String> = records.iter().map(|r| r.sequence_number.clone()).collect();
+    all.sort();
+    assert_eq!(handed_back, all);
+    assert_eq!(stack.stock("sku-d").await, 10, "nothing reserved");
+    assert!(stack.deliver(&records).await.is_empty());
+    assert_eq!(stack.stock("sku-d").await, 10 - 6);
+    for (order, _) in &placed {
+        assert_eq!(stack.order(order).await.version, 2);
+    }
 }

@@ -1,6 +1,7 @@
 //! Lambda entry point: configuration and clients are built once per cold start.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orders_aws::deadline::Deadline;
 use orders_aws::{KinesisPublisher, SqsDeadLetterQueue};
 use orders_core::ports::SystemClock;
 use relay::{Config, Relay};
@@ -21,7 +22,8 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<_>| {
         let relay = Arc::clone(&relay);
         async move {
-            let response = relay.handle(event.payload).await;
+            let deadline = Deadline::from_epoch_millis(event.context.deadline);
+            let response = relay.handle_until(event.payload, deadline).await;
             orders_aws::telemetry::flush();
             Ok::<_, Error>(response)
         }

@@ -2,6 +2,7 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use orders_aws::deadline::Deadline;
 use orders_aws::dynamo::orders::order_from_image;
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::telemetry::metric;
@@ -69,6 +70,12 @@ impl<P: EventPublisher, D: DeadLetterQueue> Relay<P, D> {
     /// busiest order, not one per record — and a batch put, which keeps no order among its
     /// records, never holds two versions of one order.
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
+        self.handle_until(event, Deadline::none()).await
+    }
+
+    /// A batch; near `deadline` no round starts, and every order's first record not yet
+    /// published is reported for retry.
+    pub async fn handle_until(&self, event: Event, deadline: Deadline) -> DynamoDbEventResponse {
         let records = event.records;
         let mut queues: Vec<VecDeque<&EventRecord>> = Vec::new();
         let mut queue_of: HashMap<String, usize> = HashMap::new();
@@ -85,6 +92,21 @@ impl<P: EventPublisher, D: DeadLetterQueue> Relay<P, D> {
         let mut counts = Counts::default();
         let mut retry: Vec<String> = Vec::new();
         loop {
+            if !deadline.allows_more() {
+                let left: Vec<String> = queues
+                    .iter()
+                    .filter_map(|q| q.front())
+                    .filter_map(|r| r.change.sequence_number.clone())
+                    .collect();
+                if !left.is_empty() {
+                    warn!(
+                        orders = left.len(),
+                        "the invocation's deadline is near; the rest comes again"
+                    );
+                }
+                retry.extend(left);
+                break;
+            }
             let mut round: Vec<(usize, &EventRecord, EventEnvelope)> = Vec::new();
             for (index, queue) in queues.iter_mut().enumerate() {
                 while let Some(record) = queue.pop_front() {

@@ -2,6 +2,7 @@
 //! table cloned from the deployed one (change stream included), the table's change records
 //! read the way the local runner hands them to Lambda, the relay publishing to a fresh stream.
 
+use orders_aws::deadline::Deadline;
 use orders_aws::{DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher};
 use orders_core::memory::FixedClock;
 use orders_core::order::NewLineItem;
@@ -271,4 +272,28 @@ async fn an_image_that_is_not_an_order_is_dead_lettered_and_the_shard_moves_on()
         stack.published().await,
         vec![(good.order_id.to_string(), "OrderPlaced".into(), 1)]
     );
+}
+
+/// An invocation whose deadline has come publishes nothing and hands every order back.
+#[tokio::test]
+async fn an_invocation_out_of_time_publishes_nothing_and_hands_every_order_back() {
+    let stack = stack().await;
+    let store = DynamoOrderStore::from_sdk(&stack.emulator.sdk, &stack.table);
+    for n in 20..23 {
+        store.create(&placed(n, "sku-t", 1)).await.unwrap();
+    }
+    let event = stack.changes().await;
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 1_000;
+    let relay = stack.relay(0);
+    let response = relay
+        .handle_until(event.clone(), Deadline::from_epoch_millis(past))
+        .await;
+    assert_eq!(response.batch_item_failures.len(), 3, "one per order");
+    assert!(stack.published().await.is_empty());
+    assert!(relay.handle(event).await.batch_item_failures.is_empty());
+    assert_eq!(stack.published().await.len(), 3);
 }
