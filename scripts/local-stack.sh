@@ -15,6 +15,10 @@ LOCAL="$ROOT/.local"
 mkdir -p "$LOCAL"
 MODE="${1:-run}"
 LISTEN="${LISTEN:-127.0.0.1:3000}"
+# Lambda's Invoke API for the functions (what `orders-admin dlq replay` invokes; point it here
+# with AWS_ENDPOINT_URL_LAMBDA).
+LAMBDA_LISTEN="${LAMBDA_LISTEN:-127.0.0.1:3001}"
+export ORDERS_LAMBDA_URL="http://$LAMBDA_LISTEN"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT:-4566}}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
@@ -59,12 +63,13 @@ suffix=""; [ "${EMULATOR_PORT:-4566}" = 4566 ] || suffix="-$EMULATOR_PORT"
 export ORDERS_OUTPUTS="$LOCAL/outputs$suffix.json"
 api_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_id"]["value"])' "$ORDERS_OUTPUTS")"
 : >"$LOCAL/cold-init$suffix.jsonl"
-runner=(target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --bin-dir target/debug
+runner=(target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --lambda-listen "$LAMBDA_LISTEN" --bin-dir target/debug
         --metrics-file "$LOCAL/cold-init$suffix.jsonl" --checkpoint-file "$LOCAL/checkpoints$suffix.json")
 
 case "$MODE" in
   run)
     say "serving http://$LISTEN (Ctrl-C to stop); try: curl -s http://$LISTEN/health"
+    say "Lambda Invoke API on $ORDERS_LAMBDA_URL (orders-admin dlq replay: AWS_ENDPOINT_URL_LAMBDA=$ORDERS_LAMBDA_URL)"
     "${runner[@]}" &
     runner_pid=$!
     wait "$runner_pid"

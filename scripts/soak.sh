@@ -44,6 +44,7 @@ mkdir -p "$WORK"
 MINUTES="${SOAK_MINUTES:-10}"
 export EMULATOR_PORT="${SOAK_EMULATOR_PORT:-4581}"
 LISTEN="${SOAK_LISTEN:-127.0.0.1:3081}"
+LAMBDA_LISTEN="${SOAK_LAMBDA_LISTEN:-127.0.0.1:3082}"
 RATE="${SOAK_RATE:-4}"
 FAULT_EVERY="${SOAK_FAULT_EVERY:-30}"
 PAUSE_SECONDS="${SOAK_PAUSE_SECONDS:-8}"
@@ -115,7 +116,7 @@ rm -f "$CHECKPOINTS" "$WORK"/poison-*.json
 : >"$WORK/runner.log"
 : >"$WORK/faults.log"
 start_runner() {
-  setsid target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --bin-dir target/debug \
+  setsid target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --lambda-listen "$LAMBDA_LISTEN" --bin-dir target/debug \
     --endpoint "$AWS_ENDPOINT_URL" --functions-endpoint "$fault_proxy" --checkpoint-file "$CHECKPOINTS" \
     --metrics-file "$WORK/metrics.jsonl" >>"$WORK/runner.log" 2>&1 &
   runner_pid=$!
@@ -139,8 +140,10 @@ replay_failures() {
       | python3 -c 'import json,sys; print(sum(1 for l in sys.stdin if l.strip() and "record" not in json.loads(l)))' || echo 0)"
     if [ "$n" != 0 ]; then
       fault "replay: $n on-failure record(s) in ${q##*/}"
-      # Replay puts the queue's poison back on the stream too; consumers dead-letter it again.
-      target/debug/orders-admin dlq replay --queue "$q" --max 1000 >>"$WORK/replay.log" 2>&1 || true
+      # Replay hands each letter back to the function that failed it (poison included: it is
+      # dead-lettered again, by that consumer only).
+      AWS_ENDPOINT_URL_LAMBDA="http://$LAMBDA_LISTEN" \
+        target/debug/orders-admin dlq replay --queue "$q" --max 1000 >>"$WORK/replay.log" 2>&1 || true
       echo "$n" >>"$WORK/replayed.count"
     fi
   done

@@ -559,6 +559,11 @@ async fn exhausted_retries_end_in_the_dlq_and_replay_completes_the_work() {
             &emulator.output("process_order_dlq_url"),
         ])
         .env("AWS_ENDPOINT_URL", orders_tests::endpoint())
+        // Back to process-order, through the runner's Lambda Invoke API.
+        .env(
+            "AWS_ENDPOINT_URL_LAMBDA",
+            std::env::var("ORDERS_LAMBDA_URL").unwrap_or_else(|_| "http://127.0.0.1:3001".into()),
+        )
         .output()
         .unwrap_or_else(|e| panic!("run {} ({e}); cargo build builds it", admin.display()));
     assert!(

@@ -21,6 +21,7 @@ pub mod dynamodb_streams;
 pub mod event_sources;
 pub mod gateway;
 pub mod instances;
+pub mod invoke_api;
 pub mod kinesis_poller;
 pub mod payload;
 pub mod routes;

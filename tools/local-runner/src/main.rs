@@ -11,7 +11,7 @@ use aws_config::{BehaviorVersion, Region};
 use clap::Parser;
 use local_runner::event_sources::{self, EventSourceOptions, EventSources};
 use local_runner::gateway::{self, Gateway};
-use local_runner::{Runtime, RuntimeSettings, discovery};
+use local_runner::{Runtime, RuntimeSettings, discovery, invoke_api};
 use tracing::info;
 
 /// Runs the deployed Lambda functions locally behind an API Gateway HTTP API front door.
@@ -38,6 +38,10 @@ struct Cli {
     /// Address of the HTTP front door.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// Also serve Lambda's Invoke API for the functions here (for tools that invoke a
+    /// function directly; point them at it with `AWS_ENDPOINT_URL_LAMBDA`).
+    #[arg(long)]
+    lambda_listen: Option<SocketAddr>,
     /// Directory holding the function binaries named by the `orders:binary` tags.
     #[arg(long, default_value = "target/debug")]
     bin_dir: PathBuf,
@@ -131,6 +135,16 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(gateway::serve(listener, gateway, async move {
         let _ = stop_rx.await;
     }));
+    let (invoke_stop_tx, invoke_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    if let Some(address) = cli.lambda_listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
+        println!("Lambda Invoke API on http://{address}");
+        tokio::spawn(invoke_api::serve(listener, runtime.clone(), async move {
+            let _ = invoke_stop_rx.await;
+        }));
+    }
 
     let event_sources = if cli.no_event_sources {
         info!("event source mappings disabled (--no-event-sources)");
@@ -146,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
         event_sources.stop().await;
     }
     let _ = stop_tx.send(());
+    let _ = invoke_stop_tx.send(());
     runtime.shutdown(Duration::from_secs(5)).await;
     // In-flight HTTP requests have been failed by the shutdown; don't wait long for them.
     match tokio::time::timeout(Duration::from_secs(2), server).await {

@@ -106,7 +106,12 @@ pub enum DlqCommand {
         /// Queue name (e.g. orders-process-order-dlq) or URL.
         #[arg(long)]
         queue: String,
-        /// Stream (name or ARN) to re-put to; default: the stream the records came from.
+        /// Where the records go: back to the function that failed them (invoked with
+        /// them), or re-put on a stream for every consumer.
+        #[arg(long, value_enum, default_value_t = To::Function)]
+        to: To,
+        /// Stream (name or ARN) to re-put to (implies `--to stream`); default: the stream
+        /// the records came from.
         #[arg(long)]
         stream: Option<String>,
         /// Print what would be replayed; change nothing.
@@ -116,6 +121,15 @@ pub enum DlqCommand {
         #[arg(long, default_value_t = 1000)]
         max: usize,
     },
+}
+
+/// `dlq replay --to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum To {
+    /// The function that dead-lettered the records.
+    Function,
+    /// The stream they came from (or `--stream`): every consumer sees them again.
+    Stream,
 }
 
 /// The SDK configuration: the default chain, with local defaults when `AWS_ENDPOINT_URL`
@@ -219,18 +233,23 @@ pub async fn run(cli: Cli, sdk: &SdkConfig, out: &mut dyn Write) -> anyhow::Resu
         }
         Command::Dlq(DlqCommand::Replay {
             queue,
+            to,
             stream,
             dry_run,
             max,
         }) => {
             let queue = queue::Queue::resolve(sqs, &queue).await?;
             let kinesis = aws_sdk_kinesis::Client::new(sdk);
-            let options = replay::ReplayOptions {
-                stream: stream.as_deref().map(stream::StreamRef::parse),
-                dry_run,
-                max,
+            let lambda = aws_sdk_lambda::Client::new(sdk);
+            let to = match (to, stream) {
+                (_, Some(stream)) => {
+                    replay::Destination::Stream(Some(stream::StreamRef::parse(&stream)))
+                }
+                (To::Stream, None) => replay::Destination::Stream(None),
+                (To::Function, None) => replay::Destination::Function,
             };
-            let report = replay::replay(&queue, &kinesis, &options, out).await?;
+            let options = replay::ReplayOptions { to, dry_run, max };
+            let report = replay::replay(&queue, &kinesis, &lambda, &options, out).await?;
             report.write_summary(out)?;
             Ok(if report.skipped() + report.failed() > 0 {
                 ExitCode::from(2)

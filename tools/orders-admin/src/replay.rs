@@ -1,14 +1,20 @@
-//! Replaying dead-lettered records onto the stream.
+//! Replaying dead-lettered records — by default only to the consumer that failed them.
 //!
-//! * A **poison dead letter** carries its record: its `data` is re-put with the same
-//!   `partitionKey`, to the stream of the record's `eventSourceARN` (or `--stream`).
-//! * A **Lambda on-failure record** carries only `KinesisBatchInfo` (shard, first and last
-//!   sequence number): the range is read back from the source stream and every record in it
-//!   is re-put, in order, with its partition key and data. If the range is no longer
-//!   entirely on the stream (trimmed by retention, unknown shard, beyond the tip), nothing
-//!   is re-put and the message stays in the queue.
+//! * A **poison dead letter** carries its record and names the function that dead-lettered
+//!   it; a **Lambda on-failure record** carries the function's ARN and only
+//!   `KinesisBatchInfo` (shard, first and last sequence number): the range is read back from
+//!   the source stream. If it is no longer entirely there (trimmed by retention, unknown
+//!   shard, beyond the tip), nothing is replayed and the message stays in the queue.
+//! * **To the function** (the default): the function is invoked (`RequestResponse`) with a
+//!   Kinesis event of exactly those records — their own sequence numbers, shard and stream,
+//!   as its event source mapping delivered them — so no other consumer of the stream sees
+//!   them again, and the failed consumer sees them as the same records (its claims and
+//!   watermarks apply). The message is deleted when the function reports no batch item
+//!   failure. Locally the runner serves the Invoke API (`AWS_ENDPOINT_URL_LAMBDA`).
+//! * **To a stream** (`--to stream`, or `--stream NAME`): the records are re-put, with their
+//!   partition keys and data, as new records every consumer reads.
 //!
-//! A message is deleted only after all its records were re-published; any message not
+//! A message is deleted only after all its records were replayed; any message not
 //! replayed is made visible again at the end of the run. `--dry-run` reads, never writes.
 //!
 //! **Why replay is safe.** Replayed records are *new* stream records (new sequence
@@ -20,15 +26,26 @@
 use crate::dlq::{self, DlqMessage};
 use crate::queue::{Queue, Received};
 use crate::stream::{self, RangeRead, StreamRecord, StreamRef};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
 use std::io::Write;
 
 /// How long a message stays hidden while a run looks at it.
 const VISIBILITY_SECS: i32 = 300;
 
+/// Where replayed records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The function that dead-lettered them, invoked with them.
+    Function,
+    /// Re-put on this stream, or (`None`) on the one they came from.
+    Stream(Option<StreamRef>),
+}
+
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
-    /// Re-put here instead of the stream the records came from.
-    pub stream: Option<StreamRef>,
+    pub to: Destination,
     pub dry_run: bool,
     /// At most this many messages.
     pub max: usize,
@@ -158,6 +175,11 @@ enum Plan {
         stream: StreamRef,
         records: Vec<StreamRecord>,
     },
+    Invoke {
+        function: String,
+        event: Value,
+        records: usize,
+    },
     Skip(String),
 }
 
@@ -165,6 +187,7 @@ enum Plan {
 pub async fn replay(
     queue: &Queue,
     kinesis: &aws_sdk_kinesis::Client,
+    lambda: &aws_sdk_lambda::Client,
     options: &ReplayOptions,
     out: &mut dyn Write,
 ) -> anyhow::Result<ReplayReport> {
@@ -179,7 +202,7 @@ pub async fn replay(
                 break;
             }
             for message in batch {
-                let (kind, plan) = plan(kinesis, &message, options.stream.as_ref()).await;
+                let (kind, plan) = plan(kinesis, &message, &options.to).await;
                 let outcome = match plan {
                     Plan::Skip(why) => {
                         session.hold(&message);
@@ -192,6 +215,35 @@ pub async fn replay(
                             stream: stream.to_string(),
                         }
                     }
+                    Plan::Invoke {
+                        function, records, ..
+                    } if options.dry_run => {
+                        session.hold(&message);
+                        Outcome::WouldReplay {
+                            records,
+                            stream: format!("function {function}"),
+                        }
+                    }
+                    Plan::Invoke {
+                        function,
+                        event,
+                        records,
+                    } => match invoke(lambda, &function, &event).await {
+                        Err(why) => {
+                            session.hold(&message);
+                            Outcome::Failed { published: 0, why }
+                        }
+                        Ok(()) => match session.delete(&message).await {
+                            Ok(()) => Outcome::Replayed {
+                                records,
+                                stream: format!("function {function}"),
+                            },
+                            Err(err) => Outcome::Failed {
+                                published: records,
+                                why: format!("handled, but {err:#}"),
+                            },
+                        },
+                    },
                     Plan::Put { stream, records } => {
                         match stream::put_records(kinesis, &stream, &records).await {
                             Err((published, err)) => {
@@ -235,7 +287,7 @@ pub async fn replay(
 async fn plan(
     kinesis: &aws_sdk_kinesis::Client,
     message: &Received,
-    target: Option<&StreamRef>,
+    to: &Destination,
 ) -> (&'static str, Plan) {
     let parsed = match dlq::parse(&message.body) {
         Ok(parsed) => parsed,
@@ -247,58 +299,161 @@ async fn plan(
         }
     };
     let kind = parsed.kind();
-    let plan = match parsed {
+    // The records, with the stream and shard they came from.
+    let (source, shard, records) = match &parsed {
         DlqMessage::Poison(letter) => {
-            let stream = match (target, &letter.record.event_source_arn) {
-                (Some(stream), _) => stream.clone(),
-                (None, Some(arn)) => StreamRef::parse(arn),
-                (None, None) => {
+            let data = match letter.data() {
+                Ok(data) => data,
+                Err(err) => {
                     return (
                         kind,
-                        Plan::Skip("the record has no eventSourceARN: pass --stream".into()),
+                        Plan::Skip(format!("the record's data is not base64: {err}")),
                     );
                 }
             };
-            match letter.data() {
-                Ok(data) => Plan::Put {
-                    stream,
-                    records: vec![StreamRecord {
-                        partition_key: letter.record.kinesis.partition_key.clone(),
-                        data,
-                        sequence_number: letter.record.kinesis.sequence_number.to_string(),
-                    }],
-                },
-                Err(err) => Plan::Skip(format!("the record's data is not base64: {err}")),
-            }
+            let record = StreamRecord {
+                partition_key: letter.record.kinesis.partition_key.clone(),
+                data,
+                sequence_number: letter.record.kinesis.sequence_number.to_string(),
+            };
+            (
+                letter.record.event_source_arn.clone(),
+                letter.shard().map(str::to_owned),
+                vec![record],
+            )
         }
         DlqMessage::OnFailure(record) => {
             let batch = &record.batch;
-            let source = StreamRef::parse(&batch.stream_arn);
             let range = format!(
                 "{} {}..{}",
                 batch.shard_id, batch.start_sequence_number, batch.end_sequence_number
             );
-            match stream::read_range(
+            let read = stream::read_range(
                 kinesis,
-                &source,
+                &StreamRef::parse(&batch.stream_arn),
                 &batch.shard_id,
                 &batch.start_sequence_number,
                 &batch.end_sequence_number,
             )
-            .await
-            {
-                Ok(RangeRead::Found(records)) => Plan::Put {
-                    stream: target.cloned().unwrap_or(source),
+            .await;
+            match read {
+                Ok(RangeRead::Found(records)) => (
+                    Some(batch.stream_arn.clone()),
+                    Some(batch.shard_id.clone()),
                     records,
-                },
+                ),
                 Ok(RangeRead::Gone(why)) => {
-                    Plan::Skip(format!("range {range} is no longer on the stream: {why}"))
+                    return (
+                        kind,
+                        Plan::Skip(format!("range {range} is no longer on the stream: {why}")),
+                    );
                 }
-                Err(err) => Plan::Skip(format!("cannot read range {range}: {err:#}")),
+                Err(err) => {
+                    return (
+                        kind,
+                        Plan::Skip(format!("cannot read range {range}: {err:#}")),
+                    );
+                }
+            }
+        }
+    };
+    let plan = match to {
+        Destination::Stream(target) => match (target, source) {
+            (Some(stream), _) => Plan::Put {
+                stream: stream.clone(),
+                records,
+            },
+            (None, Some(arn)) => Plan::Put {
+                stream: StreamRef::parse(&arn),
+                records,
+            },
+            (None, None) => Plan::Skip("the record has no eventSourceARN: pass --stream".into()),
+        },
+        Destination::Function => {
+            let function = parsed.function();
+            match (function, source, shard) {
+                ("-", _, _) => {
+                    Plan::Skip("the message names no function: replay it with --to stream".into())
+                }
+                (_, None, _) | (_, _, None) => Plan::Skip(
+                    "the record names no stream or shard: replay it with --stream".into(),
+                ),
+                (function, Some(arn), Some(shard)) => Plan::Invoke {
+                    function: function.to_owned(),
+                    event: kinesis_event(&arn, &shard, &records),
+                    records: records.len(),
+                },
             }
         }
     };
     (kind, plan)
+}
+
+/// The Kinesis event Lambda's event source mapping delivers for `records` of `shard`.
+fn kinesis_event(stream_arn: &str, shard: &str, records: &[StreamRecord]) -> Value {
+    let region = stream_arn.split(':').nth(3).unwrap_or("us-east-1");
+    let arrival = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let records: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number,
+                    "data": STANDARD.encode(&r.data),
+                    "approximateArrivalTimestamp": arrival
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{shard}:{}", r.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "awsRegion": region,
+                "eventSourceARN": stream_arn
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// Invokes `function` with `event`; `Ok` only when it handled every record (no function
+/// error, no batch item failure).
+async fn invoke(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    event: &Value,
+) -> Result<(), String> {
+    let output = lambda
+        .invoke()
+        .function_name(function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .map_err(|err| {
+            format!(
+                "invoking {function}: {}",
+                aws_sdk_lambda::error::DisplayErrorContext(&err)
+            )
+        })?;
+    let payload = output.payload.map(|b| b.into_inner()).unwrap_or_default();
+    if let Some(error) = output.function_error {
+        return Err(format!(
+            "{function} failed ({error}): {}",
+            String::from_utf8_lossy(&payload)
+        ));
+    }
+    let response: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+    match response["batchItemFailures"].as_array() {
+        Some(failures) if !failures.is_empty() => Err(format!(
+            "{function} handed {} record(s) back (from {})",
+            failures.len(),
+            failures[0]["itemIdentifier"]
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn print_outcome(

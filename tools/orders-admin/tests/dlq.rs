@@ -6,13 +6,15 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
 use aws_sdk_sqs::types::QueueAttributeName;
+use axum::extract::{Path, State};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use orders_admin::queue::Queue;
-use orders_admin::replay::{Outcome, ReplayOptions, ReplayReport, replay};
+use orders_admin::replay::{Destination, Outcome, ReplayOptions, ReplayReport, replay};
 use serde_json::{Value, json};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SHARD: &str = "shardId-000000000000";
@@ -20,9 +22,52 @@ const SHARD: &str = "shardId-000000000000";
 struct Fixture {
     sqs: aws_sdk_sqs::Client,
     kinesis: aws_sdk_kinesis::Client,
+    /// Talks to `functions`, a stand-in for Lambda's Invoke API.
+    lambda: aws_sdk_lambda::Client,
+    functions: FakeLambda,
     stream: String,
     stream_arn: String,
     queue_url: String,
+}
+
+/// A stand-in for Lambda's Invoke API: records every invocation (function, event) and
+/// answers each with `answer` (a batch response).
+#[derive(Clone)]
+struct FakeLambda {
+    calls: Arc<Mutex<Vec<(String, Value)>>>,
+    answer: Arc<Mutex<Value>>,
+}
+
+impl FakeLambda {
+    async fn start() -> (FakeLambda, String) {
+        async fn invoke(
+            State(fake): State<FakeLambda>,
+            Path(name): Path<String>,
+            body: axum::body::Bytes,
+        ) -> axum::Json<Value> {
+            let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            fake.calls.lock().unwrap().push((name, event));
+            axum::Json(fake.answer.lock().unwrap().clone())
+        }
+        let fake = FakeLambda {
+            calls: Arc::default(),
+            answer: Arc::new(Mutex::new(json!({"batchItemFailures": []}))),
+        };
+        let app = axum::Router::new()
+            .route(
+                "/2015-03-31/functions/{name}/invocations",
+                axum::routing::post(invoke),
+            )
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (fake, url)
+    }
+
+    fn calls(&self) -> Vec<(String, Value)> {
+        self.calls.lock().unwrap().clone()
+    }
 }
 
 /// A stored stream record: (partition key, data, sequence number).
@@ -97,13 +142,38 @@ impl Fixture {
             .expect("create queue")
             .queue_url
             .expect("a queue url");
+        let (functions, url) = FakeLambda::start().await;
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&sdk)
+                .endpoint_url(url)
+                .build(),
+        );
         Self {
             sqs,
             kinesis,
+            lambda,
+            functions,
             stream,
             stream_arn: stream_arn.expect("the stream became active"),
             queue_url,
         }
+    }
+
+    async fn replay_to_functions(&self) -> (ReplayReport, String) {
+        let queue = Queue::resolve(self.sqs.clone(), &self.queue_url)
+            .await
+            .expect("queue");
+        let options = ReplayOptions {
+            to: Destination::Function,
+            dry_run: false,
+            max: 100,
+        };
+        let mut out = Vec::new();
+        let report = replay(&queue, &self.kinesis, &self.lambda, &options, &mut out)
+            .await
+            .expect("replay runs");
+        report.write_summary(&mut out).unwrap();
+        (report, String::from_utf8(out).unwrap())
     }
 
     async fn put(&self, key: &str, data: &[u8]) -> String {
@@ -251,12 +321,12 @@ impl Fixture {
             .await
             .expect("queue");
         let options = ReplayOptions {
-            stream: None,
+            to: Destination::Stream(None),
             dry_run,
             max: 100,
         };
         let mut out = Vec::new();
-        let report = replay(&queue, &self.kinesis, &options, &mut out)
+        let report = replay(&queue, &self.kinesis, &self.lambda, &options, &mut out)
             .await
             .expect("replay runs");
         report.write_summary(&mut out).unwrap();
@@ -483,4 +553,90 @@ async fn ranges_no_longer_on_the_stream_are_reported_and_kept() {
     let (code, out) = f.cli(&["dlq", "replay", "--queue", &f.queue_url]);
     assert_eq!(code, 2, "{out}");
     assert_eq!(f.queue_depth().await, (3, 0));
+}
+
+#[tokio::test]
+async fn a_poison_letter_goes_back_only_to_the_function_that_failed_it() {
+    let f = Fixture::new().await;
+    let data = br#"{"type":"OrderPlaced","orderId":"01JPAXQ3M4Z8N6B1C2D3E4F5G7"}"#;
+    let key = "01JPAXQ3M4Z8N6B1C2D3E4F5G7";
+    let original = f.put(key, data).await;
+    f.send(&f.poison(key, data, &original)).await;
+
+    let (report, out) = f.replay_to_functions().await;
+
+    assert_eq!(report.replayed(), 1, "{out}");
+    let calls = f.functions.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let (function, event) = &calls[0];
+    assert_eq!(function, "orders-process-order");
+    let record = &event["Records"][0];
+    assert_eq!(event["Records"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        record["kinesis"]["sequenceNumber"],
+        original.as_str(),
+        "the same record"
+    );
+    assert_eq!(record["kinesis"]["partitionKey"], key);
+    assert_eq!(record["kinesis"]["data"], STANDARD.encode(data));
+    assert_eq!(record["eventID"], format!("{SHARD}:{original}"));
+    assert_eq!(record["eventSourceARN"], f.stream_arn.as_str());
+    assert_eq!(
+        f.records().await.len(),
+        1,
+        "nothing re-put for other consumers"
+    );
+    assert_eq!(f.queue_depth().await, (0, 0), "the message is deleted");
+}
+
+#[tokio::test]
+async fn an_on_failure_range_goes_back_to_its_function_whole_and_in_order() {
+    let f = Fixture::new().await;
+    let mut sequences = Vec::new();
+    for i in 0..6 {
+        sequences.push(
+            f.put(&format!("order-{}", i % 2), format!("event-{i}").as_bytes())
+                .await,
+        );
+    }
+    f.send(&f.on_failure(SHARD, &sequences[1], &sequences[3], 3))
+        .await;
+
+    let (report, out) = f.replay_to_functions().await;
+
+    assert_eq!(report.replayed(), 1, "{out}");
+    let calls = f.functions.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, "orders-aggregate");
+    let delivered: Vec<&str> = calls[0].1["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kinesis"]["sequenceNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        delivered,
+        sequences[1..=3]
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(f.records().await.len(), 6, "nothing re-put");
+    assert_eq!(f.queue_depth().await, (0, 0));
+}
+
+#[tokio::test]
+async fn a_function_that_hands_records_back_keeps_its_message() {
+    let f = Fixture::new().await;
+    let data = b"{}";
+    let original = f.put("k", data).await;
+    f.send(&f.poison("k", data, &original)).await;
+    *f.functions.answer.lock().unwrap() =
+        json!({"batchItemFailures": [{"itemIdentifier": original}]});
+
+    let (report, out) = f.replay_to_functions().await;
+
+    assert_eq!((report.replayed(), report.failed()), (0, 1), "{out}");
+    assert!(out.contains("handed 1 record(s) back"), "{out}");
+    assert_eq!(f.queue_depth().await.0, 1, "the message stays in the queue");
 }
