@@ -568,7 +568,8 @@ async fn exhausted_retries_end_in_the_dlq_and_replay_completes_the_work() {
         .unwrap_or_else(|e| panic!("run {} ({e}); cargo build builds it", admin.display()));
     assert!(
         output.status.success(),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
 

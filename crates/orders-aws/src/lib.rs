@@ -11,10 +11,13 @@
 //! - [`metrics`]: counting the AWS requests each invocation sends.
 //! - [`telemetry`]: business metrics (orders placed, dead letters, …) as CloudWatch Embedded
 //!   Metric Format on stdout, set up once per function and flushed after each invocation.
+//! - [`batch`]: what every stream consumer does around its own decisions (dead letters,
+//!   grouping by order, the retry point, batch metrics).
 //! - [`deadline`]: stream consumers stop starting work near the end of an invocation.
 //! - [`errors`]: turning SDK errors into the domain's retryable/non-retryable kinds, keeping
 //!   the SDK error as the source.
 
+pub mod batch;
 pub mod config;
 pub mod deadline;
 pub mod dynamo;

@@ -1,15 +1,16 @@
 //! The batch handler: decode, claim, fold, write.
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
-use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use aws_lambda_events::streams::KinesisEventResponse;
 use futures::stream::{self, StreamExt};
+use orders_aws::batch::{DeadLetters, RetryPoint, kinesis_shard};
 use orders_aws::deadline::Deadline;
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::telemetry::metric;
 use orders_core::analytics::{
     CounterItem, Effect, Fold, ItemDelta, MAX_COUNTERS_PER_WRITE, position,
 };
-use orders_core::ports::{AnalyticsStore, Clock, CountersApplied, DeadLetter, DeadLetterQueue};
+use orders_core::ports::{AnalyticsStore, Clock, CountersApplied, DeadLetterQueue};
 use orders_core::sequence;
 use orders_core::{EventEnvelope, EventId, OrderError, OrderId};
 use std::cmp::Ordering;
@@ -72,29 +73,6 @@ impl WriteFailure {
     }
 }
 
-/// The lowest sequence number that must be retried, if any.
-#[derive(Default)]
-struct RetryFrom(Option<String>);
-
-impl RetryFrom {
-    fn at(&mut self, sequence: &str) {
-        if self
-            .0
-            .as_deref()
-            .is_none_or(|s| sequence::compare(sequence, s) == Ordering::Less)
-        {
-            self.0 = Some(sequence.to_owned());
-        }
-    }
-
-    /// Whether `sequence` comes before the retry point (so it is handled in this attempt).
-    fn before(&self, sequence: &str) -> bool {
-        self.0
-            .as_deref()
-            .is_none_or(|s| sequence::compare(sequence, s) == Ordering::Less)
-    }
-}
-
 impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
     /// A batch with no deadline (tests, tools).
     pub async fn handle(&self, event: KinesisEvent) -> KinesisEventResponse {
@@ -108,7 +86,7 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         event: KinesisEvent,
         deadline: Deadline,
     ) -> KinesisEventResponse {
-        let mut retry = RetryFrom::default();
+        let mut retry = RetryPoint::default();
         let records = event.records;
 
         // 1. Decode; dead-letter what can never be read.
@@ -118,14 +96,15 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
             let sequence = record.kinesis.sequence_number.clone();
             match EventEnvelope::decode(&record.kinesis.data) {
                 Ok(orders_core::Decoded::Event(envelope)) => {
-                    decoded.push((shard_of(record), sequence, *envelope))
+                    decoded.push((kinesis_shard(record), sequence, *envelope))
                 }
                 Ok(orders_core::Decoded::UnknownType(_)) => {}
-                Err(err) => match self.dead_letter(record, err.code(), err.to_string()).await {
-                    Ok(()) => {
-                        metrics::counter!(metric::DEAD_LETTERED).increment(1);
-                        dead_lettered += 1;
-                    }
+                Err(err) => match self
+                    .letters()
+                    .kinesis(record, err.code(), err.to_string())
+                    .await
+                {
+                    Ok(()) => dead_lettered += 1,
                     Err(e) => {
                         warn!(error = %e, %sequence, "dead-lettering failed; will retry");
                         retry.at(&sequence);
@@ -294,11 +273,8 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
                 "{}; repair with orders-admin rebuild-aggregates over the order's day",
                 errors.join("; ")
             );
-            match self.dead_letter(record, "unwritable", error).await {
-                Ok(()) => {
-                    metrics::counter!(metric::DEAD_LETTERED).increment(1);
-                    dead_lettered += 1;
-                }
+            match self.letters().kinesis(record, "unwritable", error).await {
+                Ok(()) => dead_lettered += 1,
                 Err(e) => {
                     warn!(error = %e, %sequence, "dead-lettering failed; will retry");
                     retry.at(&sequence);
@@ -306,26 +282,18 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
             }
         }
 
-        metrics::histogram!(metric::BATCH_SIZE).record(records.len() as f64);
         metrics::counter!(metric::DUPLICATE_RECORDS).increment(duplicates as u64);
-        metrics::counter!(metric::BATCH_ITEM_FAILURES).increment(u64::from(retry.0.is_some()));
         info!(
             records = records.len(),
             counted = contributions.len(),
             duplicates,
             dead_lettered,
             writes,
-            retry_from = retry.0.as_deref().unwrap_or(""),
+            retry_from = retry.sequence().unwrap_or(""),
             aws_requests = %format_counts(&take_request_counts()),
             "batch aggregated"
         );
-        let mut response = KinesisEventResponse::default();
-        if let Some(sequence) = retry.0 {
-            let mut failure = KinesisBatchItemFailure::default();
-            failure.item_identifier = Some(sequence);
-            response.batch_item_failures.push(failure);
-        }
-        response
+        retry.kinesis_response(records.len())
     }
 
     /// Writes one counter item.
@@ -417,24 +385,12 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         }
     }
 
-    async fn dead_letter(
-        &self,
-        record: &KinesisEventRecord,
-        reason: &str,
-        error: String,
-    ) -> Result<(), OrderError> {
-        let mut source =
-            serde_json::to_value(record).map_err(|e| OrderError::Unexpected(e.into()))?;
-        source["shardId"] = serde_json::Value::String(shard_of(record));
-        self.dead_letters
-            .send(&DeadLetter {
-                reason: reason.to_owned(),
-                error,
-                function: self.function_name.clone(),
-                dead_lettered_at: self.clock.now(),
-                record: source,
-            })
-            .await
+    fn letters(&self) -> DeadLetters<'_, D> {
+        DeadLetters {
+            queue: &self.dead_letters,
+            clock: self.clock.as_ref(),
+            function: &self.function_name,
+        }
     }
 }
 
@@ -473,14 +429,4 @@ fn runs<'a>(item: &CounterItem, records: &[&'a Contribution]) -> Vec<Vec<&'a Con
         names.extend(mine);
     }
     out
-}
-
-/// The shard a Kinesis record came from: the `eventID` is `shardId-…:sequence`.
-fn shard_of(record: &KinesisEventRecord) -> String {
-    record
-        .event_id
-        .as_deref()
-        .and_then(|id| id.split(':').next())
-        .unwrap_or("unknown-shard")
-        .to_owned()
 }

@@ -1,14 +1,13 @@
 //! The batch handler and the per-order processing.
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
-use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use aws_lambda_events::streams::KinesisEventResponse;
 use futures::stream::{self, StreamExt};
+use orders_aws::batch::{DeadLetters, RetryPoint, group_by};
 use orders_aws::deadline::Deadline;
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::telemetry::metric;
-use orders_core::ports::{
-    Applied, Catalog, Clock, DeadLetter, DeadLetterQueue, OrderCommands, StockChange,
-};
+use orders_core::ports::{Applied, Catalog, Clock, DeadLetterQueue, OrderCommands, StockChange};
 use orders_core::{
     Decoded, EventEnvelope, FailureReason, Order, OrderError, OrderEvent, OrderStatus,
 };
@@ -73,16 +72,7 @@ where
         deadline: Deadline,
     ) -> KinesisEventResponse {
         let records = event.records;
-        let mut groups: Vec<Vec<&KinesisEventRecord>> = Vec::new();
-        let mut group_of: HashMap<&str, usize> = HashMap::new();
-        for record in &records {
-            let key = record.kinesis.partition_key.as_str();
-            let index = *group_of.entry(key).or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-            groups[index].push(record);
-        }
+        let groups = group_by(&records, |r| r.kinesis.partition_key.clone());
         let results: Vec<(Vec<Outcome>, Option<String>)> = stream::iter(groups)
             .map(|group| self.handle_group(group, deadline))
             .buffer_unordered(CONCURRENT_ORDERS)
@@ -90,16 +80,15 @@ where
             .await;
 
         let mut counts: HashMap<Outcome, usize> = HashMap::new();
-        let mut retry: Vec<String> = Vec::new();
+        let mut retry = RetryPoint::default();
         for (outcomes, failed_at) in results {
             for outcome in outcomes {
                 *counts.entry(outcome).or_default() += 1;
             }
-            retry.extend(failed_at);
+            if let Some(sequence) = failed_at {
+                retry.at(&sequence);
+            }
         }
-        retry.sort_by(|a, b| orders_core::sequence::compare(a, b));
-        metrics::histogram!(metric::BATCH_SIZE).record(records.len() as f64);
-        metrics::counter!(metric::BATCH_ITEM_FAILURES).increment(retry.len() as u64);
         metrics::counter!(metric::DUPLICATE_RECORDS)
             .increment(counts.get(&Outcome::Duplicate).copied().unwrap_or(0) as u64);
         info!(
@@ -109,20 +98,11 @@ where
             duplicates = counts.get(&Outcome::Duplicate).copied().unwrap_or(0),
             skipped = counts.get(&Outcome::Skipped).copied().unwrap_or(0),
             dead_lettered = counts.get(&Outcome::DeadLettered).copied().unwrap_or(0),
-            to_retry = retry.len(),
+            retry_from = retry.sequence().unwrap_or(""),
             aws_requests = %format_counts(&take_request_counts()),
             "batch handled"
         );
-        let mut response = KinesisEventResponse::default();
-        response.batch_item_failures = retry
-            .into_iter()
-            .map(|sequence_number| {
-                let mut failure = KinesisBatchItemFailure::default();
-                failure.item_identifier = Some(sequence_number);
-                failure
-            })
-            .collect();
-        response
+        retry.kinesis_response(records.len())
     }
 
     /// One order's records in order; stops at the first transient failure and names it.
@@ -169,39 +149,18 @@ where
         match result {
             Ok(outcome) => Ok(outcome),
             Err(Poison(reason, error)) => {
-                self.dead_letter(record, reason, error).await?;
-                metrics::counter!(metric::DEAD_LETTERED).increment(1);
+                self.letters().kinesis(record, reason, error).await?;
                 Ok(Outcome::DeadLettered)
             }
         }
     }
 
-    async fn dead_letter(
-        &self,
-        record: &KinesisEventRecord,
-        reason: &str,
-        error: String,
-    ) -> Result<(), OrderError> {
-        let mut source =
-            serde_json::to_value(record).map_err(|e| OrderError::Unexpected(e.into()))?;
-        // The shard is only implicit in Lambda's record (the eventID prefix): make it explicit
-        // for whoever reads the dead letter.
-        if let Some(shard) = record
-            .event_id
-            .as_deref()
-            .and_then(|id| id.split(':').next())
-        {
-            source["shardId"] = serde_json::Value::String(shard.to_owned());
+    fn letters(&self) -> DeadLetters<'_, D> {
+        DeadLetters {
+            queue: &self.dead_letters,
+            clock: self.clock.as_ref(),
+            function: &self.function_name,
         }
-        self.dead_letters
-            .send(&DeadLetter {
-                reason: reason.to_owned(),
-                error,
-                function: self.function_name.clone(),
-                dead_lettered_at: self.clock.now(),
-                record: source,
-            })
-            .await
     }
 
     /// Processes one placed order. The outer `Result` is for transient errors (retry the

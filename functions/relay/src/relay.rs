@@ -1,14 +1,15 @@
 //! The batch handler: change records in, events out, per order in stream order.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use orders_aws::batch::{DeadLetters, RetryPoint, group_by};
 use orders_aws::deadline::Deadline;
 use orders_aws::dynamo::orders::order_from_image;
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::telemetry::metric;
-use orders_core::ports::{Clock, DeadLetter, DeadLetterQueue, EventPublisher};
+use orders_core::ports::{Clock, DeadLetterQueue, EventPublisher};
 use orders_core::{EventEnvelope, Order, OrderError, OrderEvent};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::{info, warn};
 
@@ -77,20 +78,16 @@ impl<P: EventPublisher, D: DeadLetterQueue> Relay<P, D> {
     /// published is reported for retry.
     pub async fn handle_until(&self, event: Event, deadline: Deadline) -> DynamoDbEventResponse {
         let records = event.records;
-        let mut queues: Vec<VecDeque<&EventRecord>> = Vec::new();
-        let mut queue_of: HashMap<String, usize> = HashMap::new();
-        for record in &records {
-            // The item's key identifies the order (a poison image may not).
-            let key = serde_json::to_string(&record.change.keys).unwrap_or_default();
-            let index = *queue_of.entry(key).or_insert_with(|| {
-                queues.push(VecDeque::new());
-                queues.len() - 1
-            });
-            queues[index].push_back(record);
-        }
+        // The item's key identifies the order (a poison image may not).
+        let mut queues: Vec<VecDeque<&EventRecord>> = group_by(&records, |r| {
+            serde_json::to_string(&r.change.keys).unwrap_or_default()
+        })
+        .into_iter()
+        .map(VecDeque::from)
+        .collect();
 
         let mut counts = Counts::default();
-        let mut retry: Vec<String> = Vec::new();
+        let mut retry = RetryPoint::default();
         loop {
             if !deadline.allows_more() {
                 let left: Vec<String> = queues
@@ -104,7 +101,9 @@ impl<P: EventPublisher, D: DeadLetterQueue> Relay<P, D> {
                         "the invocation's deadline is near; the rest comes again"
                     );
                 }
-                retry.extend(left);
+                for sequence in &left {
+                    retry.at(sequence);
+                }
                 break;
             }
             let mut round: Vec<(usize, &EventRecord, EventEnvelope)> = Vec::new();
@@ -139,44 +138,27 @@ impl<P: EventPublisher, D: DeadLetterQueue> Relay<P, D> {
             }
         }
 
-        retry.sort_by(|a, b| orders_core::sequence::compare(a, b));
-        metrics::histogram!(metric::BATCH_SIZE).record(records.len() as f64);
-        metrics::counter!(metric::BATCH_ITEM_FAILURES).increment(retry.len() as u64);
         metrics::counter!(metric::EVENTS_RELAYED).increment(counts.published as u64);
         info!(
             records = records.len(),
             published = counts.published,
             skipped = counts.skipped,
             dead_lettered = counts.dead_lettered,
-            to_retry = retry.len(),
+            retry_from = retry.sequence().unwrap_or(""),
             aws_requests = %format_counts(&take_request_counts()),
             "batch handled"
         );
-        let mut response = DynamoDbEventResponse::default();
-        response.batch_item_failures = retry
-            .into_iter()
-            .map(|sequence_number| {
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = Some(sequence_number);
-                failure
-            })
-            .collect();
-        response
+        retry.dynamodb_response(records.len())
     }
 
     async fn dead_letter(&self, record: &EventRecord, error: String) -> Result<(), OrderError> {
-        let source = serde_json::to_value(record).map_err(|e| OrderError::Unexpected(e.into()))?;
-        self.dead_letters
-            .send(&DeadLetter {
-                reason: "not_an_order".to_owned(),
-                error,
-                function: self.function_name.clone(),
-                dead_lettered_at: self.clock.now(),
-                record: source,
-            })
-            .await?;
-        metrics::counter!(metric::DEAD_LETTERED).increment(1);
-        Ok(())
+        DeadLetters {
+            queue: &self.dead_letters,
+            clock: self.clock.as_ref(),
+            function: &self.function_name,
+        }
+        .dynamodb(record, "not_an_order", error)
+        .await
     }
 }
 
@@ -185,10 +167,12 @@ fn stop(
     queue: &mut VecDeque<&EventRecord>,
     record: &EventRecord,
     err: &OrderError,
-    retry: &mut Vec<String>,
+    retry: &mut RetryPoint,
 ) {
     queue.clear();
-    let sequence_number = record.change.sequence_number.clone();
+    let sequence_number = record.change.sequence_number.as_deref();
     warn!(error = %err, detail = ?err, sequence_number = ?sequence_number, "record will be retried");
-    retry.extend(sequence_number);
+    if let Some(sequence) = sequence_number {
+        retry.at(sequence);
+    }
 }

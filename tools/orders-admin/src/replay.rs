@@ -392,9 +392,10 @@ async fn plan(
 /// The Kinesis event Lambda's event source mapping delivers for `records` of `shard`.
 fn kinesis_event(stream_arn: &str, shard: &str, records: &[StreamRecord]) -> Value {
     let region = stream_arn.split(':').nth(3).unwrap_or("us-east-1");
+    // Seconds with milliseconds, as Lambda sends it (finer is refused by the runtime's parser).
     let arrival = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
+        .map(|d| d.as_millis() as f64 / 1000.0)
         .unwrap_or(0.0);
     let records: Vec<Value> = records
         .iter()
