@@ -358,6 +358,96 @@ impl<P: orders_core::ports::EventPublisher> orders_core::ports::EventPublisher
     }
 }
 
+/// An analytics store that fails one chosen write (counting every claim and write from 1)
+/// with throttling, and refuses another as DynamoDB refuses a write that can never succeed —
+/// the failures the emulator cannot produce on demand.
+pub struct FlakyAnalytics<S> {
+    pub inner: S,
+    pub fail_write: std::sync::atomic::AtomicUsize,
+    pub refuse_write: std::sync::atomic::AtomicUsize,
+    pub writes: std::sync::atomic::AtomicUsize,
+}
+
+impl<S> FlakyAnalytics<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            fail_write: Default::default(),
+            refuse_write: Default::default(),
+            writes: Default::default(),
+        }
+    }
+
+    fn check(&self) -> Result<(), orders_core::OrderError> {
+        use std::sync::atomic::Ordering;
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.fail_write.load(Ordering::SeqCst) {
+            return Err(orders_core::OrderError::Throttled(
+                "injected: ProvisionedThroughputExceededException".into(),
+            ));
+        }
+        if n == self.refuse_write.load(Ordering::SeqCst) {
+            return Err(orders_core::OrderError::Unexpected(
+                "injected: ValidationException: Item size has exceeded the maximum allowed size"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: orders_core::ports::AnalyticsStore> orders_core::ports::AnalyticsStore
+    for FlakyAnalytics<S>
+{
+    async fn claim_events(
+        &self,
+        order_id: &orders_core::OrderId,
+        claims: &[(orders_core::EventId, String)],
+    ) -> Result<Vec<bool>, orders_core::OrderError> {
+        self.check()?;
+        self.inner.claim_events(order_id, claims).await
+    }
+
+    async fn add_counters(
+        &self,
+        item: &orders_core::analytics::CounterItem,
+        shard: &str,
+        first: &str,
+        last: &str,
+        delta: &orders_core::analytics::ItemDelta,
+    ) -> Result<orders_core::ports::CountersApplied, orders_core::OrderError> {
+        self.check()?;
+        self.inner
+            .add_counters(item, shard, first, last, delta)
+            .await
+    }
+
+    async fn add_counters_after(
+        &self,
+        item: &orders_core::analytics::CounterItem,
+        shard: &str,
+        watermark: &str,
+        last: &str,
+        delta: &orders_core::analytics::ItemDelta,
+    ) -> Result<bool, orders_core::OrderError> {
+        self.check()?;
+        self.inner
+            .add_counters_after(item, shard, watermark, last, delta)
+            .await
+    }
+
+    async fn add_customers(
+        &self,
+        bucket: &orders_core::analytics::Bucket,
+        shard: u32,
+        customers: &std::collections::BTreeSet<orders_core::CustomerId>,
+    ) -> Result<(), orders_core::OrderError> {
+        self.check()?;
+        self.inner.add_customers(bucket, shard, customers).await
+    }
+}
+
 /// What a handler records through the `metrics` facade, captured on this test's thread
 /// (`#[tokio::test]` polls everything on one thread, so a thread-local recorder sees it all).
 pub struct RecordedMetrics {

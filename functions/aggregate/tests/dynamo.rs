@@ -3,7 +3,6 @@
 //! write fails halfway through a batch and the batch is retried.
 
 use aggregate::Aggregator;
-use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
@@ -16,95 +15,21 @@ use orders_core::analytics::{
 use orders_core::distinct::{self, Registers};
 use orders_core::order::NewLineItem;
 use orders_core::ports::AnalyticsReader;
-use orders_core::ports::{AnalyticsStore, CountersApplied, SystemClock};
+use orders_core::ports::{AnalyticsStore, SystemClock};
 use orders_core::shard::shard_of;
 use orders_core::{
-    Currency, CustomerId, EventEnvelope, EventId, FailureReason, Money, Order, OrderError,
-    OrderEvent, OrderId, OrderStatus, PlaceOrder, ProductId, Quantity, Timestamp,
+    Currency, CustomerId, EventEnvelope, FailureReason, Money, Order, OrderEvent, OrderId,
+    OrderStatus, PlaceOrder, ProductId, Quantity, Timestamp,
 };
-use orders_tests::Emulator;
 use orders_tests::RecordedMetrics;
+use orders_tests::{Emulator, FlakyAnalytics};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// The real adapter, failing one chosen write (counting from 1) with throttling, and
-/// refusing another as DynamoDB refuses a write that can never succeed.
-struct FlakyAnalytics {
-    inner: DynamoAnalytics,
-    fail_write: AtomicUsize,
-    refuse_write: AtomicUsize,
-    writes: AtomicUsize,
-}
-
-impl FlakyAnalytics {
-    fn check(&self) -> Result<(), OrderError> {
-        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.fail_write.load(Ordering::SeqCst) {
-            return Err(OrderError::Throttled(
-                "injected: ProvisionedThroughputExceededException".into(),
-            ));
-        }
-        if n == self.refuse_write.load(Ordering::SeqCst) {
-            return Err(OrderError::Unexpected(
-                "injected: ValidationException: Item size has exceeded the maximum allowed size"
-                    .into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl AnalyticsStore for FlakyAnalytics {
-    async fn claim_events(
-        &self,
-        order_id: &OrderId,
-        claims: &[(EventId, String)],
-    ) -> Result<Vec<bool>, OrderError> {
-        self.check()?;
-        self.inner.claim_events(order_id, claims).await
-    }
-    async fn add_counters(
-        &self,
-        item: &CounterItem,
-        shard: &str,
-        first: &str,
-        last: &str,
-        delta: &ItemDelta,
-    ) -> Result<CountersApplied, OrderError> {
-        self.check()?;
-        self.inner
-            .add_counters(item, shard, first, last, delta)
-            .await
-    }
-    async fn add_counters_after(
-        &self,
-        item: &CounterItem,
-        shard: &str,
-        watermark: &str,
-        last: &str,
-        delta: &ItemDelta,
-    ) -> Result<bool, OrderError> {
-        self.check()?;
-        self.inner
-            .add_counters_after(item, shard, watermark, last, delta)
-            .await
-    }
-    async fn add_customers(
-        &self,
-        bucket: &Bucket,
-        shard: u32,
-        customers: &BTreeSet<CustomerId>,
-    ) -> Result<(), OrderError> {
-        self.check()?;
-        self.inner.add_customers(bucket, shard, customers).await
-    }
-}
+use std::sync::atomic::Ordering;
 
 struct Stack {
-    aggregator: Aggregator<FlakyAnalytics, SqsDeadLetterQueue>,
+    aggregator: Aggregator<FlakyAnalytics<DynamoAnalytics>, SqsDeadLetterQueue>,
     emulator: Emulator,
     table: String,
     dlq: String,
@@ -118,12 +43,12 @@ async fn spawn_stack() -> Stack {
         emulator.fresh_queue()
     );
     let aggregator = Aggregator {
-        store: FlakyAnalytics {
-            inner: DynamoAnalytics::from_sdk(&emulator.sdk, &analytics, &claims, 86_400),
-            fail_write: AtomicUsize::new(0),
-            refuse_write: AtomicUsize::new(0),
-            writes: AtomicUsize::new(0),
-        },
+        store: FlakyAnalytics::new(DynamoAnalytics::from_sdk(
+            &emulator.sdk,
+            &analytics,
+            &claims,
+            86_400,
+        )),
         dead_letters: SqsDeadLetterQueue::from_sdk(&emulator.sdk, &dlq),
         clock: Arc::new(SystemClock),
         function_name: "orders-aggregate".into(),

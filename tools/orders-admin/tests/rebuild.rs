@@ -4,7 +4,6 @@
 //! redeliveries after it are neither lost nor counted twice.
 
 use aggregate::Aggregator;
-use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
@@ -13,19 +12,18 @@ use orders_admin::rebuild::{RebuildOptions, parse_time, rebuild};
 use orders_aws::SqsDeadLetterQueue;
 use orders_aws::{DynamoAnalytics, DynamoOrderStore};
 use orders_core::analytics::{Bucket, Fold, Granularity};
-use orders_core::analytics::{CounterItem, ItemDelta};
 use orders_core::order::NewLineItem;
 use orders_core::ports::OrderStore;
-use orders_core::ports::{AnalyticsStore, CountersApplied, SystemClock};
+use orders_core::ports::SystemClock;
 use orders_core::{
     Currency, CustomerId, FailureReason, Money, Order, OrderId, OrderStatus, PlaceOrder, ProductId,
     Quantity, Timestamp,
 };
-use orders_core::{EventEnvelope, EventId, OrderError, OrderEvent};
-use orders_tests::Emulator;
+use orders_core::{EventEnvelope, OrderEvent};
+use orders_tests::{Emulator, FlakyAnalytics};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 fn order(i: u32, created: Timestamp) -> Order {
     let command = PlaceOrder {
@@ -182,69 +180,6 @@ async fn rebuilds_repairs_and_keeps_watermarks() {
     assert_eq!((again.differing, again.items_written), (0, 0), "idempotent");
 }
 
-/// The real adapter, failing the `fail_at`-th counter write (counting from 1) with
-/// throttling: a batch the stream will retry.
-struct FailingOnce {
-    inner: DynamoAnalytics,
-    fail_at: AtomicUsize,
-    writes: AtomicUsize,
-}
-
-impl FailingOnce {
-    fn check(&self) -> Result<(), OrderError> {
-        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.fail_at.load(Ordering::SeqCst) {
-            return Err(OrderError::Throttled("injected".into()));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl AnalyticsStore for FailingOnce {
-    async fn claim_events(
-        &self,
-        order_id: &OrderId,
-        claims: &[(EventId, String)],
-    ) -> Result<Vec<bool>, OrderError> {
-        self.inner.claim_events(order_id, claims).await
-    }
-    async fn add_counters(
-        &self,
-        item: &CounterItem,
-        shard: &str,
-        first: &str,
-        last: &str,
-        delta: &ItemDelta,
-    ) -> Result<CountersApplied, OrderError> {
-        self.check()?;
-        self.inner
-            .add_counters(item, shard, first, last, delta)
-            .await
-    }
-    async fn add_counters_after(
-        &self,
-        item: &CounterItem,
-        shard: &str,
-        watermark: &str,
-        last: &str,
-        delta: &ItemDelta,
-    ) -> Result<bool, OrderError> {
-        self.check()?;
-        self.inner
-            .add_counters_after(item, shard, watermark, last, delta)
-            .await
-    }
-    async fn add_customers(
-        &self,
-        bucket: &Bucket,
-        shard: u32,
-        customers: &BTreeSet<CustomerId>,
-    ) -> Result<(), OrderError> {
-        self.inner.add_customers(bucket, shard, customers).await
-    }
-}
-
 /// Kinesis records of shard 0 carrying `events`, sequence numbers in order.
 fn kinesis(events: &[(String, EventEnvelope)]) -> KinesisEvent {
     let records: Vec<_> = events
@@ -275,11 +210,7 @@ async fn a_rebuild_mid_stream_neither_loses_nor_doubles_what_the_stream_still_de
     let analytics =
         || DynamoAnalytics::from_sdk(&emulator.sdk, &analytics_table, &claims_table, 86_400);
     let aggregator = Aggregator {
-        store: FailingOnce {
-            inner: analytics(),
-            fail_at: AtomicUsize::new(0),
-            writes: AtomicUsize::new(0),
-        },
+        store: FlakyAnalytics::new(analytics()),
         dead_letters: SqsDeadLetterQueue::from_sdk(&emulator.sdk, &dlq),
         clock: Arc::new(SystemClock),
         function_name: "orders-aggregate".into(),
@@ -324,11 +255,17 @@ async fn a_rebuild_mid_stream_neither_loses_nor_doubles_what_the_stream_still_de
     // where it failed); the rest is still on the stream. Then a bug corrupts the day.
     let third = records.len() / 3;
     assert_eq!(deliver(&records[..third]).await, None);
-    aggregator.store.fail_at.store(
-        aggregator.store.writes.load(Ordering::SeqCst) + 4,
+    let batch = &records[third..2 * third];
+    // Claims come first (one per order of the batch): the 4th counter write after them fails.
+    let orders_in_batch = batch
+        .iter()
+        .map(|(_, e)| e.order_id)
+        .collect::<BTreeSet<_>>()
+        .len();
+    aggregator.store.fail_write.store(
+        aggregator.store.writes.load(Ordering::SeqCst) + orders_in_batch + 4,
         Ordering::SeqCst,
     );
-    let batch = &records[third..2 * third];
     let retry_from = deliver(batch).await.expect("the failed write is reported");
     let day = Bucket::containing(Granularity::Day, start);
     emulator
