@@ -327,6 +327,28 @@ impl ItemDelta {
         }
     }
 
+    /// How many counters [`ItemDelta::attributes`] holds, without building them.
+    pub fn counter_count(&self) -> usize {
+        let t = &self.totals;
+        [
+            t.orders,
+            t.processed,
+            t.failed,
+            t.cancelled,
+            t.revenue,
+            t.units,
+        ]
+        .into_iter()
+        .chain(t.by_status)
+        .chain(
+            self.products
+                .values()
+                .flat_map(|p| [p.units, p.revenue, p.orders]),
+        )
+        .filter(|n| *n != 0)
+        .count()
+    }
+
     /// `(attribute, delta)` pairs: totals by name, products as `u#id`, `r#id`, `o#id`.
     pub fn attributes(&self) -> Vec<(String, i64)> {
         let mut out = self.totals.attributes();
@@ -643,6 +665,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_counter_count_is_the_number_of_attributes() {
+        let placed = order("2026-11-22T10:31:00Z");
+        let processed = placed
+            .transition(OrderStatus::Processed, Timestamp::now())
+            .unwrap();
+        let mut fold = Fold::default();
+        fold.add(&Effect::of(&EventEnvelope::new(
+            OrderEvent::for_current_state(&processed),
+        )));
+        for delta in fold.counters.values() {
+            assert_eq!(delta.counter_count(), delta.attributes().len(), "{delta:?}");
+        }
+        assert_eq!(ItemDelta::default().counter_count(), 0);
     }
 
     #[test]

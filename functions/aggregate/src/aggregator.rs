@@ -325,7 +325,7 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         records: &[&Contribution],
     ) -> Result<(), OrderError> {
         let delta = delta_for(item, records.iter().copied());
-        if delta.attributes().len() <= MAX_COUNTERS_PER_WRITE {
+        if delta.counter_count() <= MAX_COUNTERS_PER_WRITE {
             return self.write_run(shard, item, records, delta).await;
         }
         // Too many counters for one update expression: consecutive runs of records, each

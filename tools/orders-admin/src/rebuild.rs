@@ -27,7 +27,9 @@
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use orders_aws::{DynamoAnalytics, DynamoOrderStore, Replaced, StoredBucket};
-use orders_core::analytics::{Bucket, CounterItem, Effect, Fold, Granularity};
+use orders_core::analytics::{
+    Bucket, BucketView, CounterItem, Effect, Fold, Granularity, ItemDelta,
+};
 use orders_core::distinct::ShardSet;
 use orders_core::ports::AnalyticsStore;
 use orders_core::{EventEnvelope, Order, OrderEvent, Timestamp};
@@ -136,11 +138,12 @@ struct Days<'a> {
     dry_run: bool,
 }
 
-/// An event the stream owns: its record's shard and padded sequence number, and what it adds.
+/// An event the stream owns: its record's shard and padded sequence number, and what it
+/// adds to each counter item.
 struct Owned {
     shard: String,
     sequence: String,
-    effect: Effect,
+    counters: BTreeMap<CounterItem, ItemDelta>,
 }
 
 impl Days<'_> {
@@ -224,6 +227,8 @@ impl Days<'_> {
             buckets: stored.len(),
             ..RebuildReport::default()
         };
+        let views = fold.views();
+        let nothing = BucketView::default();
         for (bucket, before) in &stored {
             let mut written = 0;
             let mut differs = false;
@@ -236,9 +241,7 @@ impl Days<'_> {
                         .get(&e.shard)
                         .is_none_or(|w| e.sequence > *w)
                 }) {
-                    let mut one = Fold::default();
-                    one.add(&event.effect);
-                    if let Some(delta) = one.counters.get(item) {
+                    if let Some(delta) = event.counters.get(item) {
                         want.subtract(delta);
                     }
                 }
@@ -259,7 +262,7 @@ impl Days<'_> {
                     Replaced::Moved => return Ok(None),
                 }
             }
-            let view = fold.view(bucket);
+            let view = views.get(bucket).unwrap_or(&nothing);
             for (shard, set) in view.customers.shards() {
                 let ShardSet::Exact(ids) = set else { continue };
                 let current = before.customers.shard(shard);
@@ -320,10 +323,12 @@ impl Days<'_> {
                     .filter_map(|(event, owner)| {
                         let owner = owner?;
                         let (shard, sequence) = owner.split_once('/')?;
+                        let mut adds = Fold::default();
+                        adds.add(&Effect::of(event));
                         Some(Owned {
                             shard: shard.to_owned(),
                             sequence: sequence.to_owned(),
-                            effect: Effect::of(event),
+                            counters: adds.counters,
                         })
                     })
                     .collect();
