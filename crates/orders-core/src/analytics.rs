@@ -30,6 +30,8 @@ use std::fmt;
 /// Product shards per bucket. At 40 bytes per product entry, a 1 KB item holds ~25
 /// products, so 16 shards keep items under a write unit for catalogs of ~400 products
 /// active per bucket; larger catalogs pay proportionally more per write, never more writes.
+/// A shard that outgrows the adapter's item cap continues in further items (see
+/// `orders_aws::dynamo::chain`): no item grows without bound, and a write still goes to one.
 pub const PRODUCT_SHARDS: u32 = 16;
 
 /// Counters one write may change. DynamoDB refuses an update expression over 4 KB or with
@@ -389,6 +391,7 @@ impl BucketView {
                         t.by_status[status_index(status)] += value;
                     }
                 } else if let Some((kind, id)) = name.split_once('#')
+                    && value != 0
                     && let Ok(id) = ProductId::parse(id)
                 {
                     let p = self.products.entry(id).or_default();

@@ -33,6 +33,7 @@ pub mod money;
 pub mod order;
 pub mod ports;
 pub mod product;
+pub mod rebuild;
 pub mod report;
 pub mod sequence;
 pub mod shard;

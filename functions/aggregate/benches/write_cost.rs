@@ -90,6 +90,29 @@ fn add_numbers(item: &mut Attributes, delta: &ItemDelta) {
     }
 }
 
+/// The adapter's bound on a counter item's size (`itemBytes`, see `orders_aws::dynamo::chain`):
+/// grown by every attribute a write adds, counted at its largest. One writer here, so each
+/// attribute is counted once; the item stays far under the cap, so it is never sealed.
+fn track_size(item: &mut Attributes, shard: &str, delta: &ItemDelta) {
+    let mut grows: usize = 0;
+    if item.is_empty() {
+        grows += 64; // its key, `itemBytes` and room for `sealed`
+    }
+    let watermark = format!("wm#{shard}");
+    if !item.contains_key(&watermark) {
+        grows += watermark.len() + 64;
+    }
+    for (name, _) in delta.attributes() {
+        if !item.contains_key(&name) {
+            grows += name.len() + 21;
+        }
+    }
+    match item.entry("itemBytes".into()).or_insert(Value::Number(0)) {
+        Value::Number(v) => *v += i64::try_from(grows).unwrap_or(i64::MAX),
+        _ => unreachable!("itemBytes is a number"),
+    }
+}
+
 fn add_customers(item: &mut Attributes, ids: impl IntoIterator<Item = String>) {
     match item
         .entry("customers".into())
@@ -154,6 +177,7 @@ impl AnalyticsStore for Ours {
             return Ok(CountersApplied::Behind(w));
         }
         billing.write(&key, |i| {
+            track_size(i, shard, delta);
             i.insert(format!("wm#{shard}"), Value::Text(sequence::pad(last)));
             add_numbers(i, delta);
         });
@@ -174,6 +198,7 @@ impl AnalyticsStore for Ours {
             return Ok(false);
         }
         billing.write(&key, |i| {
+            track_size(i, shard, delta);
             i.insert(format!("wm#{shard}"), Value::Text(sequence::pad(last)));
             add_numbers(i, delta);
         });

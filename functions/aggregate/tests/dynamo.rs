@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use orders_aws::deadline::Deadline;
+use orders_aws::dynamo::chain::{ITEM_CAP, item_size};
 use orders_aws::{DynamoAnalytics, DynamoAnalyticsReader, Replaced, SqsDeadLetterQueue};
 use orders_core::analytics::{
     Bucket, CounterItem, Effect, Fold, Granularity, ItemDelta, PRODUCT_SHARDS,
@@ -32,6 +33,7 @@ struct Stack {
     aggregator: Aggregator<FlakyAnalytics<DynamoAnalytics>, SqsDeadLetterQueue>,
     emulator: Emulator,
     table: String,
+    claims: String,
     dlq: String,
 }
 
@@ -57,6 +59,7 @@ async fn spawn_stack() -> Stack {
         aggregator,
         emulator,
         table: analytics,
+        claims,
         dlq,
     }
 }
@@ -299,21 +302,6 @@ fn ids_on_shard(shard: u32, shards: u32, n: usize, prefix: &str) -> Vec<String> 
         .filter(|s| shard_of(s, shards) == shard)
         .take(n)
         .collect()
-}
-
-/// An item's size by DynamoDB's rules: attribute names plus values.
-fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
-    item.iter()
-        .map(|(name, value)| {
-            name.len()
-                + match value {
-                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
-                    AttributeValue::B(b) => b.as_ref().len(),
-                    AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
-                    other => panic!("unexpected attribute {other:?}"),
-                }
-        })
-        .sum()
 }
 
 impl Stack {
@@ -615,4 +603,169 @@ async fn an_invocation_out_of_time_writes_nothing_and_the_retry_is_exact() {
     );
     assert_eq!(stack.deliver(&records).await, None);
     stack.assert_exact(&events).await;
+}
+
+#[tokio::test]
+async fn a_product_shard_past_the_item_cap_continues_in_further_items_exactly() {
+    let stack = spawn_stack().await;
+    // 1,100 products of the longest ids, all of product shard 3, sold in one minute: ~230 KB
+    // of counters for each of the minute's, hour's and day's `products#03`.
+    let prefix = "p".repeat(58);
+    let products = ids_on_shard(3, PRODUCT_SHARDS, 1_100, &prefix);
+    let start = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
+    let mut events = Vec::new();
+    for (i, lines) in products.chunks(99).enumerate() {
+        let [placed, processed] =
+            processed_order(i as u32, "c-1", lines, start.plus_seconds(i as i64));
+        events.push(EventEnvelope::new(OrderEvent::OrderPlaced {
+            order: placed,
+        }));
+        events.push(EventEnvelope::new(OrderEvent::for_current_state(
+            &processed,
+        )));
+    }
+    let records = records(&events);
+    for batch in records.chunks(5) {
+        assert_eq!(stack.deliver(batch).await, None);
+    }
+    stack.assert_exact(&events).await;
+
+    // Redelivered, from the start and from the middle, by this instance and by a new one
+    // that knows nothing of the chains: every link's watermark still holds.
+    assert_eq!(stack.deliver(&records).await, None);
+    let cold = Aggregator {
+        store: DynamoAnalytics::from_sdk(&stack.emulator.sdk, &stack.table, &stack.claims, 86_400),
+        dead_letters: SqsDeadLetterQueue::from_sdk(&stack.emulator.sdk, &stack.dlq),
+        clock: Arc::new(SystemClock),
+        function_name: "orders-aggregate".into(),
+    };
+    assert!(
+        cold.handle(event(&records[7..]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(
+        cold.handle(event(&records))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    stack.assert_exact(&events).await;
+
+    // No stored item over the cap; the shard's items form chains of several links.
+    let items: Vec<HashMap<String, AttributeValue>> = stack
+        .emulator
+        .dynamodb()
+        .scan()
+        .table_name(&stack.table)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .unwrap();
+    let day = Bucket::containing(Granularity::Day, start);
+    let links: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i["pk"].as_s().ok())
+        .filter(|pk| pk.starts_with(&format!("{day}/products#03")))
+        .map(String::as_str)
+        .collect();
+    assert!(links.len() >= 4, "{links:?}");
+    for item in &items {
+        assert!(
+            item_size(item) <= ITEM_CAP,
+            "{:?}: {} bytes",
+            item["pk"],
+            item_size(item)
+        );
+    }
+
+    // A rebuild of a chained item: the difference goes to the open link, exactly.
+    let store = &stack.aggregator.store.inner;
+    let read = store.read_for_rebuild(&day).await.unwrap();
+    let item = CounterItem::Products(day, 3);
+    let mut want = read.counters[&item].clone();
+    let first = ProductId::parse(&products[0]).unwrap();
+    let mut fold = Fold::default();
+    for e in &events {
+        fold.add(&Effect::of(e));
+    }
+    let mut truth = fold.counters[&item].clone();
+    assert!(want.holds(&truth));
+    truth.products.get_mut(&first).unwrap().units += 5;
+    let shards = vec!["shardId-000000000000".to_owned()];
+    assert_eq!(
+        store
+            .replace_counters(&item, &truth, &want, &shards)
+            .await
+            .unwrap(),
+        Replaced::Written
+    );
+    want = store.read_for_rebuild(&day).await.unwrap().counters[&item].clone();
+    assert!(want.holds(&truth));
+}
+
+#[tokio::test]
+async fn a_shard_whose_watermark_stays_in_a_sealed_link_is_not_counted_twice() {
+    let stack = spawn_stack().await;
+    let fresh = || DynamoAnalytics::from_sdk(&stack.emulator.sdk, &stack.table, &stack.claims, 60);
+    let (writer, cold) = (fresh(), fresh());
+    let bucket = Bucket::containing(
+        Granularity::Day,
+        Timestamp::parse("2026-11-21T10:00:00Z").unwrap(),
+    );
+    let item = CounterItem::Products(bucket, 3);
+    let products = ids_on_shard(3, PRODUCT_SHARDS, 400, &"q".repeat(58));
+    let delta = |ids: &[String]| ItemDelta {
+        products: ids
+            .iter()
+            .map(|id| {
+                let p = orders_core::analytics::ProductTotals {
+                    units: 1,
+                    revenue: 100,
+                    orders: 1,
+                };
+                (ProductId::parse(id).unwrap(), p)
+            })
+            .collect(),
+        ..ItemDelta::default()
+    };
+    let small = delta(&products[..1]);
+    // Shard B writes once to the first link; shard A then fills and seals it.
+    let applied = writer
+        .add_counters(&item, "shard-b", "10", "10", &small)
+        .await
+        .unwrap();
+    assert!(matches!(applied, orders_core::ports::CountersApplied::Done));
+    for (n, ids) in products.chunks(99).enumerate() {
+        let at = format!("{}", 100 * (n + 1));
+        let applied = writer
+            .add_counters(&item, "shard-a", &at, &at, &delta(ids))
+            .await
+            .unwrap();
+        assert!(matches!(applied, orders_core::ports::CountersApplied::Done));
+    }
+    let sealed = stack.raw_item(&format!("{bucket}/products#03")).await;
+    assert!(sealed.contains_key("sealed"), "the first link filled up");
+
+    // Shard B's batch again, from an instance that never saw the chain: the sealed link's
+    // watermark refuses it, and the rest of B's records land after it.
+    let again = cold
+        .add_counters(&item, "shard-b", "10", "10", &small)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, orders_core::ports::CountersApplied::Behind(w) if orders_core::sequence::compare(w, "10").is_eq()),
+        "{again:?}"
+    );
+    assert!(
+        cold.add_counters_after(&item, "shard-b", "10", "20", &small)
+            .await
+            .unwrap()
+    );
+    let first = ProductId::parse(&products[0]).unwrap();
+    let view = stack.aggregator.store.inner.bucket(&bucket).await.unwrap();
+    assert_eq!(view.products[&first].units, 3, "B twice, A once");
 }

@@ -1,6 +1,8 @@
 //! Property: for random order histories spread over shards, with producer duplicates,
-//! redelivered batches, bisected halves and write failures mid-batch followed by retries,
-//! the stored aggregates equal a straightforward fold over the unique events.
+//! events the outbox relay publishes late (after a crash between an order's write and its
+//! publish) or a second time, redelivered batches, bisected halves, write failures mid-batch
+//! followed by retries, and a rebuild from the orders table in the middle of it all, the
+//! stored aggregates equal a straightforward fold over the unique events.
 //!
 //! The store here is in memory but keeps the DynamoDB adapter's conditional semantics
 //! (watermark per shard on each item, first-occurrence claims, idempotent customer sets),
@@ -15,6 +17,7 @@ use orders_core::analytics::{Bucket, CounterItem, Effect, Fold, ItemDelta};
 use orders_core::memory::FixedClock;
 use orders_core::order::NewLineItem;
 use orders_core::ports::{AnalyticsStore, CountersApplied, DeadLetter, DeadLetterQueue};
+use orders_core::rebuild::{self, StreamOwned};
 use orders_core::{
     Currency, CustomerId, EventEnvelope, EventId, FailureReason, Money, Order, OrderError,
     OrderEvent, OrderId, OrderStatus, PlaceOrder, ProductId, Quantity, Timestamp, sequence,
@@ -50,6 +53,45 @@ fn add(into: &mut ItemDelta, delta: &ItemDelta) {
 impl MemoryAnalytics {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.0.lock().unwrap()
+    }
+
+    /// What `orders-admin rebuild-aggregates` does, on this store: fold the orders table
+    /// (here every order, in its final state: the table is ahead of the stream), claim
+    /// every event, and set each item to the rebuild's target under its watermarks.
+    fn rebuild(&self, orders: &[Order]) {
+        let mut state = self.state();
+        let mut fold = Fold::default();
+        let mut owned = Vec::new();
+        for order in orders {
+            fold.add_order(order);
+            for event in OrderEvent::history(order).unwrap() {
+                let owner = state
+                    .claims
+                    .entry(event.event_id.to_string())
+                    .or_insert_with(|| "rebuild".to_owned())
+                    .clone();
+                if owner != "rebuild" {
+                    owned.extend(StreamOwned::at(&event, &owner));
+                }
+            }
+        }
+        let items: BTreeSet<CounterItem> = state
+            .counters
+            .keys()
+            .chain(fold.counters.keys())
+            .cloned()
+            .collect();
+        for item in items {
+            let (watermarks, total) = state.counters.entry(item.clone()).or_default();
+            let watermarks: BTreeMap<String, String> = watermarks
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            *total = rebuild::target(&item, &fold, &watermarks, &owned);
+        }
+        for (key, ids) in fold.customers {
+            state.customers.entry(key).or_default().extend(ids);
+        }
     }
 
     fn injected_failure(state: &mut State) -> Result<(), OrderError> {
@@ -292,22 +334,42 @@ proptest! {
     #[test]
     fn stored_aggregates_equal_the_fold_of_unique_events(
         histories in prop::collection::vec(history(), 1..25),
-        duplicates in prop::collection::vec(any::<bool>(), 25),
+        fates in prop::collection::vec(0u8..4, 25),
+        delays in prop::collection::vec(0usize..30, 25),
         actions in prop::collection::vec(action(), 40..120),
         shard_picks in prop::collection::vec(0u8..3, 120),
+        rebuild_before in prop::option::of(0usize..120),
     ) {
-        // Build each shard's stream: orders' events in order, producer duplicates after originals.
-        let mut shards: Vec<Vec<EventEnvelope>> = vec![Vec::new(); 3];
+        // Build each shard's stream: orders' events in order; some published twice by the
+        // producer (right after), some by the relay `delay` events later as well, or only
+        // then (the process died between writing the order and publishing).
+        let mut shards: Vec<Vec<(usize, EventEnvelope)>> = vec![Vec::new(); 3];
         let mut unique: Vec<EventEnvelope> = Vec::new();
+        let mut orders: Vec<Order> = Vec::new();
         for (i, h) in histories.iter().enumerate() {
-            for (j, event) in events_of(i, h).into_iter().enumerate() {
-                shards[h.shard as usize].push(event.clone());
-                if duplicates[(i + j) % duplicates.len()] && j % 2 == 0 {
-                    shards[h.shard as usize].push(event.clone());
+            let events = events_of(i, h);
+            orders.push(events.last().unwrap().event.order().clone());
+            for (j, event) in events.into_iter().enumerate() {
+                let stream = &mut shards[h.shard as usize];
+                let at = stream.len() * 100;
+                let pick = (i * 7 + j) % fates.len();
+                let later = at + delays[pick] * 100 + 50;
+                match fates[pick] {
+                    0 => stream.push((at, event.clone())),
+                    1 => stream.extend([(at, event.clone()), (at + 1, event.clone())]),
+                    2 => stream.extend([(at, event.clone()), (later, event.clone())]),
+                    _ => stream.push((later, event.clone())),
                 }
                 unique.push(event);
             }
         }
+        let shards: Vec<Vec<EventEnvelope>> = shards
+            .into_iter()
+            .map(|mut stream| {
+                stream.sort_by_key(|(at, _)| *at);
+                stream.into_iter().map(|(_, e)| e).collect()
+            })
+            .collect();
         let streams: Vec<Vec<Record>> = shards
             .into_iter()
             .enumerate()
@@ -346,7 +408,10 @@ proptest! {
                     None => range.end,
                 }
             };
-            for action in &actions {
+            for (n, action) in actions.iter().enumerate() {
+                if rebuild_before == Some(n) {
+                    store.rebuild(&orders);
+                }
                 let shard = *picks.next().unwrap() as usize;
                 let len = streams[shard].len();
                 match action {

@@ -16,9 +16,10 @@
 //!    (again). An event the stream claimed first stays the stream's; where its record is
 //!    above an item's watermark the stream has still to add it there (a batch in flight, or
 //!    retried after a failure), so the rebuild leaves exactly that much out of the item;
-//! 5. each counter item is set to what the orders add up to, on condition that none of its
-//!    watermarks moved since 2 — a write of the stream in between starts the day over (at
-//!    most three times), so no live write is lost. Customer shards are merged (set union,
+//! 5. each counter item is brought to what the orders add up to (`orders_core::rebuild`)
+//!    by adding the difference to its open link, on condition that none of its watermarks
+//!    moved since 2 — a write of the stream in between starts the day over (at most three
+//!    times), so no live write is lost. Customer shards are merged (set union,
 //!    register maximum), never replaced: a customer is never counted twice.
 //!
 //! Orders created in a minute that 2 did not read are left to the stream entirely: their
@@ -27,11 +28,10 @@
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use orders_aws::{DynamoAnalytics, DynamoOrderStore, Replaced, StoredBucket};
-use orders_core::analytics::{
-    Bucket, BucketView, CounterItem, Effect, Fold, Granularity, ItemDelta,
-};
+use orders_core::analytics::{Bucket, BucketView, CounterItem, Fold, Granularity};
 use orders_core::distinct::ShardSet;
 use orders_core::ports::AnalyticsStore;
+use orders_core::rebuild::{self, StreamOwned};
 use orders_core::{EventEnvelope, Order, OrderEvent, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -138,14 +138,6 @@ struct Days<'a> {
     dry_run: bool,
 }
 
-/// An event the stream owns: its record's shard and padded sequence number, and what it
-/// adds to each counter item.
-struct Owned {
-    shard: String,
-    sequence: String,
-    counters: BTreeMap<CounterItem, ItemDelta>,
-}
-
 impl Days<'_> {
     /// One day; `None` when a watermark moved under it (start over).
     async fn rebuild(
@@ -233,18 +225,7 @@ impl Days<'_> {
             let mut written = 0;
             let mut differs = false;
             for (item, counters) in &before.counters {
-                let mut want = fold.counters.get(item).cloned().unwrap_or_default();
-                // What the stream has yet to add to this item.
-                for event in owned.iter().filter(|e| {
-                    counters
-                        .watermarks
-                        .get(&e.shard)
-                        .is_none_or(|w| e.sequence > *w)
-                }) {
-                    if let Some(delta) = event.counters.get(item) {
-                        want.subtract(delta);
-                    }
-                }
+                let want = rebuild::target(item, &fold, &counters.watermarks, &owned);
                 if counters.holds(&want) {
                     continue;
                 }
@@ -309,8 +290,8 @@ impl Days<'_> {
         &self,
         orders: &[Order],
         histories: &[Vec<EventEnvelope>],
-    ) -> anyhow::Result<Vec<Owned>> {
-        let claimed: Vec<Vec<Owned>> = stream::iter(orders.iter().zip(histories))
+    ) -> anyhow::Result<Vec<StreamOwned>> {
+        let claimed: Vec<Vec<StreamOwned>> = stream::iter(orders.iter().zip(histories))
             .map(|(order, events)| async move {
                 let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
                 let owners = self
@@ -320,17 +301,7 @@ impl Days<'_> {
                 let owned = events
                     .iter()
                     .zip(owners)
-                    .filter_map(|(event, owner)| {
-                        let owner = owner?;
-                        let (shard, sequence) = owner.split_once('/')?;
-                        let mut adds = Fold::default();
-                        adds.add(&Effect::of(event));
-                        Some(Owned {
-                            shard: shard.to_owned(),
-                            sequence: sequence.to_owned(),
-                            counters: adds.counters,
-                        })
-                    })
+                    .filter_map(|(event, owner)| StreamOwned::at(event, &owner?))
                     .collect();
                 Ok::<_, anyhow::Error>(owned)
             })

@@ -7,6 +7,7 @@
 //! See `orders_core::ports::AnalyticsStore` for the exactly-once mechanism and
 //! `orders_core::analytics` for the item layout.
 
+use super::chain::{self, Chains, Guard, Outcome};
 use crate::errors::{classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -36,6 +37,8 @@ pub struct DynamoAnalytics {
     /// is then one conditional request (a Kinesis shard's consumer is usually the only
     /// writer of its batches' buckets), not a failed ADD or a read first.
     sketches: Arc<Mutex<HashMap<String, Registers>>>,
+    /// Where this instance found each counter item's open link.
+    chains: Arc<Chains>,
 }
 
 /// Sketched shards remembered per instance (256 bytes each); forgotten all at once beyond.
@@ -54,6 +57,7 @@ impl DynamoAnalytics {
             claims_table: claims_table.into(),
             claim_ttl_seconds,
             sketches: Arc::default(),
+            chains: Arc::default(),
         }
     }
 
@@ -83,60 +87,36 @@ impl DynamoAnalytics {
         }
     }
 
-    fn key(item: &CounterItem) -> Item {
-        pk(&item.bucket(), &item.sort_key())
-    }
-
-    /// `SET #wm = :last ADD #a0 :v0, …` with the watermark attribute named after the shard.
-    /// Refuses a delta DynamoDB would refuse (the emulator would not): callers split their
-    /// writes by [`MAX_COUNTERS_PER_WRITE`], so this is a bug, never retried into success.
-    fn update(
+    /// A write of `delta` to `item`'s chain under `guard`. Refuses a delta DynamoDB would
+    /// refuse (the emulator would not): callers split their writes by
+    /// [`MAX_COUNTERS_PER_WRITE`], so this is a bug, never retried into success.
+    async fn write_chain(
         &self,
         item: &CounterItem,
-        shard: &str,
-        last: &str,
-        delta: &ItemDelta,
-    ) -> Result<
-        aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
-        OrderError,
-    > {
-        let attributes = delta.attributes();
-        if attributes.len() > MAX_COUNTERS_PER_WRITE {
+        counters: &[(String, i64)],
+        guard: Guard<'_>,
+    ) -> Result<Outcome, OrderError> {
+        if counters.len() > MAX_COUNTERS_PER_WRITE {
             return Err(OrderError::Unexpected(
                 format!(
                     "{} counters in one write to {}; at most {MAX_COUNTERS_PER_WRITE}",
-                    attributes.len(),
+                    counters.len(),
                     item.sort_key()
                 )
                 .into(),
             ));
         }
-        let mut names = HashMap::from([("#wm".to_owned(), format!("wm#{shard}"))]);
-        let mut values =
-            HashMap::from([(":last".to_owned(), AttributeValue::S(sequence::pad(last)))]);
-        let mut adds = Vec::new();
-        for (i, (name, n)) in attributes.into_iter().enumerate() {
-            adds.push(format!("#a{i} :v{i}"));
-            names.insert(format!("#a{i}"), name);
-            values.insert(format!(":v{i}"), AttributeValue::N(n.to_string()));
+        chain::Write {
+            client: &self.client,
+            table: &self.table,
+            chains: &self.chains,
+            prefix: &format!("{}/", item.bucket()),
+            name: &item.sort_key(),
+            counters,
+            guard,
         }
-        let mut expression = "SET #wm = :last".to_owned();
-        if !adds.is_empty() {
-            expression.push_str(&format!(" ADD {}", adds.join(", ")));
-        }
-        if expression.len() > MAX_EXPRESSION_BYTES {
-            return Err(OrderError::Unexpected(
-                format!("update expression of {} bytes", expression.len()).into(),
-            ));
-        }
-        Ok(self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(item)))
-            .update_expression(expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values)))
+        .send()
+        .await
     }
 
     /// Everything stored for `bucket`: one BatchGetItem of its known item keys.
@@ -155,9 +135,6 @@ impl DynamoAnalytics {
         let mut items = Vec::new();
         for (bucket, view) in views {
             for (name, mut attrs) in stored_items(bucket, view) {
-                if attrs.is_empty() {
-                    continue;
-                }
                 attrs.extend(pk(bucket, &name));
                 items.push(attrs);
             }
@@ -165,15 +142,15 @@ impl DynamoAnalytics {
         super::batch_put(&self.client, &self.table, items).await
     }
 
-    /// The stored items of `bucket`, by `pk`.
+    /// The stored items of `bucket` (every link of its counter items), by `pk`.
     async fn items_of(&self, bucket: &Bucket) -> Result<HashMap<String, Item>, OrderError> {
-        let keys: Vec<Item> = std::iter::once("totals".to_owned())
-            .chain((0..PRODUCT_SHARDS).map(|s| CounterItem::Products(*bucket, s).sort_key()))
+        let keys: Vec<Item> = counter_items(bucket)
+            .map(|item| item.sort_key())
             .chain((0..distinct::SHARDS).map(customer_item))
             .map(|name| pk(bucket, &name))
             .collect();
         let mut items = HashMap::new();
-        for item in super::batch_get(&self.client, &self.table, keys, true).await? {
+        for item in chain::read_chains(&self.client, &self.table, keys, true).await? {
             if let Some(AttributeValue::S(key)) = item.get("pk") {
                 items.insert(key.clone(), item);
             }
@@ -246,7 +223,7 @@ impl DynamoAnalytics {
     }
 
     /// What `bucket` stores now, read consistently: its counter items (totals and product
-    /// shards) with their watermarks, and its customers.
+    /// shards, every link) with their watermarks, and its customers.
     pub async fn read_for_rebuild(&self, bucket: &Bucket) -> Result<StoredBucket, OrderError> {
         let mut items = self.items_of(bucket).await?;
         let mut customers = BucketView::default();
@@ -255,36 +232,31 @@ impl DynamoAnalytics {
                 add_item(&mut customers, item)?;
             }
         }
-        let counters = std::iter::once(CounterItem::Totals(*bucket))
-            .chain((0..PRODUCT_SHARDS).map(|s| CounterItem::Products(*bucket, s)))
+        let counters = counter_items(bucket)
             .map(|item| {
-                let found = items.remove(&format!("{bucket}/{}", item.sort_key()));
-                let mut counters = StoredCounters {
-                    exists: found.is_some(),
-                    ..StoredCounters::default()
-                };
-                for (attr, value) in found.unwrap_or_default() {
-                    if let Some(shard) = attr.strip_prefix("wm#") {
-                        if let AttributeValue::S(w) = value {
-                            counters.watermarks.insert(shard.to_owned(), w);
-                        }
-                    } else if attr != "pk" {
-                        counters.values.insert(attr, value);
-                    }
+                let mut counters = StoredCounters::default();
+                let name = item.sort_key();
+                for link in 0.. {
+                    let Some(found) =
+                        items.remove(&format!("{bucket}/{}", chain::link_name(&name, link)))
+                    else {
+                        break;
+                    };
+                    counters.read_link(link, &found)?;
                 }
-                (item, counters)
+                Ok((item, counters))
             })
-            .collect();
+            .collect::<Result<_, OrderError>>()?;
         Ok(StoredBucket {
             counters,
             customers: customers.customers,
         })
     }
 
-    /// Sets `item`'s counters to `want` (a rebuild), keeping its watermarks, on condition
-    /// that none of them moved for `shards` since `before` was read (and that the item still
-    /// does not exist, if it did not). A big item takes several requests, each under that
-    /// condition.
+    /// Makes `item`'s counters add up to `want` (a rebuild) by adding the difference to
+    /// its open link, on condition that no watermark of `shards` moved since `before` was
+    /// read (and that the item still does not exist, if it did not). A big difference
+    /// takes several requests, each under that condition.
     pub async fn replace_counters(
         &self,
         item: &CounterItem,
@@ -295,71 +267,37 @@ impl DynamoAnalytics {
         if before.holds(want) {
             return Ok(Replaced::Unchanged);
         }
-        let want = counter_values(want);
-        // New values, and attributes the item holds but should not.
-        let actions: Vec<(&String, Option<&AttributeValue>)> = want
-            .iter()
-            .map(|(attr, value)| (attr, Some(value)))
-            .chain(
-                before
-                    .values
-                    .keys()
-                    .filter(|k| !want.contains_key(*k))
-                    .map(|attr| (attr, None)),
-            )
-            .collect();
-        let key = Self::key(item);
-        for (n, chunk) in actions.chunks(REPLACE_CHUNK).enumerate() {
-            let mut names = HashMap::new();
-            let mut values = HashMap::new();
-            let (mut sets, mut removes) = (Vec::new(), Vec::new());
-            for (j, (attr, value)) in chunk.iter().enumerate() {
-                names.insert(format!("#a{j}"), (*attr).clone());
-                match value {
-                    Some(value) => {
-                        sets.push(format!("#a{j} = :v{j}"));
-                        values.insert(format!(":v{j}"), (*value).clone());
-                    }
-                    None => removes.push(format!("#a{j}")),
-                }
+        let mut difference: BTreeMap<String, i64> = want.attributes().into_iter().collect();
+        for (name, value) in &before.values {
+            let entry = difference.entry(name.clone()).or_default();
+            *entry = entry
+                .checked_sub(*value)
+                .ok_or_else(|| OrderError::Unexpected(format!("{name} overflows").into()))?;
+        }
+        let difference: Vec<(String, i64)> =
+            difference.into_iter().filter(|(_, n)| *n != 0).collect();
+        let mut open = before.open_link;
+        let mut expected = before.open_watermarks.clone();
+        let mut fresh = !before.open_exists;
+        for chunk in difference.chunks(MAX_COUNTERS_PER_WRITE) {
+            let guard = Guard::Unchanged {
+                open,
+                expected: &expected,
+                shards,
+                fresh,
+            };
+            if self.write_chain(item, chunk, guard).await? != Outcome::Applied {
+                return Ok(Replaced::Moved);
             }
-            let mut conditions = Vec::new();
-            if n == 0 && !before.exists {
-                conditions.push("attribute_not_exists(pk)".to_owned());
+            // Later chunks find the link this one created (or the one it moved on to).
+            let written = self
+                .chains
+                .open_link(&format!("{}/{}", item.bucket(), item.sort_key()));
+            if written != open {
+                open = written;
+                expected.clear();
             }
-            for (k, shard) in shards.iter().enumerate() {
-                names.insert(format!("#w{k}"), format!("wm#{shard}"));
-                match before.watermarks.get(shard) {
-                    Some(w) => {
-                        conditions.push(format!("#w{k} = :w{k}"));
-                        values.insert(format!(":w{k}"), AttributeValue::S(w.clone()));
-                    }
-                    None => conditions.push(format!("attribute_not_exists(#w{k})")),
-                }
-            }
-            let mut expression = Vec::new();
-            if !sets.is_empty() {
-                expression.push(format!("SET {}", sets.join(", ")));
-            }
-            if !removes.is_empty() {
-                expression.push(format!("REMOVE {}", removes.join(", ")));
-            }
-            let mut request = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .update_expression(expression.join(" "))
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values((!values.is_empty()).then_some(values));
-            if !conditions.is_empty() {
-                request = request.condition_expression(conditions.join(" AND "));
-            }
-            match request.send().await {
-                Ok(_) => {}
-                Err(err) if super::condition_failed(&err) => return Ok(Replaced::Moved),
-                Err(err) => return Err(classify(err)),
-            }
+            fresh = false;
         }
         Ok(Replaced::Written)
     }
@@ -376,28 +314,6 @@ impl DynamoAnalytics {
             .await
             .map_err(classify)?;
         Ok(output.item.unwrap_or_default())
-    }
-
-    async fn watermark(
-        &self,
-        item: &CounterItem,
-        shard: &str,
-    ) -> Result<Option<String>, OrderError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(item)))
-            .consistent_read(true)
-            .projection_expression("#wm")
-            .expression_attribute_names("#wm", format!("wm#{shard}"))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(output.item.and_then(|i| {
-            i.get(&format!("wm#{shard}"))
-                .and_then(|v| v.as_s().ok().cloned())
-        }))
     }
 }
 
@@ -440,7 +356,7 @@ impl DynamoAnalyticsReader {
             .flat_map(|b| items(b).into_iter().map(move |name| pk(b, &name)))
             .collect();
         let mut by_bucket: HashMap<String, BucketView> = HashMap::new();
-        for item in super::batch_get(&self.client, &self.table, keys, false).await? {
+        for item in chain::read_chains(&self.client, &self.table, keys, false).await? {
             let Some(AttributeValue::S(key)) = item.get("pk") else {
                 continue;
             };
@@ -486,37 +402,43 @@ impl AnalyticsReader for DynamoAnalyticsReader {
 }
 
 /// Every item of `bucket` as `view` would be stored, by item name (`totals`,
-/// `products#NN`, `customers#NN`), without keys or watermarks; an item with nothing to
-/// hold maps to no attributes.
+/// `products#NN`, `products#NN.1`, `customers#NN`), without keys or watermarks; items with
+/// nothing to hold are left out.
 fn stored_items(bucket: &Bucket, view: &BucketView) -> BTreeMap<String, Item> {
-    let mut wanted: BTreeMap<String, Item> = BTreeMap::new();
-    let totals: Item = view
-        .totals
-        .attributes()
-        .into_iter()
-        .map(|(name, n)| (name, AttributeValue::N(n.to_string())))
-        .collect();
-    wanted.insert("totals".into(), totals);
-    for shard in 0..PRODUCT_SHARDS {
-        wanted.insert(
-            CounterItem::Products(*bucket, shard).sort_key(),
-            HashMap::new(),
-        );
-    }
+    let number = |n: i64| AttributeValue::N(n.to_string());
+    let mut counters: BTreeMap<String, Vec<(String, AttributeValue)>> = BTreeMap::new();
+    counters.insert(
+        "totals".into(),
+        view.totals
+            .attributes()
+            .into_iter()
+            .map(|(name, n)| (name, number(n)))
+            .collect(),
+    );
     for (id, p) in &view.products {
         let item = CounterItem::Products(*bucket, shard_of(id.as_str(), PRODUCT_SHARDS)).sort_key();
-        let attrs = wanted.entry(item).or_default();
+        let attrs = counters.entry(item).or_default();
         for (prefix, n) in [("u", p.units), ("r", p.revenue), ("o", p.orders)] {
             if n != 0 {
-                attrs.insert(format!("{prefix}#{id}"), AttributeValue::N(n.to_string()));
+                attrs.push((format!("{prefix}#{id}"), number(n)));
             }
         }
     }
-    for shard in 0..distinct::SHARDS {
-        wanted.insert(customer_item(shard), HashMap::new());
+    let mut wanted = BTreeMap::new();
+    let prefix = format!("{bucket}/");
+    for (name, attrs) in counters {
+        if attrs.is_empty() {
+            continue;
+        }
+        for (link, item) in chain::pack(&prefix, &name, attrs).into_iter().enumerate() {
+            wanted.insert(chain::link_name(&name, link as u32), item);
+        }
     }
     for (shard, set) in view.customers.bounded().shards() {
-        wanted.insert(customer_item(shard), customer_attributes(set));
+        let attrs = customer_attributes(set);
+        if !attrs.is_empty() {
+            wanted.insert(customer_item(shard), attrs);
+        }
     }
     wanted
 }
@@ -555,38 +477,68 @@ fn customer_shard(item: &Item) -> Result<ShardSet, OrderError> {
     }))
 }
 
-/// Attributes a rebuild sets per request: `#a199 = :v199, ` is 16 bytes, 200 stay < 4 KB.
-const REPLACE_CHUNK: usize = 200;
-/// DynamoDB's limit on one expression string.
-const MAX_EXPRESSION_BYTES: usize = 4_096;
-
 /// The claim position of events a rebuild counted (the stream's are `<shard>/<sequence>`).
 pub const REBUILD_POSITION: &str = "rebuild";
 
-/// A counter item as a rebuild read it.
+/// A counter item as a rebuild read it, all its links.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoredCounters {
+    /// Whether any link of the item is stored.
     pub exists: bool,
-    /// The counters (`orders`, `u#sku-1`, …), as stored.
-    pub values: Item,
-    /// The padded sequence number each stream shard's records are applied up to.
+    /// The counters (`orders`, `u#sku-1`, …) summed over the links, zeros left out.
+    pub values: BTreeMap<String, i64>,
+    /// The padded sequence number each stream shard's records are applied up to (the
+    /// highest in the chain).
     pub watermarks: BTreeMap<String, String>,
+    /// The link writes go to, whether it exists, and its own watermarks.
+    open_link: u32,
+    open_exists: bool,
+    open_watermarks: BTreeMap<String, String>,
 }
 
 impl StoredCounters {
     /// Whether the item holds exactly these counters.
     pub fn holds(&self, want: &ItemDelta) -> bool {
-        same_values(&self.values, &counter_values(want))
+        let want: BTreeMap<String, i64> = want.attributes().into_iter().collect();
+        self.values == want
     }
-}
 
-/// Counters as stored: numbers, zeros left out.
-fn counter_values(delta: &ItemDelta) -> Item {
-    delta
-        .attributes()
-        .into_iter()
-        .map(|(name, n)| (name, AttributeValue::N(n.to_string())))
-        .collect()
+    /// Adds link `link` (read in order from 0).
+    fn read_link(&mut self, link: u32, item: &Item) -> Result<(), OrderError> {
+        self.exists = true;
+        for (name, value) in item {
+            if chain::is_bookkeeping(name) || name.starts_with("wm#") {
+                continue;
+            }
+            if let AttributeValue::N(n) = value {
+                let n = n
+                    .parse::<i64>()
+                    .map_err(|e| corrupt("reading a counter", e))?;
+                let sum = self.values.entry(name.clone()).or_default();
+                *sum = sum
+                    .checked_add(n)
+                    .ok_or_else(|| OrderError::Unexpected(format!("{name} overflows").into()))?;
+            }
+        }
+        self.values.retain(|_, n| *n != 0);
+        let marks = chain::watermarks(item);
+        for (shard, w) in &marks {
+            let entry = self.watermarks.entry(shard.clone()).or_default();
+            if w > entry {
+                *entry = w.clone();
+            }
+        }
+        if chain::is_sealed(item) {
+            self.open_link = link + 1;
+            self.open_exists = false;
+            self.open_watermarks.clear();
+        } else {
+            self.open_link = link;
+            self.open_exists = true;
+            self.open_watermarks = marks;
+        }
+        Ok(())
+    }
 }
 
 /// A bucket as a rebuild read it.
@@ -607,8 +559,7 @@ impl StoredBucket {
         self.counters
             .get(item)
             .and_then(|c| c.values.get(name))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
+            .copied()
             .unwrap_or(0)
     }
 }
@@ -622,6 +573,12 @@ pub enum Replaced {
     /// A watermark moved since the item was read (the stream wrote it): nothing, or only
     /// part of a big item, was written; read again.
     Moved,
+}
+
+/// The counter items of `bucket`: its totals and product shards.
+fn counter_items(bucket: &Bucket) -> impl Iterator<Item = CounterItem> + '_ {
+    std::iter::once(CounterItem::Totals(*bucket))
+        .chain((0..PRODUCT_SHARDS).map(|s| CounterItem::Products(*bucket, s)))
 }
 
 /// Attribute names of a customer shard item.
@@ -664,21 +621,6 @@ fn add_item(view: &mut BucketView, item: Item) -> Result<(), OrderError> {
     Ok(())
 }
 
-/// Equal as DynamoDB values: numbers by value, string sets regardless of order.
-fn same_values(a: &HashMap<String, AttributeValue>, b: &HashMap<String, AttributeValue>) -> bool {
-    a.len() == b.len()
-        && a.iter().all(|(k, v)| match (v, b.get(k)) {
-            (AttributeValue::N(x), Some(AttributeValue::N(y))) => {
-                x.parse::<i64>().ok() == y.parse::<i64>().ok()
-            }
-            (AttributeValue::Ss(x), Some(AttributeValue::Ss(y))) => {
-                x.iter().collect::<BTreeSet<_>>() == y.iter().collect::<BTreeSet<_>>()
-            }
-            (x, Some(y)) => x == y,
-            (_, None) => false,
-        })
-}
-
 #[async_trait]
 impl AnalyticsStore for DynamoAnalytics {
     async fn claim_events(
@@ -702,35 +644,18 @@ impl AnalyticsStore for DynamoAnalytics {
         last: &str,
         delta: &ItemDelta,
     ) -> Result<CountersApplied, OrderError> {
-        let result = self
-            .update(item, shard, last, delta)?
-            .condition_expression("attribute_not_exists(#wm) OR #wm < :first")
-            .expression_attribute_values(":first", AttributeValue::S(sequence::pad(first)))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(CountersApplied::Done),
-            Err(err) if super::condition_failed(&err) => {
-                // The refused item comes back with the error (ALL_OLD); read it only if not.
-                let returned = match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(e)) => e
-                        .item()
-                        .and_then(|i| i.get(&format!("wm#{shard}")))
-                        .and_then(|v| v.as_s().ok().cloned()),
-                    _ => None,
-                };
-                let watermark = match returned {
-                    Some(w) => w,
-                    None => self.watermark(item, shard).await?.ok_or_else(|| {
-                        OrderError::Unavailable(
-                            "watermark vanished after a conditional failure".into(),
-                        )
-                    })?,
-                };
-                Ok(CountersApplied::Behind(watermark))
-            }
-            Err(err) => Err(classify(err)),
+        let (first, last) = (sequence::pad(first), sequence::pad(last));
+        let guard = Guard::After {
+            shard,
+            first: &first,
+            last: &last,
+        };
+        match self.write_chain(item, &delta.attributes(), guard).await? {
+            Outcome::Applied => Ok(CountersApplied::Done),
+            Outcome::Refused(Some(watermark)) => Ok(CountersApplied::Behind(watermark)),
+            Outcome::Refused(None) => Err(OrderError::Unavailable(
+                "a counter item refused a write but holds no watermark for its shard".into(),
+            )),
         }
     }
 
@@ -742,17 +667,13 @@ impl AnalyticsStore for DynamoAnalytics {
         last: &str,
         delta: &ItemDelta,
     ) -> Result<bool, OrderError> {
-        let result = self
-            .update(item, shard, last, delta)?
-            .condition_expression("#wm = :expected")
-            .expression_attribute_values(":expected", AttributeValue::S(sequence::pad(watermark)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if super::condition_failed(&err) => Ok(false),
-            Err(err) => Err(classify(err)),
-        }
+        let (expected, last) = (sequence::pad(watermark), sequence::pad(last));
+        let guard = Guard::At {
+            shard,
+            expected: &expected,
+            last: &last,
+        };
+        Ok(self.write_chain(item, &delta.attributes(), guard).await? == Outcome::Applied)
     }
 
     async fn add_customers(

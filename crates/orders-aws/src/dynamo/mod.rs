@@ -36,6 +36,7 @@ pub(crate) fn condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>
 
 pub mod analytics;
 pub mod catalog;
+pub mod chain;
 pub mod commands;
 pub mod idempotency;
 pub mod orders;
