@@ -4,7 +4,7 @@
 //! aggregate function through its event source mapping. The buckets must equal sums
 //! computed from the orders table — and stay equal when the same batches come again.
 
-use crate::pipeline::put_product;
+use crate::pipeline::put_product_at;
 use crate::{api, client, unique};
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine;
@@ -59,8 +59,10 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
     let start = Timestamp::from_unix_millis((day + 10 * 3600 + 57 * 60) * 1000).unwrap(); // 10:57, crossing 11:00
 
     let products: Vec<String> = (0..12).map(|i| format!("{run}-p{i}")).collect();
+    // Orders are stored directly, at the catalog's prices (processing checks them).
+    let price = |i: usize| 250 + 10 * (i % 3) as i64;
     for (i, p) in products.iter().enumerate() {
-        put_product(p, 150 + 50 * (i as u64 % 3)).await;
+        put_product_at(p, price(i), 150 + 50 * (i as u64 % 3)).await;
     }
     let customers: Vec<String> = (0..40).map(|i| format!("{run}-c{i}")).collect();
 
@@ -74,11 +76,13 @@ async fn minute_hour_and_day_totals_equal_the_orders_table_and_survive_redeliver
                 customer_id: CustomerId::parse(&customers[(i * 7) % customers.len()]).unwrap(),
                 currency: Currency::parse("USD").unwrap(),
                 items: (0..1 + i % 3)
-                    .map(|l| NewLineItem {
-                        product_id: ProductId::parse(&products[(i * 5 + l * 3) % products.len()])
-                            .unwrap(),
-                        quantity: Quantity::new(1 + (i % 2) as u32).unwrap(),
-                        unit_price: Money::from_minor(250 + 10 * l as i64).unwrap(),
+                    .map(|l| {
+                        let p = (i * 5 + l * 3) % products.len();
+                        NewLineItem {
+                            product_id: ProductId::parse(&products[p]).unwrap(),
+                            quantity: Quantity::new(1 + (i % 2) as u32).unwrap(),
+                            unit_price: Money::from_minor(price(p)).unwrap(),
+                        }
                     })
                     .collect(),
             };

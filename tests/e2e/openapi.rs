@@ -555,11 +555,29 @@ async fn commands_and_reads_answer_as_documented() {
 
     // Placing orders.
     const POST_ORDER: &str = "POST /orders";
+    // The prices the catalog above lists (a client may quote them; lines are priced from it).
+    let price_of = |p: &str| if p == tea { 850 } else { 1299 };
     let order_of = |customer: &str, lines: &[(&str, u32)]| {
         json!({"customerId": customer, "currency": "USD", "items": lines.iter()
-            .map(|(p, q)| json!({"productId": p, "quantity": q, "unitPrice": 1299}))
+            .map(|(p, q)| json!({"productId": p, "quantity": q, "unitPrice": price_of(p)}))
             .collect::<Vec<_>>()})
     };
+    // A line quoted at another price than the catalog's is refused, naming the line.
+    let refused = c
+        .expect(
+            StatusCode::CONFLICT,
+            POST_ORDER,
+            client()
+                .post(url("/orders"))
+                .json(&json!({"customerId": alice,
+                "items": [{"productId": mug, "quantity": 1, "unitPrice": 0}]})),
+        )
+        .await;
+    assert_eq!(refused.body["error"]["code"], "price_changed");
+    assert_eq!(
+        refused.body["error"]["fields"][0]["field"],
+        "items[0].unitPrice"
+    );
     let first = order_of(&alice, &[(&mug, 2), (&tea, 1)]);
     assert!(c.body_conforms(POST_ORDER, &first));
     let key = unique("key");

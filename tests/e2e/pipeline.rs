@@ -23,11 +23,19 @@ impl Rng {
     }
 }
 
+/// The price `put_product` lists (and `place` quotes).
+pub const PRICE: i64 = 500;
+
 pub async fn put_product(id: &str, stock: u64) {
+    put_product_at(id, PRICE, stock).await;
+}
+
+/// `PUT /products/{id}` of a new product at `price`.
+pub async fn put_product_at(id: &str, price: i64, stock: u64) {
     for _ in 0..10 {
         let response = client()
             .put(format!("{}/products/{id}", api()))
-            .json(&json!({"name": id, "price": 500, "stock": stock}))
+            .json(&json!({"name": id, "price": price, "stock": stock}))
             .send()
             .await
             .unwrap();
@@ -68,7 +76,7 @@ pub(crate) async fn stock(id: &str) -> i64 {
 pub async fn place(customer: &str, lines: &[(String, u64)]) -> String {
     let items: Vec<Value> = lines
         .iter()
-        .map(|(p, q)| json!({"productId": p, "quantity": q, "unitPrice": 500}))
+        .map(|(p, q)| json!({"productId": p, "quantity": q, "unitPrice": PRICE}))
         .collect();
     let key = unique("key");
     // A real client retries 5xx answers with the same key; so do we.

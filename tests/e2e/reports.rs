@@ -5,7 +5,7 @@
 //! says, for windows whose covers mix days, hours and minutes.
 
 use crate::analytics::{own_day, place_at, settle};
-use crate::pipeline::put_product;
+use crate::pipeline::put_product_at;
 use crate::{api, client, unique};
 use futures::stream::{self, StreamExt};
 use orders_aws::DynamoOrderStore;
@@ -122,8 +122,10 @@ async fn reports_equal_the_orders_table_across_day_boundaries() {
     // 2010–2015: apart from the aggregation test's days.
     let day = own_day(&run) - 3_652 * DAY;
     let products: Vec<String> = (0..4).map(|i| format!("{run}-p{i}")).collect();
+    // Orders are stored directly, at the catalog's prices (processing checks them).
+    let price = |p: usize| 1_000 + 7 * p as i64;
     for (i, p) in products.iter().enumerate() {
-        put_product(p, 1_000 + i as u64).await;
+        put_product_at(p, price(i), 1_000 + i as u64).await;
     }
     let missing = format!("{run}-gone"); // not in the catalog: those orders fail
     let customers: Vec<String> = (0..5).map(|i| format!("{run}-c{i}")).collect();
@@ -138,10 +140,11 @@ async fn reports_equal_the_orders_table_across_day_boundaries() {
     let placed: Vec<Order> = stream::iter(times.iter().enumerate())
         .map(|(i, at)| {
             let store = &store;
+            let index = i % 3 + usize::from(i % 5 == 0);
             let product = if i % 6 == 5 {
                 &missing
             } else {
-                &products[i % 3 + usize::from(i % 5 == 0)]
+                &products[index]
             };
             let command = PlaceOrder {
                 customer_id: CustomerId::parse(&customers[i % 4 + usize::from(i > 16)]).unwrap(),
@@ -149,7 +152,7 @@ async fn reports_equal_the_orders_table_across_day_boundaries() {
                 items: vec![NewLineItem {
                     product_id: ProductId::parse(product).unwrap(),
                     quantity: Quantity::new(1 + (i % 3) as u32).unwrap(),
-                    unit_price: Money::from_minor(1_000 + 7 * i as i64).unwrap(),
+                    unit_price: Money::from_minor(price(index)).unwrap(),
                 }],
             };
             let created = Timestamp::from_unix_millis(at * 1000).unwrap();

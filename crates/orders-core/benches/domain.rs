@@ -26,7 +26,8 @@ fn large_body() -> Value {
 
 fn order_from(body: &Value) -> Order {
     let usd = Currency::parse("USD").unwrap();
-    let command = parse_place_order(body, &usd).unwrap();
+    // No catalog here: every line keeps the price it quotes (pricing is a lookup).
+    let command = parse_place_order(body, &usd).unwrap().price(&[]).unwrap();
     let now = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
     Order::place(
         OrderId::new(ulid::Ulid::from_parts(now.unix_millis() as u64, 7)),

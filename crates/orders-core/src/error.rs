@@ -44,6 +44,10 @@ pub enum OrderError {
     #[error("{0}")]
     PreconditionRequired(String),
 
+    /// Lines were sent with a price that is not the catalog's; nothing was stored.
+    #[error("the catalog price of {} line(s) differs from the unitPrice sent", .0.len())]
+    PriceChanged(Vec<crate::order::PriceMismatch>),
+
     /// The `Idempotency-Key` was first used with a different request body.
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,

@@ -44,6 +44,9 @@ pub use error::{FieldError, OrderError};
 pub use event::{DecodeError, Decoded, EventEnvelope, EventId, OrderEvent, SCHEMA_VERSION};
 pub use ids::{CustomerId, IdempotencyKey, OrderId, ProductId};
 pub use money::{Currency, Money, Quantity};
-pub use order::{FailureReason, IllegalTransition, LineItem, Order, OrderStatus, PlaceOrder};
+pub use order::{
+    FailureReason, IllegalTransition, LineItem, Order, OrderRequest, OrderStatus, PlaceOrder,
+    PriceMismatch, RequestedLine,
+};
 pub use product::{Product, PutProduct, StockAdjustment};
 pub use time::Timestamp;

@@ -316,10 +316,17 @@ impl OrderCommands for MemoryCommands {
         };
         // Check every line before changing any, as a transaction would.
         for (id, quantity) in lines {
-            let available = products.get(id).map(|p| p.stock);
-            let enough = available.is_some_and(|s| !reserve || s >= u64::from(quantity.get()));
-            if !enough {
-                return Ok(Applied::OutOfStock(id.clone()));
+            let product = products.get(id);
+            let enough = product.is_some_and(|p| !reserve || p.stock >= u64::from(quantity.get()));
+            // A reservation sells at the order's price, which must still be the catalog's.
+            let priced = !reserve
+                || product.is_some_and(|p| {
+                    next.items
+                        .iter()
+                        .any(|i| &i.product_id == id && i.unit_price == p.price)
+                });
+            if !enough || !priced {
+                return Ok(Applied::Refused(id.clone()));
             }
         }
         for (id, quantity) in lines {
@@ -547,7 +554,7 @@ mod tests {
         let two = StockChange::Reserve(vec![(sku.clone(), Quantity::new(2).unwrap())]);
         assert_eq!(
             run(commands.apply(&next, &two)).unwrap(),
-            Applied::OutOfStock(sku.clone())
+            Applied::Refused(sku.clone())
         );
         let one = StockChange::Reserve(StockChange::lines(&placed));
         assert_eq!(run(commands.apply(&next, &one)).unwrap(), Applied::Done);

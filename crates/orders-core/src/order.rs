@@ -84,7 +84,97 @@ pub struct LineItem {
     pub line_total: Money,
 }
 
-/// A validated request to place an order (see [`crate::validation`]).
+/// A validated request to place an order (see [`crate::validation`]): what the client
+/// asked for. Prices come from the catalog ([`OrderRequest::price`]); a client may send the
+/// unit price it was shown, and the order is refused if the catalog's differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRequest {
+    pub customer_id: CustomerId,
+    pub currency: Currency,
+    pub items: Vec<RequestedLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestedLine {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+    /// The price the client saw, if it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Money>,
+}
+
+/// A line whose price the client saw is not the catalog's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceMismatch {
+    /// The line's index in `items`.
+    pub line: usize,
+    pub product_id: ProductId,
+    /// What the client sent.
+    pub unit_price: Money,
+    /// What the catalog says.
+    pub catalog_price: Money,
+}
+
+impl OrderRequest {
+    /// A stable digest of the request's meaning (not its bytes): key order, whitespace and
+    /// an omitted-but-defaulted currency do not change it. Used to tell an idempotent retry
+    /// from a reuse of the key with another body.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_vec(self).expect("a request always serialises");
+        hex::encode(Sha256::digest(&canonical))
+    }
+
+    /// The order to place, every line at its catalog price (`catalog`: the products of the
+    /// request that exist). A line of an unknown product keeps the price the client sent
+    /// (or 0): processing fails the order as `unknown_product`, and sells nothing at a price
+    /// the catalog did not set, because reservation checks the price too.
+    pub fn price(
+        &self,
+        catalog: &[crate::product::Product],
+    ) -> Result<PlaceOrder, Vec<PriceMismatch>> {
+        let mut mismatches = Vec::new();
+        let items = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(line, item)| {
+                let listed = catalog
+                    .iter()
+                    .find(|p| p.product_id == item.product_id)
+                    .map(|p| p.price);
+                if let (Some(listed), Some(sent)) = (listed, item.unit_price)
+                    && listed != sent
+                {
+                    mismatches.push(PriceMismatch {
+                        line,
+                        product_id: item.product_id.clone(),
+                        unit_price: sent,
+                        catalog_price: listed,
+                    });
+                }
+                NewLineItem {
+                    product_id: item.product_id.clone(),
+                    quantity: item.quantity,
+                    unit_price: listed.or(item.unit_price).unwrap_or(Money::ZERO),
+                }
+            })
+            .collect();
+        if !mismatches.is_empty() {
+            return Err(mismatches);
+        }
+        Ok(PlaceOrder {
+            customer_id: self.customer_id.clone(),
+            currency: self.currency.clone(),
+            items,
+        })
+    }
+}
+
+/// An order to place, priced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlaceOrder {
@@ -99,17 +189,6 @@ pub struct NewLineItem {
     pub product_id: ProductId,
     pub quantity: Quantity,
     pub unit_price: Money,
-}
-
-impl PlaceOrder {
-    /// A stable digest of the request's meaning (not its bytes): key order, whitespace and
-    /// an omitted-but-defaulted currency do not change it. Used to tell an idempotent retry
-    /// from a reuse of the key with another body.
-    pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let canonical = serde_json::to_vec(self).expect("a command always serialises");
-        hex::encode(Sha256::digest(&canonical))
-    }
 }
 
 /// An order: the aggregate every event and read model is about.
@@ -150,13 +229,22 @@ pub enum FailureReason {
     UnknownProduct,
     /// A line asks for more units than are in stock.
     OutOfStock,
+    /// A line's price is not the catalog's any more (it changed after the order was placed).
+    PriceChanged,
 }
 
 impl FailureReason {
+    pub const ALL: [FailureReason; 3] = [
+        FailureReason::UnknownProduct,
+        FailureReason::OutOfStock,
+        FailureReason::PriceChanged,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             FailureReason::UnknownProduct => "unknown_product",
             FailureReason::OutOfStock => "out_of_stock",
+            FailureReason::PriceChanged => "price_changed",
         }
     }
 }
@@ -307,13 +395,64 @@ mod tests {
         assert_eq!(back.total.minor(), 4498);
     }
 
+    fn request() -> OrderRequest {
+        let line = |id: &str, quantity, price: Option<i64>| RequestedLine {
+            product_id: ProductId::parse(id).unwrap(),
+            quantity: Quantity::new(quantity).unwrap(),
+            unit_price: price.map(|p| Money::from_minor(p).unwrap()),
+        };
+        OrderRequest {
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            items: vec![
+                line("sku-1", 2, Some(1999)),
+                line("sku-2", 1, None),
+                line("gone", 1, Some(5)),
+            ],
+        }
+    }
+
+    fn product(id: &str, price: i64) -> crate::product::Product {
+        crate::product::Product {
+            product_id: ProductId::parse(id).unwrap(),
+            name: id.into(),
+            price: Money::from_minor(price).unwrap(),
+            stock: 10,
+            version: 1,
+            updated_at: Timestamp::parse("2026-11-21T10:00:00Z").unwrap(),
+        }
+    }
+
     #[test]
     fn fingerprint_depends_on_meaning_only() {
-        let a = command();
-        let mut b = command();
+        let a = request();
+        let mut b = request();
         assert_eq!(a.fingerprint(), b.fingerprint());
         b.items[0].quantity = Quantity::new(3).unwrap();
         assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn lines_take_the_catalog_price_and_a_different_quoted_price_is_refused() {
+        let catalog = [product("sku-1", 1999), product("sku-2", 500)];
+        let priced = request().price(&catalog).unwrap();
+        let prices: Vec<i64> = priced.items.iter().map(|i| i.unit_price.minor()).collect();
+        // sku-2 sent no price: the catalog's; an unknown product keeps what was sent and
+        // fails in processing.
+        assert_eq!(prices, [1999, 500, 5]);
+
+        let mut zero = request();
+        zero.items[0].unit_price = Some(Money::ZERO);
+        let refused = zero.price(&catalog).unwrap_err();
+        assert_eq!(
+            refused,
+            [PriceMismatch {
+                line: 0,
+                product_id: ProductId::parse("sku-1").unwrap(),
+                unit_price: Money::ZERO,
+                catalog_price: Money::from_minor(1999).unwrap(),
+            }]
+        );
     }
 
     #[test]

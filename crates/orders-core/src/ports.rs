@@ -111,7 +111,9 @@ fn rand_bits() -> u128 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StockChange {
     None,
-    /// Decrement each product's stock, failing the whole change if any would go negative.
+    /// Decrement each product's stock, failing the whole change if any would go negative or
+    /// if a product's price is not the order's line price (the price sold at is the
+    /// catalog's at the moment of reservation).
     Reserve(Vec<(ProductId, Quantity)>),
     /// Give reserved units back (cancellation of a processed order).
     Release(Vec<(ProductId, Quantity)>),
@@ -133,8 +135,9 @@ pub enum Applied {
     Done,
     /// The stored order is no longer at the version the change was based on (or is gone).
     StaleVersion,
-    /// A reservation would take this product's stock below zero; nothing was written.
-    OutOfStock(ProductId),
+    /// A reservation of this product was refused — it would take the stock below zero, or
+    /// the product's price is no longer the order's (or it is gone); nothing was written.
+    Refused(ProductId),
     /// Another transaction was writing one of the items at the same moment (DynamoDB's
     /// `TransactionConflict`); nothing was written, and trying again shortly can succeed.
     Contended,

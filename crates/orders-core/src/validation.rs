@@ -1,4 +1,4 @@
-//! Turning an untrusted JSON body into a [`PlaceOrder`] command.
+//! Turning an untrusted JSON body into an [`OrderRequest`].
 //!
 //! Validation walks the `serde_json::Value` by hand rather than deriving `Deserialize`,
 //! because serde stops at the first error while clients deserve every bad field at once,
@@ -7,7 +7,7 @@
 use crate::error::FieldError;
 use crate::ids::{CustomerId, ProductId};
 use crate::money::{Currency, MAX_QUANTITY, MAX_UNIT_PRICE, MIN_QUANTITY, Money, Quantity};
-use crate::order::{NewLineItem, PlaceOrder};
+use crate::order::{OrderRequest, RequestedLine};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 
@@ -23,7 +23,7 @@ const ITEM_FIELDS: [&str; 3] = ["productId", "quantity", "unitPrice"];
 pub fn parse_place_order(
     body: &Value,
     accepted_currency: &Currency,
-) -> Result<PlaceOrder, Vec<FieldError>> {
+) -> Result<OrderRequest, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(object) = body.as_object() else {
         return Err(vec![FieldError::new("$", "the body must be a JSON object")]);
@@ -86,7 +86,7 @@ pub fn parse_place_order(
     };
 
     match (customer_id, currency, items) {
-        (Some(customer_id), Some(currency), Some(items)) if errors.is_empty() => Ok(PlaceOrder {
+        (Some(customer_id), Some(currency), Some(items)) if errors.is_empty() => Ok(OrderRequest {
             customer_id,
             currency,
             items,
@@ -95,7 +95,7 @@ pub fn parse_place_order(
     }
 }
 
-fn parse_items(items: &[Value], errors: &mut Vec<FieldError>) -> Option<Vec<NewLineItem>> {
+fn parse_items(items: &[Value], errors: &mut Vec<FieldError>) -> Option<Vec<RequestedLine>> {
     let mut parsed = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
     let before = errors.len();
@@ -134,25 +134,28 @@ fn parse_items(items: &[Value], errors: &mut Vec<FieldError>) -> Option<Vec<NewL
                 }
                 q
             });
-        let unit_price =
-            required_integer(object, "unitPrice", &format!("{path}.unitPrice"), errors).and_then(
-                |n| {
-                    let price = (n <= MAX_UNIT_PRICE)
-                        .then(|| Money::from_minor(n))
-                        .flatten();
-                    if price.is_none() {
-                        errors.push(FieldError::new(
-                            format!("{path}.unitPrice"),
-                            format!("must be between 0 and {MAX_UNIT_PRICE} minor units"),
-                        ));
-                    }
-                    price
-                },
-            );
+        // Optional: the price the client saw. Lines are priced from the catalog; a different
+        // price here refuses the order rather than selling at either.
+        let field = format!("{path}.unitPrice");
+        let unit_price = match object.get("unitPrice") {
+            None | Some(Value::Null) => Some(None),
+            Some(_) => required_integer(object, "unitPrice", &field, errors).and_then(|n| {
+                let price = (n <= MAX_UNIT_PRICE)
+                    .then(|| Money::from_minor(n))
+                    .flatten();
+                if price.is_none() {
+                    errors.push(FieldError::new(
+                        &field,
+                        format!("must be between 0 and {MAX_UNIT_PRICE} minor units"),
+                    ));
+                }
+                price.map(Some)
+            }),
+        };
         if let (Some(product_id), Some(quantity), Some(unit_price)) =
             (product_id, quantity, unit_price)
         {
-            parsed.push(NewLineItem {
+            parsed.push(RequestedLine {
                 product_id,
                 quantity,
                 unit_price,
@@ -253,7 +256,7 @@ mod tests {
         let command = parse_place_order(&body, &usd()).unwrap();
         assert_eq!(command.customer_id.as_str(), "c-1");
         assert_eq!(command.items[0].quantity.get(), 2);
-        assert_eq!(command.items[0].unit_price.minor(), 1999);
+        assert_eq!(command.items[0].unit_price.map(|p| p.minor()), Some(1999));
     }
 
     #[test]

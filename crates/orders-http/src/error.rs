@@ -94,6 +94,29 @@ impl From<OrderError> for ApiError {
                 "precondition_required",
                 message,
             ),
+            OrderError::PriceChanged(lines) => {
+                let message = format!(
+                    "the catalog price of {} line(s) differs from the unitPrice sent; read the products again and resend the order",
+                    lines.len()
+                );
+                ApiError {
+                    fields: lines
+                        .iter()
+                        .map(|l| {
+                            FieldError::new(
+                                format!("items[{}].unitPrice", l.line),
+                                format!(
+                                    "is {}; the catalog price of {} is {}",
+                                    l.unit_price.minor(),
+                                    l.product_id,
+                                    l.catalog_price.minor()
+                                ),
+                            )
+                        })
+                        .collect(),
+                    ..ApiError::new(StatusCode::CONFLICT, "price_changed", message)
+                }
+            }
             OrderError::IdempotencyKeyReused => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

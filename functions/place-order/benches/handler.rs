@@ -34,6 +34,7 @@ fn service() -> Service {
         place: PlaceOrderService {
             store: store.clone(),
             idempotency: MemoryIdempotencyStore::new(),
+            catalog: catalog.clone(),
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::new()),
             currency: Currency::parse("USD").unwrap(),

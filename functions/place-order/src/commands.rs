@@ -84,7 +84,7 @@ impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
                     "a concurrent transaction was writing the same stock; retry".into(),
                 ));
             }
-            Applied::OutOfStock(product) => {
+            Applied::Refused(product) => {
                 return Err(OrderError::Unexpected(
                     format!("releasing stock of {product} reported out of stock").into(),
                 ));

@@ -19,7 +19,7 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// Everything the command side serves.
 pub struct App<S, I, C, K> {
-    pub place: PlaceOrderService<S, I>,
+    pub place: PlaceOrderService<S, I, K>,
     pub commands: CommandService<C, K>,
 }
 
@@ -167,13 +167,14 @@ async fn adjust_stock<C: OrderCommands, K: Catalog>(
     Ok(versioned_json(StatusCode::OK, &product, product.version))
 }
 
-async fn post_order<S, I>(
-    service: &PlaceOrderService<S, I>,
+async fn post_order<S, I, K>(
+    service: &PlaceOrderService<S, I, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError>
 where
     S: OrderStore,
     I: IdempotencyStore,
+    K: Catalog,
 {
     let key = match header(request, IDEMPOTENCY_KEY_HEADER) {
         None => None,

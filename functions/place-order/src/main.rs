@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
         place: PlaceOrderService {
             store: DynamoOrderStore::from_sdk(&sdk, &config.orders_table),
             idempotency: DynamoIdempotencyStore::from_sdk(&sdk, &config.idempotency_table),
+            catalog: DynamoCatalog::from_sdk(&sdk, &config.products_table),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidIds),
             currency: config.currency,

@@ -3,14 +3,16 @@
 
 use orders_aws::telemetry::metric;
 use orders_core::idempotency::{Claim, IdempotencyRecord, StoredResponse};
-use orders_core::ports::{Clock, Created, IdempotencyStore, OrderIds, OrderStore};
-use orders_core::{Currency, IdempotencyKey, Order, OrderError, PlaceOrder};
+use orders_core::ports::{Catalog, Clock, Created, IdempotencyStore, OrderIds, OrderStore};
+use orders_core::{Currency, IdempotencyKey, Order, OrderError, OrderRequest};
 use std::sync::Arc;
 use tracing::{info, instrument, warn};
 
-pub struct PlaceOrderService<S, I> {
+pub struct PlaceOrderService<S, I, K> {
     pub store: S,
     pub idempotency: I,
+    /// Where prices come from.
+    pub catalog: K,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn OrderIds>,
     pub currency: Currency,
@@ -28,11 +30,14 @@ pub struct Placed {
     pub replayed: bool,
 }
 
-impl<S: OrderStore, I: IdempotencyStore> PlaceOrderService<S, I> {
-    #[instrument(skip_all, fields(customer_id = %command.customer_id, idempotency_key = key.as_ref().map(|k| k.as_str())))]
+impl<S: OrderStore, I: IdempotencyStore, K: Catalog> PlaceOrderService<S, I, K> {
+    /// Places `request` at catalog prices. With a key, the key is bound to the request as
+    /// sent: a retry replays the first answer, even if prices changed since; a request
+    /// refused for a price (409) leaves the key to the same request, which is priced again.
+    #[instrument(skip_all, fields(customer_id = %request.customer_id, idempotency_key = key.as_ref().map(|k| k.as_str())))]
     pub async fn place(
         &self,
-        command: PlaceOrder,
+        request: OrderRequest,
         key: Option<IdempotencyKey>,
     ) -> Result<Placed, OrderError> {
         let now = self.clock.now();
@@ -41,7 +46,7 @@ impl<S: OrderStore, I: IdempotencyStore> PlaceOrderService<S, I> {
         if let Some(key) = &key {
             let record = IdempotencyRecord {
                 key: key.clone(),
-                request_fingerprint: command.fingerprint(),
+                request_fingerprint: request.fingerprint(),
                 order_id,
                 created_at: now,
                 expires_at: now.plus_seconds(self.idempotency_ttl_seconds),
@@ -67,6 +72,10 @@ impl<S: OrderStore, I: IdempotencyStore> PlaceOrderService<S, I> {
             }
         }
 
+        let ids: Vec<_> = request.items.iter().map(|i| i.product_id.clone()).collect();
+        let command = request
+            .price(&self.catalog.get_many(&ids).await?)
+            .map_err(OrderError::PriceChanged)?;
         let new_order = Order::place(order_id, &command, now);
         // The relay publishes `OrderPlaced` from the table's change stream. A retry that finds
         // the order already stored answers with it as it is now (perhaps processed since);

@@ -46,6 +46,7 @@ async fn spawn_stack() -> Stack {
     let place = PlaceOrderService {
         store: DynamoOrderStore::from_sdk(&emulator.sdk, &orders_table),
         idempotency: DynamoIdempotencyStore::from_sdk(&emulator.sdk, &idempotency_table),
+        catalog: DynamoCatalog::from_sdk(&emulator.sdk, &products_table),
         clock: Arc::new(SystemClock),
         ids: Arc::new(UlidIds),
         currency: Currency::parse("USD").unwrap(),
@@ -121,7 +122,12 @@ impl Stack {
 }
 
 fn order_body() -> Value {
-    json!({"customerId":"c-1","items":[{"productId":"sku-1","quantity":2,"unitPrice":1999},{"productId":"sku-2","quantity":1,"unitPrice":500}],"currency":"USD"})
+    json!({"customerId":"c-1","items":[{"productId":"sku-1","quantity":2,"unitPrice":list_price("sku-1")},{"productId":"sku-2","quantity":1,"unitPrice":list_price("sku-2")}],"currency":"USD"})
+}
+
+/// The catalog price `put_product` gives a product (and `order_body` quotes).
+fn list_price(id: &str) -> i64 {
+    if id == "sku-2" { 500 } else { 1999 }
 }
 
 #[tokio::test]
@@ -452,7 +458,7 @@ impl Stack {
             "PUT /products/{productId}",
             &format!("/products/{id}"),
             json!({ "productId": id }),
-            Some(json!({"name": format!("Product {id}"), "price": 1999, "stock": stock})),
+            Some(json!({"name": format!("Product {id}"), "price": list_price(id), "stock": stock})),
             &[],
         )
         .await
@@ -835,4 +841,39 @@ async fn metrics_count_placed_replayed_and_rejected_orders() {
             "OrdersRejected{reason=idempotency_key_reused}": 1,
         })
     );
+}
+
+#[tokio::test]
+async fn lines_are_priced_from_the_catalog_and_a_different_quoted_price_stores_nothing() {
+    let stack = spawn_stack().await;
+    stack.put_product("sku-1", 10).await;
+    // The product costs 19.99; an order quoting 0 is refused, naming the line.
+    let cheap =
+        json!({"customerId":"c-1","items":[{"productId":"sku-1","quantity":3,"unitPrice":0}]});
+    let refused = stack.post(&cheap, Some("k-cheap")).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    let error = &refused.json()["error"];
+    assert_eq!(error["code"], "price_changed");
+    assert_eq!(error["fields"][0]["field"], "items[0].unitPrice");
+    assert!(
+        error["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1999"),
+        "{error}"
+    );
+    assert!(stack.events().await.is_empty(), "nothing stored");
+    // The same key and body is priced again (still refused), not replayed as a success.
+    assert_eq!(stack.post(&cheap, Some("k-cheap")).await.status, 409);
+
+    // Without a price, or with the right one, lines take the catalog's.
+    let unpriced = json!({"customerId":"c-1","items":[{"productId":"sku-1","quantity":3}]});
+    let placed = stack.post(&unpriced, None).await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    let order = placed.json();
+    assert_eq!(order["items"][0]["unitPrice"], 1999);
+    assert_eq!(order["total"], 3 * 1999);
+    let events = stack.events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1["payload"]["order"]["total"], 3 * 1999);
 }

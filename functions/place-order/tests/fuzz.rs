@@ -162,6 +162,7 @@ fn app() -> MemoryApp {
         place: PlaceOrderService {
             store: store.clone(),
             idempotency: MemoryIdempotencyStore::new(),
+            catalog: catalog.clone(),
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::new()),
             currency: Currency::parse("USD").unwrap(),

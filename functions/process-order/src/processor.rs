@@ -11,7 +11,7 @@ use orders_core::ports::{Applied, Catalog, Clock, DeadLetterQueue, OrderCommands
 use orders_core::{
     Decoded, EventEnvelope, FailureReason, Order, OrderError, OrderEvent, OrderStatus,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, instrument, warn};
 
@@ -182,16 +182,11 @@ where
             let now = self.clock.now();
             let (next, stock) = self.decide(&placed, now).await?;
             let applied = match self.apply(&next, &stock).await? {
-                Applied::OutOfStock(product) => {
-                    // Another order took the last units between our check and our write.
-                    info!(%product, "stock ran out during reservation");
-                    let failed = placed
-                        .fail(FailureReason::OutOfStock, now)
-                        .map_err(|e| OrderError::Unexpected(e.into()))?;
-                    match self.apply(&failed, &StockChange::None).await? {
-                        Applied::Done => Some(failed),
-                        _ => None,
-                    }
+                Applied::Refused(product) => {
+                    // Another order took the last units, or the price changed, between our
+                    // read and our write: decide again from the catalog as it is now.
+                    info!(%product, "reservation refused; reading the catalog again");
+                    continue;
                 }
                 Applied::Done => Some(next),
                 // (`apply` turns lasting contention into an error; were it to come back here,
@@ -267,18 +262,27 @@ where
     ) -> Result<(Order, StockChange), OrderError> {
         let ids: Vec<_> = placed.items.iter().map(|i| i.product_id.clone()).collect();
         let products = self.catalog.get_many(&ids).await?;
-        let known: HashSet<_> = products.iter().map(|p| &p.product_id).collect();
-        let stock: HashMap<_, _> = products.iter().map(|p| (&p.product_id, p.stock)).collect();
-        let reason =
-            if placed.items.iter().any(|i| !known.contains(&i.product_id)) {
-                Some(FailureReason::UnknownProduct)
-            } else if placed.items.iter().any(|i| {
-                stock.get(&i.product_id).copied().unwrap_or(0) < u64::from(i.quantity.get())
-            }) {
-                Some(FailureReason::OutOfStock)
-            } else {
-                None
-            };
+        let listed: HashMap<_, _> = products.iter().map(|p| (&p.product_id, p)).collect();
+        let line = |i: &orders_core::LineItem| listed.get(&i.product_id);
+        // The price sold at is the catalog's when stock is reserved: the reservation is
+        // conditional on it, so a price changed since placement fails the order.
+        let reason = if placed.items.iter().any(|i| line(i).is_none()) {
+            Some(FailureReason::UnknownProduct)
+        } else if placed
+            .items
+            .iter()
+            .any(|i| line(i).is_some_and(|p| p.price != i.unit_price))
+        {
+            Some(FailureReason::PriceChanged)
+        } else if placed
+            .items
+            .iter()
+            .any(|i| line(i).is_some_and(|p| p.stock < u64::from(i.quantity.get())))
+        {
+            Some(FailureReason::OutOfStock)
+        } else {
+            None
+        };
         let illegal = |e: orders_core::IllegalTransition| OrderError::Unexpected(e.into());
         Ok(match reason {
             Some(reason) => (

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use orders_aws::deadline::Deadline;
 use orders_aws::{DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, SqsDeadLetterQueue};
 use orders_core::order::NewLineItem;
-use orders_core::ports::{Catalog, OrderStore, SystemClock};
+use orders_core::ports::{Applied, Catalog, OrderCommands, OrderStore, StockChange, SystemClock};
 use orders_core::{
     Currency, CustomerId, EventEnvelope, Money, Order, OrderEvent, OrderId, OrderStatus,
     PlaceOrder, Product, ProductId, Quantity, Timestamp,
@@ -243,6 +243,49 @@ async fn unknown_products_and_missing_stock_fail_the_order_with_a_reason() {
         reasons.contains(&"unknown_product".to_owned())
             && reasons.contains(&"out_of_stock".to_owned())
     );
+}
+
+#[tokio::test]
+async fn a_price_changed_since_placement_fails_the_order_and_sells_nothing() {
+    let stack = spawn_stack().await;
+    stack.product("sku-p", 5).await;
+    let (order, record) = stack.place(&[("sku-p", 2)]).await;
+    // The catalog price moves from 10.00 to 12.99 after the order was placed at 10.00.
+    let mut repriced = stack
+        .processor
+        .catalog
+        .get(&ProductId::parse("sku-p").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    repriced.price = Money::from_minor(1299).unwrap();
+    stack.processor.catalog.put(&repriced).await.unwrap();
+
+    // Even a reservation that skipped the check is refused by the stored price.
+    let processed = order
+        .transition(OrderStatus::Processed, Timestamp::now())
+        .unwrap();
+    let applied = stack
+        .processor
+        .commands
+        .apply(
+            &processed,
+            &StockChange::Reserve(StockChange::lines(&order)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        Applied::Refused(ProductId::parse("sku-p").unwrap())
+    );
+
+    assert!(stack.deliver(&[&record]).await.is_empty());
+    let failed = stack.order(&order).await;
+    assert_eq!(
+        (failed.status, failed.failure_reason.map(|r| r.as_str())),
+        (OrderStatus::Failed, Some("price_changed"))
+    );
+    assert_eq!(stack.stock("sku-p").await, 5, "nothing sold");
 }
 
 #[tokio::test]

@@ -144,7 +144,7 @@ async fn every_stored_version_is_published_once_in_order_and_nothing_else() {
             .apply(&b2, &StockChange::Reserve(StockChange::lines(&b)))
             .await
             .unwrap(),
-        Applied::OutOfStock(_)
+        Applied::Refused(_)
     ));
     let b2 = b
         .fail(orders_core::FailureReason::OutOfStock, Timestamp::now())

@@ -329,22 +329,26 @@ impl Api {
         }
     }
 
-    /// `POST /orders` of a request that must be refused: sent once, never retried.
+    /// `POST /orders` of a request that must be refused. Sent again only when no answer came
+    /// at all (the API was down): it stores nothing whatever happens, so that is safe; any
+    /// status, even a 5xx, is the answer to judge.
     pub async fn send_invalid(&self, content_type: &str, body: Vec<u8>) -> Timed<Option<u16>> {
-        let start = Instant::now();
-        let status = self
-            .client
-            .post(format!("{}/orders", self.base))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .ok()
-            .map(|r| r.status().as_u16());
+        let url = format!("{}/orders", self.base);
+        let sent = self
+            .send(
+                || {
+                    self.client
+                        .post(&url)
+                        .header("content-type", content_type)
+                        .body(body.clone())
+                },
+                |_| false,
+            )
+            .await;
         Timed {
-            value: status,
-            latency: start.elapsed(),
-            retries: 0,
+            value: sent.value.ok().map(|(status, ..)| status.as_u16()),
+            latency: sent.latency,
+            retries: sent.retries,
         }
     }
 

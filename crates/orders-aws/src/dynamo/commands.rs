@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use orders_core::ports::{Applied, OrderCommands, StockChange};
-use orders_core::{Order, OrderError, OrderId};
+use orders_core::{Money, Order, OrderError, OrderId, ProductId};
 use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
@@ -62,18 +62,20 @@ impl DynamoOrderCommands {
             .map_err(|e| OrderError::Unexpected(e.into()))
     }
 
+    /// `price`: for a reservation, the order's unit price, which must still be the catalog's.
     fn stock_update(
         &self,
         product: &str,
         quantity: u32,
-        reserve: bool,
+        price: Option<Money>,
     ) -> Result<Update, OrderError> {
+        let reserve = price.is_some();
         // A sale or a release changes the product: its version moves, so an If-Match read
         // before it is stale (PUT /products cannot write back the stock it saw).
         let (expression, condition) = if reserve {
             (
                 "SET stock = stock - :q, version = if_not_exists(version, :zero) + :one",
-                "attribute_exists(productId) AND stock >= :q",
+                "attribute_exists(productId) AND stock >= :q AND price = :p",
             )
         } else {
             (
@@ -86,12 +88,24 @@ impl DynamoOrderCommands {
             .key("productId", AttributeValue::S(product.to_owned()))
             .update_expression(expression)
             .condition_expression(condition)
+            .set_expression_attribute_values(price.map(|p| {
+                HashMap::from([(":p".to_owned(), AttributeValue::N(p.minor().to_string()))])
+            }))
             .expression_attribute_values(":q", AttributeValue::N(quantity.to_string()))
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()
             .map_err(|e| OrderError::Unexpected(e.into()))
     }
+}
+
+/// The unit price of `product`'s line in `order` (the lines a change reserves are the order's).
+fn price_of(order: &Order, product: &ProductId) -> Money {
+    order
+        .items
+        .iter()
+        .find(|i| &i.product_id == product)
+        .map_or(Money::ZERO, |i| i.unit_price)
 }
 
 #[async_trait]
@@ -151,7 +165,11 @@ impl OrderCommands for DynamoOrderCommands {
         for (product, quantity) in lines {
             actions.push(
                 TransactWriteItem::builder()
-                    .update(self.stock_update(product.as_str(), quantity.get(), reserve)?)
+                    .update(self.stock_update(
+                        product.as_str(),
+                        quantity.get(),
+                        reserve.then(|| price_of(next, product)),
+                    )?)
                     .build(),
             );
         }
@@ -176,7 +194,7 @@ impl OrderCommands for DynamoOrderCommands {
                         return Ok(Applied::StaleVersion);
                     }
                     if let Some(i) = (0..lines.len()).find(|i| failed(i + 1)) {
-                        return Ok(Applied::OutOfStock(lines[i].0.clone()));
+                        return Ok(Applied::Refused(lines[i].0.clone()));
                     }
                     if reasons
                         .iter()
