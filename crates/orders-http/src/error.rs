@@ -16,6 +16,8 @@ pub struct ApiError {
     pub fields: Vec<FieldError>,
     /// Seconds, for 503s the client should retry.
     pub retry_after: Option<u32>,
+    /// API Gateway's request id, so a client can quote it (set by [`crate::finish`]).
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             message: message.into(),
             fields: Vec::new(),
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -50,17 +53,21 @@ impl ApiError {
             error: Inner<'a>,
         }
         #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
         struct Inner<'a> {
             code: &'a str,
             message: &'a str,
             #[serde(skip_serializing_if = "<[_]>::is_empty")]
             fields: &'a [FieldError],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            request_id: Option<&'a str>,
         }
         let body = serde_json::to_string(&Envelope {
             error: Inner {
                 code: self.code,
                 message: &self.message,
                 fields: &self.fields,
+                request_id: self.request_id.as_deref(),
             },
         })
         .expect("error bodies always serialise");

@@ -2,7 +2,7 @@
 //! JSON bodies in and out, and the one mapping from domain errors to status codes.
 //!
 //! Every error response has the same shape:
-//! `{"error":{"code":"validation_failed","message":"…","fields":[{"field":"…","message":"…"}]}}`
+//! `{"error":{"code":"validation_failed","message":"…","fields":[{"field":"…","message":"…"}],"requestId":"…"}}`
 
 pub mod error;
 pub mod request;
@@ -10,3 +10,23 @@ pub mod response;
 
 pub use error::ApiError;
 pub use lambda_http::{Body, Request, RequestExt, Response};
+
+use lambda_http::http::HeaderValue;
+
+/// The last step of every API function: an error becomes its response (with the request id,
+/// so a client can quote it), and every response gets the headers no answer should lack —
+/// `X-Content-Type-Options: nosniff` (a JSON body is never sniffed into HTML) and
+/// `Referrer-Policy: no-referrer`.
+pub fn finish(request: &Request, result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    let mut response = result.unwrap_or_else(|mut error| {
+        error.request_id = request::request_id(request);
+        error.into_response()
+    });
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    response
+}

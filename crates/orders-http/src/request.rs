@@ -87,6 +87,15 @@ pub fn route_key(request: &Request) -> Option<String> {
     }
 }
 
+/// API Gateway's id of this request (also in its access log and the `apigw-requestid`
+/// header), for error bodies: a client quoting it finds the request in the logs.
+pub fn request_id(request: &Request) -> Option<String> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    }
+}
+
 pub fn path_parameter(request: &Request, name: &str) -> Option<String> {
     request
         .path_parameters_ref()

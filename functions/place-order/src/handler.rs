@@ -43,7 +43,7 @@ where
             other.unwrap_or("(none)")
         ))),
     };
-    result.unwrap_or_else(ApiError::into_response)
+    orders_http::finish(&request, result)
 }
 
 fn order_id(request: &Request) -> Result<OrderId, ApiError> {

@@ -2,17 +2,12 @@
 //! path parameters and headers on every route, through the handler the function serves,
 //! against in-memory stores. A 4xx always carries the JSON error envelope.
 
-use orders_core::memory::{
-    FixedClock, MemoryCatalog, MemoryCommands, MemoryIdempotencyStore, MemoryOrderStore,
-    SequentialIds,
-};
-use orders_core::{Currency, Timestamp};
-use place_order::commands::CommandService;
-use place_order::handler::{App, handle};
-use place_order::service::PlaceOrderService;
+mod memory;
+
+use memory::app;
+use place_order::handler::handle;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
 
 const ROUTES: [(&str, &str, &str); 5] = [
     ("POST /orders", "POST", "/orders"),
@@ -148,35 +143,6 @@ fn request(
         event["pathParameters"] = json!({ name: id });
     }
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
-}
-
-type MemoryApp = App<MemoryOrderStore, MemoryIdempotencyStore, MemoryCommands, MemoryCatalog>;
-
-fn app() -> MemoryApp {
-    let clock = Arc::new(FixedClock(
-        Timestamp::parse("2026-11-21T10:00:00Z").unwrap(),
-    ));
-    let store = MemoryOrderStore::new();
-    let catalog = MemoryCatalog::new();
-    App {
-        place: PlaceOrderService {
-            store: store.clone(),
-            idempotency: MemoryIdempotencyStore::new(),
-            catalog: catalog.clone(),
-            clock: clock.clone(),
-            ids: Arc::new(SequentialIds::new()),
-            currency: Currency::parse("USD").unwrap(),
-            idempotency_ttl_seconds: 86_400,
-        },
-        commands: CommandService {
-            commands: MemoryCommands {
-                store,
-                catalog: catalog.clone(),
-            },
-            catalog,
-            clock,
-        },
-    }
 }
 
 proptest! {

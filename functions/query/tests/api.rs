@@ -179,6 +179,10 @@ async fn missing_order_is_404_and_malformed_id_is_400() {
     let reply = stack.get(&absent).await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json["error"]["code"], "not_found");
+    // The request to quote when reporting it, and headers every answer carries.
+    assert_eq!(reply.json["error"]["requestId"], "BxYkqgM4IAMEVJx=");
+    assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+    assert_eq!(reply.headers["referrer-policy"], "no-referrer");
     assert!(
         reply.json["error"]["message"]
             .as_str()
