@@ -143,6 +143,16 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key as stored: scoped to the caller (a token's subject), so one caller's key never
+    /// replays, or blocks, another's request. Unscoped without a caller (no authorizer).
+    pub fn for_caller(&self, caller: Option<&str>) -> Self {
+        match caller {
+            // A key has no spaces, so the first space ends it, whatever the caller holds.
+            Some(caller) => Self(format!("{} {caller}", self.0)),
+            None => self.clone(),
+        }
+    }
 }
 
 impl fmt::Display for IdempotencyKey {
@@ -201,5 +211,19 @@ mod tests {
         assert!(IdempotencyKey::parse(&"k".repeat(129)).is_err());
         assert!(IdempotencyKey::parse("").is_err());
         assert!(IdempotencyKey::parse("has space").is_err());
+    }
+
+    #[test]
+    fn keys_are_scoped_to_their_caller() {
+        let key = IdempotencyKey::parse("k-1").unwrap();
+        assert_eq!(key.for_caller(None), key);
+        let alice = key.for_caller(Some("alice"));
+        assert_ne!(alice, key.for_caller(Some("bob")));
+        assert_ne!(alice, key);
+        // No caller and key pair can spell another pair.
+        let spaced = IdempotencyKey::parse("k")
+            .unwrap()
+            .for_caller(Some("1 alice"));
+        assert_ne!(spaced, alice);
     }
 }

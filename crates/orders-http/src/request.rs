@@ -96,6 +96,22 @@ pub fn request_id(request: &Request) -> Option<String> {
     }
 }
 
+/// Who is calling: the `sub` claim of the token API Gateway's JWT authorizer accepted (it
+/// verified the signature, issuer, audience and expiry before invoking us); `None` on a
+/// route without an authorizer.
+pub fn caller(request: &Request) -> Option<String> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|jwt| jwt.claims.get("sub"))
+            .filter(|sub| !sub.is_empty())
+            .cloned(),
+        _ => None,
+    }
+}
+
 pub fn path_parameter(request: &Request, name: &str) -> Option<String> {
     request
         .path_parameters_ref()

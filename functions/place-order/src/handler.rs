@@ -192,6 +192,8 @@ where
     };
     let body = json_body(request)?;
     let command = parse_place_order(&body, &service.currency).map_err(ApiError::validation)?;
+    // Keys are the caller's: another caller's identical key neither replays nor blocks.
+    let key = key.map(|k| k.for_caller(orders_http::request::caller(request).as_deref()));
     let placed = service.place(command, key).await?;
 
     let status = StatusCode::from_u16(placed.status).unwrap_or(StatusCode::CREATED);

@@ -2,6 +2,8 @@
 //! path parameters and headers on every route, through the handler the function serves,
 //! against in-memory stores. A 4xx always carries the JSON error envelope.
 
+// Test support shared by several test crates; this one needs only the app.
+#[allow(dead_code)]
 mod memory;
 
 use memory::app;

@@ -34,20 +34,7 @@ fn placing_an_order_logs_neither_the_customer_nor_the_idempotency_key() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let body = json!({"customerId": "alice-private-42", "items": [{"productId": "sku-1", "quantity": 1, "unitPrice": 250}]});
-    let event = json!({
-        "version": "2.0", "routeKey": "POST /orders", "rawPath": "/orders", "rawQueryString": "",
-        "headers": {"content-type": "application/json", "idempotency-key": "secret-key-7f3a"},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "logs", "domainName": "api.example.com",
-            "http": {"method": "POST", "path": "/orders", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "test"},
-            "requestId": "logs", "routeKey": "POST /orders", "stage": "$default",
-            "time": "21/Nov/2026:23:55:16 +0000", "timeEpoch": 1795305316789_u64
-        },
-        "body": body.to_string(),
-        "isBase64Encoded": false
-    });
-    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let request = memory::post_order(&body, "secret-key-7f3a", None);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
