@@ -497,3 +497,60 @@ impl RecordedMetrics {
         Value::Object(taken)
     }
 }
+
+/// The claims of a token API Gateway's JWT authorizer accepted, as it passes them on.
+#[derive(Debug, Clone)]
+pub struct Claims<'a> {
+    pub subject: &'a str,
+    pub scopes: &'a [&'a str],
+}
+
+/// An API Gateway HTTP API (payload 2.0) event for `route_key` (`GET /orders/{orderId}`) at
+/// `path`, as API Gateway sends it to a function; with the authorizer's claims when `token`
+/// is given. Turn it into a request with `lambda_http::request::from_str`.
+pub fn api_event(
+    route_key: &str,
+    path: &str,
+    path_parameters: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    token: Option<&Claims<'_>>,
+) -> serde_json::Value {
+    let (method, _) = route_key.split_once(' ').expect("METHOD /path");
+    let mut all_headers = serde_json::Map::new();
+    if body.is_some() {
+        all_headers.insert("content-type".into(), "application/json".into());
+    }
+    for (name, value) in headers {
+        all_headers.insert((*name).to_owned(), (*value).into());
+    }
+    let mut event = serde_json::json!({
+        "version": "2.0", "routeKey": route_key, "rawPath": path, "rawQueryString": "",
+        "headers": all_headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "test", "domainName": "api.example.com",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "test"},
+            "requestId": "test-request", "routeKey": route_key, "stage": "$default",
+            "time": "21/Nov/2026:23:55:16 +0000", "timeEpoch": 1795305316789_u64
+        },
+        "isBase64Encoded": false
+    });
+    if let Some(body) = body {
+        event["body"] = body.into();
+    }
+    if !path_parameters.is_empty() {
+        let params: serde_json::Map<String, serde_json::Value> = path_parameters
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .collect();
+        event["pathParameters"] = params.into();
+    }
+    if let Some(token) = token {
+        event["requestContext"]["authorizer"] = serde_json::json!({"jwt": {
+            "claims": {"sub": token.subject, "iss": "https://issuer.example", "scope": token.scopes.join(" ")},
+            "scopes": token.scopes,
+        }});
+    }
+    event
+}

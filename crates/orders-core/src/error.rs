@@ -31,6 +31,11 @@ pub enum OrderError {
     #[error("{0} was not found")]
     NotFound(String),
 
+    /// The caller's role does not allow this (a customer on a staff route, or acting for
+    /// another customer).
+    #[error("{0}")]
+    Forbidden(String),
+
     /// The request conflicts with the order's current state (an illegal status change, or
     /// a concurrent change won the race).
     #[error("{0}")]

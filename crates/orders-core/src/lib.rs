@@ -22,6 +22,7 @@
 //! Nothing here depends on an AWS crate: the compiler keeps the domain free of SDK types.
 
 pub mod analytics;
+pub mod caller;
 pub mod distinct;
 pub mod error;
 pub mod event;
@@ -40,6 +41,7 @@ pub mod shard;
 pub mod time;
 pub mod validation;
 
+pub use caller::Caller;
 pub use error::{FieldError, OrderError};
 pub use event::{DecodeError, Decoded, EventEnvelope, EventId, OrderEvent, SCHEMA_VERSION};
 pub use ids::{CustomerId, IdempotencyKey, OrderId, ProductId};

@@ -24,17 +24,31 @@ pub fn parse_place_order(
     body: &Value,
     accepted_currency: &Currency,
 ) -> Result<OrderRequest, Vec<FieldError>> {
+    parse_place_order_for(body, accepted_currency, None)
+}
+
+/// [`parse_place_order`], with `customerId` optional when the caller is a customer
+/// (`caller`): it fills in an omitted one. Whether a given one may be used is the
+/// caller's rule ([`crate::Caller::orderer`]), not validation's.
+pub fn parse_place_order_for(
+    body: &Value,
+    accepted_currency: &Currency,
+    caller: Option<&CustomerId>,
+) -> Result<OrderRequest, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(object) = body.as_object() else {
         return Err(vec![FieldError::new("$", "the body must be a JSON object")]);
     };
     reject_unknown(object, &ORDER_FIELDS, "", &mut errors);
 
-    let customer_id = required_str(object, "customerId", "customerId", &mut errors).and_then(|s| {
-        CustomerId::parse(s)
-            .map_err(|e| errors.push(FieldError::new("customerId", e.0)))
-            .ok()
-    });
+    let customer_id = match (object.get("customerId"), caller) {
+        (None | Some(Value::Null), Some(me)) => Some(me.clone()),
+        _ => required_str(object, "customerId", "customerId", &mut errors).and_then(|s| {
+            CustomerId::parse(s)
+                .map_err(|e| errors.push(FieldError::new("customerId", e.0)))
+                .ok()
+        }),
+    };
 
     let currency = match object.get("currency") {
         None | Some(Value::Null) => Some(accepted_currency.clone()),

@@ -88,6 +88,9 @@ impl From<OrderError> for ApiError {
         match err {
             OrderError::Validation(fields) => ApiError::validation(fields),
             OrderError::NotFound(what) => ApiError::not_found(format!("{what} was not found")),
+            OrderError::Forbidden(message) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
             OrderError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }

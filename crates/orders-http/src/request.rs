@@ -1,10 +1,12 @@
 //! Reading requests: JSON bodies within limits, headers, and the API Gateway route.
 
 use crate::ApiError;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizerJwtDescription;
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
+use orders_core::Caller;
 use serde_json::Value;
 
 /// Largest request body accepted. Orders top out far below this (99 lines); the cap stops
@@ -96,20 +98,41 @@ pub fn request_id(request: &Request) -> Option<String> {
     }
 }
 
-/// Who is calling: the `sub` claim of the token API Gateway's JWT authorizer accepted (it
-/// verified the signature, issuer, audience and expiry before invoking us); `None` on a
-/// route without an authorizer.
-pub fn caller(request: &Request) -> Option<String> {
+/// The JWT API Gateway's authorizer accepted (it verified the signature, issuer, audience
+/// and expiry before invoking us); `None` on a route without an authorizer.
+fn jwt(request: &Request) -> Option<&ApiGatewayRequestAuthorizerJwtDescription> {
     match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.jwt.as_ref())
-            .and_then(|jwt| jwt.claims.get("sub"))
-            .filter(|sub| !sub.is_empty())
-            .cloned(),
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            context.authorizer.as_ref().and_then(|a| a.jwt.as_ref())
+        }
         _ => None,
     }
+}
+
+/// The token's subject (`sub`).
+pub fn subject(request: &Request) -> Option<String> {
+    jwt(request)
+        .and_then(|jwt| jwt.claims.get("sub"))
+        .filter(|sub| !sub.is_empty())
+        .cloned()
+}
+
+/// Who is calling, from the token's subject and scopes (the `scopes` API Gateway passes,
+/// else the token's `scope` claim).
+pub fn caller(request: &Request) -> Result<Caller, ApiError> {
+    let Some(token) = jwt(request) else {
+        return Ok(Caller::Anonymous);
+    };
+    let scopes: Vec<&str> = match &token.scopes {
+        Some(scopes) => scopes.iter().map(String::as_str).collect(),
+        None => token
+            .claims
+            .get("scope")
+            .map(|s| s.split_whitespace().collect())
+            .unwrap_or_default(),
+    };
+    let subject = token.claims.get("sub").map(String::as_str);
+    Ok(Caller::from_token(subject.or(Some("")), &scopes)?)
 }
 
 pub fn path_parameter(request: &Request, name: &str) -> Option<String> {

@@ -7,7 +7,8 @@
 
 use orders_core::ports::{Applied, Catalog, CatalogWrite, Clock, OrderCommands, StockChange};
 use orders_core::{
-    Order, OrderError, OrderId, OrderStatus, Product, ProductId, PutProduct, StockAdjustment,
+    Caller, Order, OrderError, OrderId, OrderStatus, Product, ProductId, PutProduct,
+    StockAdjustment,
 };
 use std::sync::Arc;
 use tracing::{info, instrument};
@@ -29,13 +30,15 @@ pub const CLIENT_STATUSES: [OrderStatus; 3] = [
 ];
 
 impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
-    /// Moves an order to `target`. `if_match` is the version the client last saw.
-    #[instrument(skip(self), fields(order_id = %id, target = %target))]
+    /// Moves an order to `target`. `if_match` is the version the client last saw; an order
+    /// `caller` may not see is not found.
+    #[instrument(skip(self, caller), fields(order_id = %id, target = %target))]
     pub async fn change_status(
         &self,
         id: &OrderId,
         target: OrderStatus,
         if_match: Option<u64>,
+        caller: &Caller,
     ) -> Result<Order, OrderError> {
         if !CLIENT_STATUSES.contains(&target) {
             return Err(OrderError::Conflict(format!(
@@ -46,6 +49,7 @@ impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
             .commands
             .load(id)
             .await?
+            .filter(|order| caller.may_see(order))
             .ok_or_else(|| OrderError::NotFound(format!("order {id}")))?;
         if let Some(expected) = if_match
             && expected != order.version

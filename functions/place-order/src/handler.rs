@@ -7,11 +7,12 @@ use lambda_http::http::StatusCode;
 use lambda_http::http::header::{IF_MATCH, LOCATION};
 use orders_aws::telemetry::metric;
 use orders_core::ports::{Catalog, IdempotencyStore, OrderCommands, OrderStore};
-use orders_core::validation::parse_place_order;
+use orders_core::validation::parse_place_order_for;
 use orders_core::{
-    FieldError, IdempotencyKey, Order, OrderId, OrderStatus, ProductId, PutProduct, StockAdjustment,
+    Caller, FieldError, IdempotencyKey, Order, OrderId, OrderStatus, ProductId, PutProduct,
+    StockAdjustment,
 };
-use orders_http::request::{header, json_body, path_parameter, route_key};
+use orders_http::request::{caller, header, json_body, path_parameter, route_key, subject};
 use orders_http::response::versioned_json;
 use orders_http::{ApiError, Body, Request, Response};
 
@@ -86,8 +87,9 @@ async fn cancel_order<C: OrderCommands, K: Catalog>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let id = order_id(request)?;
+    let caller = caller(request)?;
     let order = commands
-        .change_status(&id, OrderStatus::Cancelled, if_match(request)?)
+        .change_status(&id, OrderStatus::Cancelled, if_match(request)?, &caller)
         .await?;
     Ok(order_response(&order))
 }
@@ -96,6 +98,8 @@ async fn patch_order<C: OrderCommands, K: Catalog>(
     commands: &CommandService<C, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    caller.require_staff("shipping and delivering orders")?;
     let id = order_id(request)?;
     let body = json_body(request)?;
     let Some(object) = body.as_object() else {
@@ -127,7 +131,7 @@ async fn patch_order<C: OrderCommands, K: Catalog>(
     match status {
         Some(status) if fields.is_empty() => {
             let order = commands
-                .change_status(&id, status, if_match(request)?)
+                .change_status(&id, status, if_match(request)?, &caller)
                 .await?;
             Ok(order_response(&order))
         }
@@ -139,6 +143,7 @@ async fn put_product<C: OrderCommands, K: Catalog>(
     commands: &CommandService<C, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
+    caller(request)?.require_staff("the catalog")?;
     let id = product_id(request)?;
     let body = PutProduct::parse(&json_body(request)?).map_err(ApiError::validation)?;
     let (product, created) = commands.put_product(id, body, if_match(request)?).await?;
@@ -161,6 +166,7 @@ async fn adjust_stock<C: OrderCommands, K: Catalog>(
     commands: &CommandService<C, K>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
+    caller(request)?.require_staff("the catalog")?;
     let id = product_id(request)?;
     let change = StockAdjustment::parse(&json_body(request)?).map_err(ApiError::validation)?;
     let product = commands.adjust_stock(&id, change).await?;
@@ -190,10 +196,17 @@ where
                 })?,
         ),
     };
+    let caller = caller(request)?;
+    let me = match &caller {
+        Caller::Customer(me) => Some(me),
+        _ => None,
+    };
     let body = json_body(request)?;
-    let command = parse_place_order(&body, &service.currency).map_err(ApiError::validation)?;
+    let command =
+        parse_place_order_for(&body, &service.currency, me).map_err(ApiError::validation)?;
+    caller.orderer(Some(command.customer_id.clone()))?;
     // Keys are the caller's: another caller's identical key neither replays nor blocks.
-    let key = key.map(|k| k.for_caller(orders_http::request::caller(request).as_deref()));
+    let key = key.map(|k| k.for_caller(subject(request).as_deref()));
     let placed = service.place(command, key).await?;
 
     let status = StatusCode::from_u16(placed.status).unwrap_or(StatusCode::CREATED);

@@ -34,7 +34,14 @@ fn placing_an_order_logs_neither_the_customer_nor_the_idempotency_key() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let body = json!({"customerId": "alice-private-42", "items": [{"productId": "sku-1", "quantity": 1, "unitPrice": 250}]});
-    let request = memory::post_order(&body, "secret-key-7f3a", None);
+    let request = memory::request(orders_tests::api_event(
+        "POST /orders",
+        "/orders",
+        &[],
+        &[("idempotency-key", "secret-key-7f3a")],
+        Some(&body.to_string()),
+        None,
+    ));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

@@ -27,7 +27,7 @@ use orders_core::report::{
     TopProduct, TopProducts, Window, parse_granularity, rank_products,
 };
 use orders_core::{FieldError, ProductId};
-use orders_http::request::query_pairs;
+use orders_http::request::{caller, query_pairs};
 use orders_http::{ApiError, Body, Request, Response};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -216,6 +216,7 @@ pub async fn report<S: OrderStore, K: Catalog, A: AnalyticsReader>(
     request: &Request,
     route: &str,
 ) -> Result<Response<Body>, ApiError> {
+    caller(request)?.require_staff("analytics")?;
     let report = Report::parse(route, &query_pairs(request), service.clock.now())?;
     let body = match service.cache.get(&report) {
         Some(body) => body,

@@ -6,7 +6,7 @@ use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH
 use orders_core::listing::{ListOrders, ListProducts, encode_cursor, encode_product_cursor};
 use orders_core::ports::{AnalyticsReader, Catalog, Clock, OrderStore, SystemClock};
 use orders_core::{FieldError, Order, OrderError, OrderId, Product, ProductId};
-use orders_http::request::{path_parameter, query_pairs, route_key};
+use orders_http::request::{caller, path_parameter, query_pairs, route_key};
 use orders_http::response::{json, versioned_json};
 use orders_http::{ApiError, Body, Request, Response};
 use serde::Serialize;
@@ -69,6 +69,7 @@ async fn get_order<S: OrderStore, K: Catalog, A: AnalyticsReader>(
     service: &QueryService<S, K, A>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
     let raw = path_parameter(request, "orderId").unwrap_or_default();
     let id = OrderId::parse(&raw)
         .map_err(|e| ApiError::validation(vec![FieldError::new("orderId", e.0)]))?;
@@ -76,6 +77,7 @@ async fn get_order<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         .store
         .get(&id)
         .await?
+        .filter(|order| caller.may_see(order))
         .ok_or_else(|| OrderError::NotFound(format!("order {id}")))?;
     let mut response = versioned_json(StatusCode::OK, &order, order.version);
     let headers = response.headers_mut();
@@ -97,8 +99,9 @@ async fn list_orders<S: OrderStore, K: Catalog, A: AnalyticsReader>(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let pairs = query_pairs(request);
-    let query = ListOrders::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    let mut query = ListOrders::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(ApiError::validation)?;
+    query.customer_id = caller(request)?.listing_scope(query.customer_id)?;
     let page = service.store.list(&query).await?;
     Ok(json(
         StatusCode::OK,

@@ -39,30 +39,6 @@ pub fn app() -> MemoryApp {
     }
 }
 
-/// A `POST /orders` event as API Gateway sends it, with an `Idempotency-Key` and, when
-/// `caller` is given, the claims of the token its JWT authorizer accepted.
-pub fn post_order(
-    body: &serde_json::Value,
-    key: &str,
-    caller: Option<&str>,
-) -> lambda_http::Request {
-    let mut event = serde_json::json!({
-        "version": "2.0", "routeKey": "POST /orders", "rawPath": "/orders", "rawQueryString": "",
-        "headers": {"content-type": "application/json", "idempotency-key": key},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "memory", "domainName": "api.example.com",
-            "http": {"method": "POST", "path": "/orders", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "test"},
-            "requestId": "memory", "routeKey": "POST /orders", "stage": "$default",
-            "time": "21/Nov/2026:23:55:16 +0000", "timeEpoch": 1795305316789_u64
-        },
-        "body": body.to_string(),
-        "isBase64Encoded": false
-    });
-    if let Some(sub) = caller {
-        event["requestContext"]["authorizer"] = serde_json::json!({
-            "jwt": {"claims": {"sub": sub, "iss": "https://issuer.example"}, "scopes": null}
-        });
-    }
+pub fn request(event: serde_json::Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
 }
