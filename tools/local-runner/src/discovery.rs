@@ -13,9 +13,12 @@ use anyhow::{Context as _, bail};
 use aws_config::SdkConfig;
 use tracing::{debug, info, warn};
 
-use crate::gateway::RouteTarget;
+use crate::authorizer::JwtAuthorizer;
+use crate::gateway::{RouteAuth, RouteTarget};
 use crate::instances::FunctionConfig;
 use crate::routes::RouteTable;
+use aws_sdk_apigatewayv2::types::AuthorizationType;
+use std::sync::Arc;
 
 /// Tag naming the binary (in `--bin-dir`) that implements a function.
 pub const BINARY_TAG: &str = "orders:binary";
@@ -153,6 +156,7 @@ pub async fn discover_routes(
         }
     }
 
+    let authorizers = discover_authorizers(&client, api_id).await?;
     let mut table = RouteTable::new();
     let mut next_token = None;
     loop {
@@ -167,7 +171,17 @@ pub async fn discover_routes(
             let Some(route_key) = route.route_key() else {
                 continue;
             };
-            let target = resolve_target(route.target(), &integrations, functions);
+            let mut target = resolve_target(route.target(), &integrations, functions);
+            if route.authorization_type() == Some(&AuthorizationType::Jwt) {
+                let id = route.authorizer_id().unwrap_or_default();
+                let authorizer = authorizers.get(id).with_context(|| {
+                    format!("route `{route_key}` names JWT authorizer {id:?}, which API {api_id} does not have")
+                })?;
+                target.auth = Some(RouteAuth {
+                    authorizer: Arc::clone(authorizer),
+                    scopes: route.authorization_scopes().to_vec(),
+                });
+            }
             if target.function.is_none() {
                 warn!(route = route_key, integration = %target.integration, "route does not lead to a runnable function");
             }
@@ -186,6 +200,45 @@ pub async fn discover_routes(
     Ok(table)
 }
 
+/// The HTTP API's JWT authorizers, by id.
+async fn discover_authorizers(
+    client: &aws_sdk_apigatewayv2::Client,
+    api_id: &str,
+) -> anyhow::Result<HashMap<String, Arc<JwtAuthorizer>>> {
+    let mut out = HashMap::new();
+    let mut next_token = None;
+    loop {
+        let page = client
+            .get_authorizers()
+            .api_id(api_id)
+            .set_next_token(next_token.take())
+            .send()
+            .await
+            .with_context(|| format!("GetAuthorizers for API {api_id}"))?;
+        for authorizer in page.items() {
+            let (Some(id), Some(jwt)) =
+                (authorizer.authorizer_id(), authorizer.jwt_configuration())
+            else {
+                continue;
+            };
+            let issuer = jwt.issuer().unwrap_or_default().to_owned();
+            out.insert(
+                id.to_owned(),
+                Arc::new(JwtAuthorizer::new(
+                    authorizer.name().unwrap_or(id).to_owned(),
+                    issuer,
+                    jwt.audience().to_vec(),
+                )),
+            );
+        }
+        match page.next_token() {
+            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
 fn resolve_target(
     target: Option<&str>,
     integrations: &HashMap<String, (String, Option<String>)>,
@@ -195,12 +248,14 @@ fn resolve_target(
         return RouteTarget {
             function: None,
             integration: format!("unsupported target {target:?}"),
+            auth: None,
         };
     };
     let Some((uri, payload_version)) = integrations.get(integration_id) else {
         return RouteTarget {
             function: None,
             integration: format!("missing integration {integration_id}"),
+            auth: None,
         };
     };
     if let Some(version) = payload_version.as_deref().filter(|v| *v != "2.0") {
@@ -218,6 +273,7 @@ fn resolve_target(
     RouteTarget {
         function,
         integration: format!("{integration_id} ({uri})"),
+        auth: None,
     }
 }
 

@@ -18,9 +18,11 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 use tracing::{error, info};
 
+use crate::authorizer::JwtAuthorizer;
 use crate::instances::Runtime;
 use crate::payload::{EventContext, IncomingRequest, build_event, translate_response};
 use crate::routes::RouteTable;
+use dev_auth::Rejection;
 
 /// API Gateway's request payload limit.
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
@@ -33,6 +35,24 @@ pub struct RouteTarget {
     pub function: Option<String>,
     /// Human-readable integration description for logs and the startup table.
     pub integration: String,
+    /// The route's JWT authorizer and scopes (`authorization_type = "JWT"`), if any.
+    pub auth: Option<RouteAuth>,
+}
+
+/// A route's authorization: its authorizer and the scopes a token needs one of.
+#[derive(Clone)]
+pub struct RouteAuth {
+    pub authorizer: Arc<JwtAuthorizer>,
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for RouteAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteAuth")
+            .field("authorizer", &self.authorizer.name)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 /// Everything the front door needs.
@@ -115,6 +135,33 @@ async fn dispatch(
         return (internal_error(), Some(route_key));
     };
 
+    // The route's authorizer runs before the function, as on API Gateway; a refused
+    // request never reaches it.
+    let verified = match &matched.target.auth {
+        None => None,
+        Some(auth) => {
+            let authorization = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            match auth
+                .authorizer
+                .check(authorization, &auth.scopes, now)
+                .await
+            {
+                Ok(verified) => Some(verified),
+                Err(Rejection::Unauthorized(why)) => {
+                    info!(route = %route_key, why, "authorizer refused the request");
+                    return (unauthorized(), Some(route_key));
+                }
+                Err(Rejection::Forbidden) => {
+                    return (message(StatusCode::FORBIDDEN, "Forbidden"), Some(route_key));
+                }
+            }
+        }
+    };
+
     let domain_name = parts
         .headers
         .get(header::HOST)
@@ -137,7 +184,15 @@ async fn dispatch(
         body,
     };
     let event = match build_event(&incoming, &route_key, matched.path_parameters, &ctx) {
-        Ok(event) => event,
+        Ok(mut event) => {
+            if let Some(verified) = verified {
+                event["requestContext"]["authorizer"] = serde_json::json!({"jwt": {
+                    "claims": verified.claims,
+                    "scopes": verified.scopes,
+                }});
+            }
+            event
+        }
         Err(err) => {
             error!(route = %route_key, "could not build the event: {err:#}");
             return (internal_error(), Some(route_key));
@@ -167,6 +222,15 @@ fn message(status: StatusCode, text: &str) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    response
+}
+
+/// API Gateway's answer when its JWT authorizer refuses a token (or finds none).
+fn unauthorized() -> Response<Body> {
+    let mut response = message(StatusCode::UNAUTHORIZED, "Unauthorized");
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }
 

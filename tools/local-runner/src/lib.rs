@@ -10,18 +10,21 @@
 //!   exposes [`instances::Runtime::invoke`] for any event source.
 //! - [`runtime_api`]: the Lambda Runtime API the function binaries talk to.
 //! - [`routes`] + [`payload`] + [`gateway`]: the API Gateway front door (route selection,
-//!   payload format 2.0, response translation).
+//!   payload format 2.0, response translation); [`authorizer`]: the routes' JWT authorizers,
+//!   checked as API Gateway checks them; [`issuer`]: the development OIDC issuer they trust.
 //! - [`event_sources`] + [`kinesis_poller`] + [`dynamodb_streams`]: Lambda event source mappings
 //!   for streams (Kinesis data streams, DynamoDB Streams):
 //!   per-shard polling, batching, partial batch responses, bisection, retries, on-failure
 //!   destinations and persistent checkpoints.
 
+pub mod authorizer;
 pub mod discovery;
 pub mod dynamodb_streams;
 pub mod event_sources;
 pub mod gateway;
 pub mod instances;
 pub mod invoke_api;
+pub mod issuer;
 pub mod kinesis_poller;
 pub mod payload;
 pub mod routes;

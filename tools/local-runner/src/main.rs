@@ -42,6 +42,12 @@ struct Cli {
     /// function directly; point them at it with `AWS_ENDPOINT_URL_LAMBDA`).
     #[arg(long)]
     lambda_listen: Option<SocketAddr>,
+    /// Also serve the development OIDC issuer here (discovery and JWKS, issuer URL
+    /// `http://<address>`), signing with the key in `--issuer-dir` (created at first start).
+    #[arg(long)]
+    issuer_listen: Option<SocketAddr>,
+    #[arg(long, default_value = ".local/dev-oidc")]
+    issuer_dir: PathBuf,
     /// Directory holding the function binaries named by the `orders:binary` tags.
     #[arg(long, default_value = "target/debug")]
     bin_dir: PathBuf,
@@ -113,7 +119,15 @@ async fn main() -> anyhow::Result<()> {
     let width = routes.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
     for (key, target) in routes.iter() {
         let function = target.function.as_deref().unwrap_or("(not runnable)");
-        println!("  {key:<width$}  →  {function}");
+        let auth = match &target.auth {
+            Some(auth) => format!(
+                "  [JWT {}: {}]",
+                auth.authorizer.issuer,
+                auth.scopes.join(" ")
+            ),
+            None => String::new(),
+        };
+        println!("  {key:<width$}  →  {function}{auth}");
     }
     for function in runtime.functions() {
         println!(
@@ -146,6 +160,24 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
 
+    let (issuer_stop_tx, issuer_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    if let Some(address) = cli.issuer_listen {
+        let key = dev_auth::SigningKey::load_or_create(&cli.issuer_dir)?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
+        let url = format!("http://{address}");
+        println!("OIDC issuer {url} (key {})", key.kid);
+        tokio::spawn(local_runner::issuer::serve(
+            listener,
+            url,
+            key,
+            async move {
+                let _ = issuer_stop_rx.await;
+            },
+        ));
+    }
+
     let event_sources = if cli.no_event_sources {
         info!("event source mappings disabled (--no-event-sources)");
         None
@@ -161,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(());
     let _ = invoke_stop_tx.send(());
+    let _ = issuer_stop_tx.send(());
     runtime.shutdown(Duration::from_secs(5)).await;
     // In-flight HTTP requests have been failed by the shutdown; don't wait long for them.
     match tokio::time::timeout(Duration::from_secs(2), server).await {

@@ -72,6 +72,21 @@ async fn send(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
 }
 
 async fn start(routes: &[(&str, Option<&str>)]) -> (SocketAddr, Runtime) {
+    let targets: Vec<(&str, RouteTarget)> = routes
+        .iter()
+        .map(|(key, function)| {
+            let target = RouteTarget {
+                function: function.map(str::to_owned),
+                integration: "test".to_owned(),
+                auth: None,
+            };
+            (*key, target)
+        })
+        .collect();
+    start_targets(targets).await
+}
+
+async fn start_targets(routes: Vec<(&str, RouteTarget)>) -> (SocketAddr, Runtime) {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_echo-function"));
     let config = FunctionConfig {
         name: "echo".to_owned(),
@@ -90,15 +105,9 @@ async fn start(routes: &[(&str, Option<&str>)]) -> (SocketAddr, Runtime) {
     );
     let runtime = Runtime::new(vec![config], settings);
     let mut table = RouteTable::new();
-    for (key, function) in routes {
+    for (key, target) in routes {
         table
-            .insert(
-                key,
-                RouteTarget {
-                    function: function.map(str::to_owned),
-                    integration: "test".to_owned(),
-                },
-            )
+            .insert(key, target)
             .unwrap_or_else(|e| panic!("{e:#}"));
     }
     let gateway = Arc::new(Gateway {
@@ -220,5 +229,106 @@ async fn unmatched_routes_get_404_and_oversized_bodies_413() {
     );
     // Nothing was invoked.
     assert_eq!(runtime.stats("echo").map(|s| s.instances_started), Some(0));
+    runtime.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The development issuer on a free port, with a key of its own.
+async fn issuer() -> (String, dev_auth::SigningKey) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("gateway-issuer");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = dev_auth::SigningKey::load_or_create(&dir).unwrap();
+    tokio::spawn(local_runner::issuer::serve(
+        listener,
+        url.clone(),
+        served,
+        std::future::pending(),
+    ));
+    (url, dev_auth::SigningKey::load_or_create(&dir).unwrap())
+}
+
+#[tokio::test]
+async fn a_jwt_route_admits_only_valid_tokens_with_a_scope_and_passes_the_claims_on() {
+    use dev_auth::token::Subject;
+    use local_runner::authorizer::JwtAuthorizer;
+    use local_runner::gateway::RouteAuth;
+
+    let (issuer, key) = issuer().await;
+    let authorizer = Arc::new(JwtAuthorizer::new(
+        "jwt".into(),
+        issuer.clone(),
+        vec!["orders-local".into()],
+    ));
+    let guarded = |scopes: &[&str]| RouteTarget {
+        function: Some("echo".to_owned()),
+        integration: "test".to_owned(),
+        auth: Some(RouteAuth {
+            authorizer: Arc::clone(&authorizer),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        }),
+    };
+    let (addr, runtime) = start_targets(vec![
+        (
+            "GET /orders/{id}",
+            guarded(&["orders/customer", "orders/admin"]),
+        ),
+        ("GET /admin/{id}", guarded(&["orders/admin"])),
+    ])
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = |scopes: &[&str], lifetime: i64| {
+        let subject = Subject { id: "c-1", scopes };
+        key.mint(&issuer, "orders-local", &subject, now - 5, lifetime)
+            .unwrap()
+    };
+    let customer = token(&["openid", "orders/customer"], 600);
+
+    // No token, a malformed one, an expired one: 401, and the function never runs.
+    for header in [
+        String::new(),
+        "\r\nAuthorization: Bearer not-a-jwt".to_owned(),
+        format!(
+            "\r\nAuthorization: Bearer {}",
+            token(&["orders/customer"], -1)
+        ),
+    ] {
+        let reply = send(addr, &format!("GET /orders/1 HTTP/1.1{header}"), b"").await;
+        assert_eq!(reply.status, 401, "{header}");
+        assert_eq!(reply.json(), serde_json::json!({"message": "Unauthorized"}));
+    }
+    // A valid token without the route's scope: 403.
+    let reply = send(
+        addr,
+        &format!("GET /admin/1 HTTP/1.1\r\nAuthorization: Bearer {customer}"),
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.json(), serde_json::json!({"message": "Forbidden"}));
+
+    // A valid one: the function sees its claims.
+    let reply = send(
+        addr,
+        &format!("GET /orders/1 HTTP/1.1\r\nAuthorization: Bearer {customer}"),
+        b"",
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let jwt = &reply.json()["requestContext"]["authorizer"]["jwt"];
+    assert_eq!(jwt["claims"]["sub"], "c-1");
+    assert_eq!(jwt["claims"]["iss"], issuer.as_str());
+    assert_eq!(
+        jwt["scopes"],
+        serde_json::json!(["openid", "orders/customer"])
+    );
+
     runtime.shutdown(Duration::from_secs(2)).await;
 }

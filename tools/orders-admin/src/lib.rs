@@ -6,6 +6,7 @@
 //! * `rebuild-aggregates` recomputes analytics buckets from the orders table ([`rebuild`]).
 //! * `backfill-listing-keys` gives orders stored before an upgrade the key of the
 //!   customer-and-status listing index (`byCustomerStatus`).
+//! * `token` prints a bearer token of the local stack's development issuer ([`token`]).
 //!
 //! The AWS endpoint comes from the normal SDK chain, which honours `AWS_ENDPOINT_URL`.
 //! Locally (the endpoint is set), credentials default to `test`/`test` and the region to
@@ -18,6 +19,7 @@ pub mod rebuild;
 pub mod replay;
 pub mod sequence;
 pub mod stream;
+pub mod token;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use clap::{Parser, Subcommand};
@@ -73,6 +75,27 @@ pub enum Command {
         /// Report the buckets that differ; change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Print a bearer token from the local stack's development OIDC issuer:
+    /// `curl -H "Authorization: Bearer $(orders-admin token --customer c-1)" …`.
+    #[command(group = clap::ArgGroup::new("holder").required(true))]
+    Token {
+        /// A customer's token: it sees, lists, places and cancels only this customer's orders.
+        #[arg(long, group = "holder")]
+        customer: Option<String>,
+        /// A staff token (scope `orders/admin`): the catalog, shipping, every order, analytics.
+        #[arg(long, group = "holder", num_args = 0..=1, default_missing_value = "staff")]
+        staff: Option<String>,
+        /// The issuer (`make run` serves it here).
+        #[arg(long, env = "ORDERS_ISSUER", default_value = "http://127.0.0.1:3002")]
+        issuer: String,
+        #[arg(long, env = "ORDERS_AUDIENCE", default_value = dev_auth::LOCAL_AUDIENCE)]
+        audience: String,
+        /// Where the issuer's signing key is.
+        #[arg(long, env = "ORDERS_ISSUER_DIR", default_value = ".local/dev-oidc")]
+        key_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 60)]
+        lifetime_minutes: i64,
     },
     /// Give orders stored before the customer-and-status listing index existed its key
     /// (once, after upgrading a deployment that holds orders; later writes set it).
@@ -158,6 +181,29 @@ pub async fn sdk_config() -> SdkConfig {
 pub async fn run(cli: Cli, sdk: &SdkConfig, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     match cli.command {
+        Command::Token {
+            customer,
+            staff,
+            issuer,
+            audience,
+            key_dir,
+            lifetime_minutes,
+        } => {
+            let holder = match (&customer, &staff) {
+                (Some(id), _) => token::Holder::Customer(id),
+                (None, Some(name)) => token::Holder::Staff(name),
+                (None, None) => anyhow::bail!("say --customer <id> or --staff"),
+            };
+            let options = token::TokenOptions {
+                issuer: &issuer,
+                audience: &audience,
+                key_dir: &key_dir,
+                lifetime_minutes,
+            };
+            let now = orders_core::Timestamp::now().unix_seconds();
+            writeln!(out, "{}", token::mint(&holder, &options, now)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::RebuildAggregates {
             from,
             to,
