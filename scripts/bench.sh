@@ -45,6 +45,9 @@ mkdir -p "$RESULTS" "$WORK"
 
 export EMULATOR_PORT="${BENCH_EMULATOR_PORT:-4580}"
 LISTEN="${BENCH_LISTEN:-127.0.0.1:3080}"
+# Its own development issuer (sign-in is on, as with `make run`); the tools act as staff.
+ISSUER_LISTEN="${BENCH_ISSUER_LISTEN:-127.0.0.1:3084}"
+export ORDERS_ISSUER="http://$ISSUER_LISTEN" ORDERS_ISSUER_DIR="$ROOT/.local/dev-oidc"
 QUICK="${BENCH_QUICK:-0}"
 if [ "$QUICK" = 1 ]; then
   REQUESTS="${BENCH_REQUESTS:-200}"; RATES="${BENCH_RATES:-10 30}"; RATE_SECONDS="${BENCH_RATE_SECONDS:-15}"
@@ -178,8 +181,10 @@ for b in "${BINS[@]}"; do
   [ -x "target/lambda/$b/bootstrap" ] || die "target/lambda/$b/bootstrap missing: run scripts/package.sh"
 done
 say "building orders-bench, orders-sim and local-runner"
-cargo build --quiet -p orders-bench -p orders-sim -p local-runner
+cargo build --quiet -p orders-bench -p orders-sim -p local-runner -p orders-admin
 BENCH_BIN="target/debug/orders-bench"
+ORDERS_TOKEN="$(target/debug/orders-admin token --staff --lifetime-minutes 240)"
+export ORDERS_TOKEN
 SIM_BIN="target/debug/orders-sim"
 "$BENCH_BIN" sizes --dir target/lambda --out "$RESULTS/sizes.json"
 if ! skipped package && rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
@@ -229,7 +234,7 @@ tf() { terraform -chdir=infra/envs/local "$@" >>"$tf_log" 2>&1 || { tail -n 30 "
 tf init -input=false -no-color -reconfigure -backend-config="path=$TF_STATE_DIR/local.tfstate"
 # The real release zips as the functions' code (the emulator stores but never runs them).
 tf apply -auto-approve -input=false -no-color -var "endpoint=$AWS_ENDPOINT_URL" \
-  -var "region=$AWS_REGION" -var "artifacts_dir=$ROOT/target/lambda"
+  -var "region=$AWS_REGION" -var "artifacts_dir=$ROOT/target/lambda" -var "jwt_issuer=$ORDERS_ISSUER"
 terraform -chdir=infra/envs/local output -json >"$WORK/outputs.json"
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]["value"])' "$WORK/outputs.json" "$1"; }
 api_id="$(output api_id)"
@@ -245,6 +250,7 @@ rm -f "$CHECKPOINTS"
 
 start_runner() {
   target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --bin-dir "$BIN_DIR" \
+    --issuer-listen "$ISSUER_LISTEN" --issuer-dir "$ORDERS_ISSUER_DIR" \
     --endpoint "$AWS_ENDPOINT_URL" --metrics-file "$1" --checkpoint-file "$CHECKPOINTS" \
     >>"$WORK/runner.log" 2>&1 &
   runner_pid=$!
@@ -268,10 +274,10 @@ if ! skipped cold; then
     start_runner "$METRICS"
     curl -s -o /dev/null --max-time 30 "http://$LISTEN/health"
     location="$(curl -s -D - -o /dev/null --max-time 30 -X POST "http://$LISTEN/orders" \
-      -H 'content-type: application/json' -H "idempotency-key: cold-$run-$$" \
+      -H 'content-type: application/json' -H "idempotency-key: cold-$run-$$" -H "Authorization: Bearer $ORDERS_TOKEN" \
       -d '{"customerId":"c-cold","items":[{"productId":"sku-1","quantity":1,"unitPrice":100}]}' \
       | tr -d '\r' | sed -n 's/^location: //Ip')"
-    [ -n "$location" ] && curl -s -o /dev/null --max-time 30 "http://$LISTEN$location"
+    [ -n "$location" ] && curl -s -o /dev/null --max-time 30 -H "Authorization: Bearer $ORDERS_TOKEN" "http://$LISTEN$location"
     # Give the stream consumers time to receive the OrderPlaced event and start.
     sleep "${BENCH_STREAM_WAIT:-4}"
     stop_runner

@@ -25,6 +25,12 @@ if [ ! -x /usr/bin/chromium ]; then
     || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
 fi
 
+# Sign-in is on: the test's own API calls use these (the page signs in through the issuer).
+[ -x target/debug/orders-admin ] || cargo build --quiet -p orders-admin
+ORDERS_TOKEN="$(target/debug/orders-admin token --staff)"
+ORDERS_CUSTOMER_TOKEN="$(target/debug/orders-admin token --customer "bt-customer-$$")"
+export ORDERS_TOKEN ORDERS_CUSTOMER_TOKEN
+
 cd tests/browser
 say "npm ci (tests/browser)"
 npm ci --no-audit --no-fund --loglevel=error

@@ -80,7 +80,8 @@ if [ -n "$real_artifacts" ]; then
     [ -f "$ARTIFACTS/$b/bootstrap.zip" ] || fail "$ARTIFACTS/$b/bootstrap.zip is missing (run scripts/package.sh)"
   done
 fi
-tf_vars=(-var "endpoint=$ENDPOINT" -var "region=$REGION" -var "artifacts_dir=$ARTIFACTS" -var "architecture=$arch")
+tf_vars=(-var "endpoint=$ENDPOINT" -var "region=$REGION" -var "artifacts_dir=$ARTIFACTS" -var "architecture=$arch"
+         -var "jwt_issuer=${ORDERS_ISSUER:-http://127.0.0.1:3002}")
 
 # --- stub artefacts: moto cannot run Lambda code; a local runner executes target/ binaries.
 [ -n "$real_artifacts" ] || python3 - "$ARTIFACTS" "${BINS[@]}" <<'PY'

@@ -19,6 +19,11 @@ LISTEN="${LISTEN:-127.0.0.1:3000}"
 # with AWS_ENDPOINT_URL_LAMBDA).
 LAMBDA_LISTEN="${LAMBDA_LISTEN:-127.0.0.1:3001}"
 export ORDERS_LAMBDA_URL="http://$LAMBDA_LISTEN"
+# The development OIDC issuer the API's JWT authorizer trusts (Terraform is told its URL);
+# `orders-admin token` signs with its key under .local/dev-oidc.
+ISSUER_LISTEN="${ISSUER_LISTEN:-127.0.0.1:3002}"
+export ORDERS_ISSUER="http://$ISSUER_LISTEN"
+export ORDERS_ISSUER_DIR="$LOCAL/dev-oidc"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT:-4566}}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
@@ -64,11 +69,13 @@ export ORDERS_OUTPUTS="$LOCAL/outputs$suffix.json"
 api_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_id"]["value"])' "$ORDERS_OUTPUTS")"
 : >"$LOCAL/cold-init$suffix.jsonl"
 runner=(target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --lambda-listen "$LAMBDA_LISTEN" --bin-dir target/debug
+        --issuer-listen "$ISSUER_LISTEN" --issuer-dir "$ORDERS_ISSUER_DIR"
         --metrics-file "$LOCAL/cold-init$suffix.jsonl" --checkpoint-file "$LOCAL/checkpoints$suffix.json")
 
 case "$MODE" in
   run)
     say "serving http://$LISTEN (Ctrl-C to stop); try: curl -s http://$LISTEN/health"
+    say "sign-in is on: TOKEN=\$(target/debug/orders-admin token --customer c-1)  (or --staff); curl -H \"Authorization: Bearer \$TOKEN\" http://$LISTEN/orders"
     say "Lambda Invoke API on $ORDERS_LAMBDA_URL (orders-admin dlq replay: AWS_ENDPOINT_URL_LAMBDA=$ORDERS_LAMBDA_URL)"
     "${runner[@]}" &
     runner_pid=$!

@@ -45,6 +45,9 @@ MINUTES="${SOAK_MINUTES:-10}"
 export EMULATOR_PORT="${SOAK_EMULATOR_PORT:-4581}"
 LISTEN="${SOAK_LISTEN:-127.0.0.1:3081}"
 LAMBDA_LISTEN="${SOAK_LAMBDA_LISTEN:-127.0.0.1:3082}"
+# Its own development issuer: sign-in is on, as with `make run`.
+ISSUER_LISTEN="${SOAK_ISSUER_LISTEN:-127.0.0.1:3083}"
+export ORDERS_ISSUER="http://$ISSUER_LISTEN" ORDERS_ISSUER_DIR="$ROOT/.local/dev-oidc"
 RATE="${SOAK_RATE:-4}"
 FAULT_EVERY="${SOAK_FAULT_EVERY:-30}"
 PAUSE_SECONDS="${SOAK_PAUSE_SECONDS:-8}"
@@ -117,6 +120,7 @@ rm -f "$CHECKPOINTS" "$WORK"/poison-*.json
 : >"$WORK/faults.log"
 start_runner() {
   setsid target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --lambda-listen "$LAMBDA_LISTEN" --bin-dir target/debug \
+    --issuer-listen "$ISSUER_LISTEN" --issuer-dir "$ORDERS_ISSUER_DIR" \
     --endpoint "$AWS_ENDPOINT_URL" --functions-endpoint "$fault_proxy" --checkpoint-file "$CHECKPOINTS" \
     --metrics-file "$WORK/metrics.jsonl" >>"$WORK/runner.log" 2>&1 &
   runner_pid=$!
@@ -129,6 +133,8 @@ start_runner() {
 }
 start_runner
 say "stack up on http://$LISTEN (logs: .local/soak/)"
+# orders-sim acts as staff (it places orders for its customers and runs the catalog).
+export ORDERS_TOKEN="$(target/debug/orders-admin token --staff --lifetime-minutes $((MINUTES + 60)))"
 
 fault() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$WORK/faults.log" >&2; }
 

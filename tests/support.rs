@@ -554,3 +554,57 @@ pub fn api_event(
     }
     event
 }
+
+/// Who a test acts as on the local stack.
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    /// A customer: its own orders only.
+    Customer(&'a str),
+    /// Staff: the catalog, shipping, every order, analytics.
+    Staff,
+}
+
+/// A bearer token of the local stack's development issuer (`ORDERS_ISSUER`, default
+/// `http://127.0.0.1:3002`; key in `ORDERS_ISSUER_DIR`, default `.local/dev-oidc`), valid
+/// for an hour — what `orders-admin token` prints.
+pub fn token(holder: Holder<'_>) -> String {
+    mint(holder, &issuer(), 3_600)
+}
+
+/// The local stack's issuer URL.
+pub fn issuer() -> String {
+    std::env::var("ORDERS_ISSUER").unwrap_or_else(|_| "http://127.0.0.1:3002".to_owned())
+}
+
+/// A token signed with the development issuer's key, claiming `issuer`, valid for
+/// `lifetime_seconds` (negative: already expired) — for tests of bad tokens too.
+pub fn mint(holder: Holder<'_>, issuer: &str, lifetime_seconds: i64) -> String {
+    use dev_auth::token::Subject;
+    let dir = std::env::var("ORDERS_ISSUER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".local/dev-oidc"));
+    let key = dev_auth::SigningKey::load_or_create(&dir)
+        .unwrap_or_else(|e| panic!("the development issuer's key: {e:#}"));
+    let subject = match holder {
+        Holder::Customer(id) => Subject {
+            id,
+            scopes: &["openid", "orders/customer"],
+        },
+        Holder::Staff => Subject {
+            id: "e2e-staff",
+            scopes: &["openid", "orders/customer", "orders/admin"],
+        },
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    key.mint(
+        issuer,
+        dev_auth::LOCAL_AUDIENCE,
+        &subject,
+        now - 5,
+        lifetime_seconds,
+    )
+    .unwrap_or_else(|e| panic!("minting a token: {e:#}"))
+}

@@ -46,10 +46,19 @@ const PLACED_REVENUE = (2 * products.lamp.price + products.pen.price) + 3 * prod
 const problems = [];
 let allowedFailures = null;
 
+// Sign-in is on: the test's own requests are staff's (scripts/browser-test.sh mints the
+// tokens with orders-admin); the page signs in through the issuer's sign-in page.
+const STAFF_TOKEN = process.env.ORDERS_TOKEN;
+const CUSTOMER_TOKEN = process.env.ORDERS_CUSTOMER_TOKEN;
+
 async function api(method, path, body, headers = {}) {
   const response = await fetch(`${BASE}${path}`, {
     method,
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: {
+      'content-type': 'application/json',
+      ...(STAFF_TOKEN ? { authorization: `Bearer ${STAFF_TOKEN}` } : {}),
+      ...headers,
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -154,6 +163,11 @@ before(async () => {
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   const response = await page.goto(`${BASE}/`);
   assert.equal(response.status(), 200);
+  // Signed out, the page sends the browser to the issuer's sign-in page; signing in as
+  // staff brings it back with a code it trades for a token (PKCE).
+  await page.waitForURL(/\/authorize\?/, { timeout: 10_000 });
+  await page.getByTestId('sign-in-submit').click();
+  await page.getByTestId('account-name').filter({ hasText: 'Signed in as staff' }).waitFor({ timeout: 10_000 });
   // Survives only as long as the page does: a reload would drop it.
   await page.evaluate(() => { window.__loadedOnce = true; });
 });
@@ -375,6 +389,22 @@ test('analytics the API does not serve show as a dash, not as an outage', async 
   } finally {
     allowedFailures = null;
   }
+});
+
+test('a customer token cannot read analytics, and no token cannot read orders', async () => {
+  assert.ok(CUSTOMER_TOKEN, 'ORDERS_CUSTOMER_TOKEN is set by scripts/browser-test.sh');
+  const asCustomer = await api('GET', '/analytics/summary', undefined,
+    { authorization: `Bearer ${CUSTOMER_TOKEN}` });
+  assert.equal(asCustomer.status, 403);
+  const anonymous = await fetch(`${BASE}/orders`);
+  assert.equal(anonymous.status, 401);
+});
+
+test('signing out forgets the token and offers to sign in again', async () => {
+  await page.getByTestId('sign-out').click();
+  await page.getByTestId('signed-out').waitFor({ state: 'visible', timeout: 10_000 });
+  assert.equal(await page.getByTestId('account').isVisible(), false);
+  await screenshot('dashboard-signed-out.png');
 });
 
 test('no console errors, warnings or page errors', () => {

@@ -3,6 +3,7 @@
 //! and stream in the emulator. `make test` brings the stack up before running this.
 
 mod analytics;
+mod auth;
 mod faults;
 mod openapi;
 mod pipeline;
@@ -17,8 +18,30 @@ fn api() -> String {
     std::env::var("ORDERS_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".to_owned())
 }
 
+/// A client signed in as staff (every route, every order); tests of what a customer may do,
+/// or of requests without a token, build their own requests.
+/// (A client per call: each test has its own runtime, and a client's connections belong to
+/// the runtime that opened them.)
 fn client() -> reqwest::Client {
-    reqwest::Client::new()
+    static STAFF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    with_token(STAFF.get_or_init(|| orders_tests::token(orders_tests::Holder::Staff)))
+}
+
+fn client_as(holder: orders_tests::Holder<'_>) -> reqwest::Client {
+    with_token(&orders_tests::token(holder))
+}
+
+fn with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {token}");
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        value.parse().expect("a token is header-safe"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
 }
 
 async fn post_order(body: &Value, key: Option<&str>) -> reqwest::Response {

@@ -1,6 +1,7 @@
 //! HTTP entry point for reads.
 
 use crate::analytics::{ReportCache, report};
+use crate::dashboard::Dashboard;
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use orders_core::listing::{ListOrders, ListProducts, encode_cursor, encode_product_cursor};
@@ -14,8 +15,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use tracing::instrument;
 
-/// The dashboard: one self-contained page (no CDN at run time), compiled into the binary.
-const DASHBOARD: &str = include_str!("../assets/dashboard.html");
 /// The OpenAPI 3.1 document of the whole HTTP API (commands and queries).
 const OPENAPI: &str = include_str!("../../../api/openapi.json");
 
@@ -26,6 +25,8 @@ pub struct QueryService<S, K, A> {
     /// "Now", for the analytics routes' default window.
     pub clock: Arc<dyn Clock>,
     pub cache: ReportCache,
+    /// The dashboard page as served (sign-in settings filled in).
+    pub dashboard: Dashboard,
 }
 
 impl<S, K, A> QueryService<S, K, A> {
@@ -36,6 +37,7 @@ impl<S, K, A> QueryService<S, K, A> {
             analytics,
             clock: Arc::new(SystemClock),
             cache: ReportCache::default(),
+            dashboard: Dashboard::new(None),
         }
     }
 }
@@ -54,7 +56,7 @@ pub async fn handle<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         Some("GET /analytics/top-products") => report(service, &request, "top-products").await,
         Some("GET /analytics/customers") => report(service, &request, "customers").await,
         Some("GET /analytics/summary") => report(service, &request, "summary").await,
-        Some("GET /") => Ok(dashboard(&request)),
+        Some("GET /") => Ok(dashboard(service, &request)),
         Some("GET /openapi.json") => Ok(asset(&request, OPENAPI, "application/json")),
         other => Err(ApiError::not_found(format!(
             "no such route on query: {}",
@@ -180,7 +182,7 @@ async fn list_products<S: OrderStore, K: Catalog, A: AnalyticsReader>(
 }
 
 /// A static document. Deploys change it, so clients revalidate (cheap: 304 on a match).
-fn asset(request: &Request, body: &'static str, content_type: &'static str) -> Response<Body> {
+fn asset(request: &Request, body: &str, content_type: &'static str) -> Response<Body> {
     let tag = etag_of(body);
     if_none_match(request, &tag).unwrap_or_else(|| {
         Response::builder()
@@ -193,45 +195,16 @@ fn asset(request: &Request, body: &'static str, content_type: &'static str) -> R
     })
 }
 
-/// The dashboard with a Content-Security-Policy that allows exactly its own inline script
-/// and style (by hash), requests to its own origin, and no framing.
-fn dashboard(request: &Request) -> Response<Body> {
-    static POLICY: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| content_security_policy(DASHBOARD));
-    let mut response = asset(request, DASHBOARD, "text/html; charset=utf-8");
-    if let Ok(policy) = POLICY.parse() {
+/// The dashboard page, under its Content-Security-Policy.
+fn dashboard<S, K, A>(service: &QueryService<S, K, A>, request: &Request) -> Response<Body> {
+    let page = &service.dashboard;
+    let mut response = asset(request, &page.page, "text/html; charset=utf-8");
+    if let Ok(policy) = page.policy.parse() {
         response
             .headers_mut()
             .insert("content-security-policy", policy);
     }
     response
-}
-
-/// `default-src 'none'`, plus the SHA-256 of each inline `<script>` and `<style>` of `page`.
-pub fn content_security_policy(page: &str) -> String {
-    let hashes = |tag: &str| -> String {
-        let open = format!("<{tag}>");
-        let close = format!("</{tag}>");
-        page.split(&open)
-            .skip(1)
-            .filter_map(|rest| rest.split_once(&close).map(|(inline, _)| inline))
-            .map(|inline| {
-                use base64::Engine;
-                use sha2::{Digest, Sha256};
-                let digest = Sha256::digest(inline.as_bytes());
-                format!(
-                    " 'sha256-{}'",
-                    base64::engine::general_purpose::STANDARD.encode(digest)
-                )
-            })
-            .collect()
-    };
-    format!(
-        "default-src 'none'; script-src{}; style-src{}; connect-src 'self'; img-src 'self' data:; \
-         base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        hashes("script"),
-        hashes("style")
-    )
 }
 
 /// A strong validator for a body: a hash of its bytes, stable within a build.

@@ -11,6 +11,7 @@
 
 pub mod analytics;
 pub mod config;
+pub mod dashboard;
 pub mod handler;
 
 pub use config::Config;

@@ -3,6 +3,7 @@
 use lambda_http::{Error, service_fn};
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::{DynamoAnalyticsReader, DynamoCatalog, DynamoOrderStore};
+use query::dashboard::Dashboard;
 use query::{Config, QueryService, handle};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,11 +14,13 @@ async fn main() -> Result<(), Error> {
     orders_aws::telemetry::init("query")?;
     let config = Config::from_env()?;
     let sdk = orders_aws::config::sdk_config_for_api().await;
-    let service = Arc::new(QueryService::new(
+    let mut service = QueryService::new(
         DynamoOrderStore::from_sdk(&sdk, &config.orders_table),
         DynamoCatalog::from_sdk(&sdk, &config.products_table),
         DynamoAnalyticsReader::from_sdk(&sdk, &config.analytics_table),
-    ));
+    );
+    service.dashboard = Dashboard::new(config.sign_in.as_ref());
+    let service = Arc::new(service);
     lambda_http::run(service_fn(move |request| {
         let service = Arc::clone(&service);
         async move {

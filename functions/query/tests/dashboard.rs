@@ -4,7 +4,7 @@
 //! in Chromium under that policy.
 
 use base64::Engine;
-use query::handler::content_security_policy;
+use query::dashboard::content_security_policy;
 use sha2::{Digest, Sha256};
 
 const PAGE: &str = include_str!("../assets/dashboard.html");
@@ -25,7 +25,7 @@ fn between<'a>(page: &'a str, open: &str, close: &str) -> &'a str {
 
 #[test]
 fn the_policy_allows_exactly_the_pages_own_script_and_style() {
-    let policy = content_security_policy(PAGE);
+    let policy = content_security_policy(PAGE, None);
     assert_eq!(PAGE.matches("<script").count(), 1, "one inline script");
     assert_eq!(PAGE.matches("<style").count(), 1, "one inline style");
     let script = hash(between(PAGE, "<script>", "</script>"));

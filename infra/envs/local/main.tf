@@ -89,4 +89,15 @@ module "orders" {
   # The emulator forgets everything when it stops; nothing here is worth protecting, and
   # `scripts/deploy-local.sh destroy` must work.
   deletion_protection = false
+
+  # Sign-in is on locally too: the local runner serves this development issuer and checks
+  # tokens as API Gateway does (`orders-admin token --customer c-1` / `--staff` mints them).
+  jwt_issuer   = var.jwt_issuer
+  jwt_audience = ["orders-local"]
+}
+
+variable "jwt_issuer" {
+  description = "The development OIDC issuer the local runner serves (scripts/local-stack.sh: ISSUER_LISTEN)."
+  type        = string
+  default     = "http://127.0.0.1:3002"
 }

@@ -61,8 +61,9 @@ resource "aws_apigatewayv2_stage" "default" {
   tags = var.tags
 }
 
-# Validates bearer tokens on the command routes when var.jwt_issuer is set (e.g. a Cognito user
-# pool: issuer https://cognito-idp.<region>.amazonaws.com/<pool id>, audience the app client id).
+# Validates bearer tokens on every route but the public ones when var.jwt_issuer is set (a
+# Cognito user pool: issuer https://cognito-idp.<region>.amazonaws.com/<pool id>, audience the
+# app client id; locally the development issuer the local runner serves).
 resource "aws_apigatewayv2_authorizer" "jwt" {
   count = local.jwt_enabled ? 1 : 0
 
@@ -94,29 +95,31 @@ resource "aws_apigatewayv2_integration" "fn" {
   payload_format_version = "2.0"
 }
 
-# Reads: public by design (order lookups, listings, the dashboard and its data, the OpenAPI
-# document, the health check).
-resource "aws_apigatewayv2_route" "query" {
-  for_each = local.query_routes
+# Public by design: the health check, the OpenAPI document and the dashboard's static page
+# (which signs in before it reads anything).
+resource "aws_apigatewayv2_route" "public" {
+  for_each = local.public_routes
 
-  #checkov:skip=CKV_AWS_309: the read routes are public on purpose (dashboard, OpenAPI document, health check); the state-changing routes are aws_apigatewayv2_route.command.
+  #checkov:skip=CKV_AWS_309: the health check, the OpenAPI document and the dashboard page are public on purpose; every other route is aws_apigatewayv2_route.protected.
 
   api_id    = aws_apigatewayv2_api.http.id
   route_key = each.key
   target    = "integrations/${aws_apigatewayv2_integration.fn[each.value].id}"
 }
 
-# Commands: behind the JWT authorizer when one is configured.
-resource "aws_apigatewayv2_route" "command" {
-  for_each = local.command_routes
+# Everything else: a token with one of the route's scopes (local.route_scopes), checked by the
+# JWT authorizer before the function runs.
+resource "aws_apigatewayv2_route" "protected" {
+  for_each = local.protected_routes
 
-  #checkov:skip=CKV_AWS_309: authorization is JWT whenever var.jwt_issuer is set; it is off by default so the stack runs locally and on a fresh account without an identity provider (README: Deploy to AWS).
+  #checkov:skip=CKV_AWS_309: JWT whenever var.jwt_issuer is set, which both roots do (the local one with the development issuer); left unset only by a deliberate trial deployment.
 
-  api_id             = aws_apigatewayv2_api.http.id
-  route_key          = each.key
-  target             = "integrations/${aws_apigatewayv2_integration.fn[each.value].id}"
-  authorization_type = local.jwt_enabled ? "JWT" : "NONE"
-  authorizer_id      = local.jwt_enabled ? aws_apigatewayv2_authorizer.jwt[0].id : null
+  api_id               = aws_apigatewayv2_api.http.id
+  route_key            = each.key
+  target               = "integrations/${aws_apigatewayv2_integration.fn[each.value].id}"
+  authorization_type   = local.jwt_enabled ? "JWT" : "NONE"
+  authorizer_id        = local.jwt_enabled ? aws_apigatewayv2_authorizer.jwt[0].id : null
+  authorization_scopes = local.jwt_enabled ? local.route_scopes[each.key] : null
 }
 
 resource "aws_lambda_permission" "api" {

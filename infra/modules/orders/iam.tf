@@ -83,11 +83,12 @@ locals {
         Resource = [aws_dynamodb_table.orders.arn]
       },
       {
-        # PUT /products (read the version, create or update conditionally), stock
-        # adjustments; cancelling a processed order gives its stock back (in a transaction).
+        # Prices of a new order's lines (BatchGetItem); PUT /products (read the version,
+        # create or update conditionally), stock adjustments; cancelling a processed order
+        # gives its stock back (in a transaction).
         Sid      = "Products"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        Action   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
         Resource = [aws_dynamodb_table.products.arn]
       },
       {

@@ -70,11 +70,30 @@ locals {
 
   api_functions = toset(values(local.routes))
 
-  # Commands change state and sit behind the JWT authorizer when one is configured; reads
-  # (listings, the dashboard, the OpenAPI document, health) stay public.
-  command_routes = { for route, bin in local.routes : route => bin if !startswith(route, "GET ") }
-  query_routes   = { for route, bin in local.routes : route => bin if startswith(route, "GET ") }
-  jwt_enabled    = var.jwt_issuer != null
+  # Who may call each route when the JWT authorizer is on: the token must carry one of the
+  # route's scopes (API Gateway checks), and the functions then apply ownership (a customer —
+  # the token's subject — sees and changes only its own orders). Routes not listed are
+  # public: the health check, the OpenAPI document and the dashboard's static page.
+  customer_scopes = ["orders/customer", "orders/admin"]
+  staff_scopes    = ["orders/admin"]
+  route_scopes = {
+    "POST /orders"                     = local.customer_scopes
+    "GET /orders"                      = local.customer_scopes
+    "GET /orders/{orderId}"            = local.customer_scopes
+    "DELETE /orders/{orderId}"         = local.customer_scopes
+    "GET /products"                    = local.customer_scopes
+    "GET /products/{productId}"        = local.customer_scopes
+    "PATCH /orders/{orderId}"          = local.staff_scopes
+    "PUT /products/{productId}"        = local.staff_scopes
+    "POST /products/{productId}/stock" = local.staff_scopes
+    "GET /analytics/sales"             = local.staff_scopes
+    "GET /analytics/top-products"      = local.staff_scopes
+    "GET /analytics/customers"         = local.staff_scopes
+    "GET /analytics/summary"           = local.staff_scopes
+  }
+  protected_routes = { for route, bin in local.routes : route => bin if contains(keys(local.route_scopes), route) }
+  public_routes    = { for route, bin in local.routes : route => bin if !contains(keys(local.route_scopes), route) }
+  jwt_enabled      = var.jwt_issuer != null
 
   log_env = { RUST_LOG = var.log_level }
 
@@ -96,6 +115,12 @@ locals {
         ORDERS_TABLE    = aws_dynamodb_table.orders.name
         PRODUCTS_TABLE  = aws_dynamodb_table.products.name
         ANALYTICS_TABLE = aws_dynamodb_table.analytics.name
+        # The dashboard signs in with the authorizer's issuer (authorization code + PKCE,
+        # the first audience as its client id); empty without an authorizer.
+        SIGN_IN_CLIENT_ID     = local.jwt_enabled ? var.jwt_audience[0] : ""
+        SIGN_IN_AUTHORIZE_URL = local.jwt_enabled ? coalesce(var.sign_in_authorize_url, "${var.jwt_issuer}/authorize") : ""
+        SIGN_IN_TOKEN_URL     = local.jwt_enabled ? coalesce(var.sign_in_token_url, "${var.jwt_issuer}/token") : ""
+        SIGN_IN_SCOPE         = "openid orders/customer orders/admin"
       })
     }
     "process-order" = {

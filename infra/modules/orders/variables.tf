@@ -221,16 +221,17 @@ variable "kinesis_retention_hours" {
 
 variable "jwt_issuer" {
   description = <<-EOT
-    Issuer URL of the JWT authorizer on the command routes (POST/PATCH/DELETE /orders…,
-    PUT /products/…), e.g. https://cognito-idp.<region>.amazonaws.com/<pool id>. Null (the
-    default, and what local runs use): no authorizer, every route is public.
+    Issuer URL of the JWT authorizer on every route but /health, /openapi.json and the
+    dashboard page, e.g. https://cognito-idp.<region>.amazonaws.com/<pool id>; locally the
+    development issuer (http://127.0.0.1:3002). Null: no authorizer, every route is public —
+    for a throwaway trial only.
   EOT
   type        = string
   default     = null
 
   validation {
-    condition     = var.jwt_issuer == null || can(regex("^https://[^\\s]+$", var.jwt_issuer))
-    error_message = "jwt_issuer must be an https:// URL."
+    condition     = var.jwt_issuer == null || can(regex("^(https://[^\\s]+|http://127\\.0\\.0\\.1(:[0-9]+)?)$", var.jwt_issuer))
+    error_message = "jwt_issuer must be an https:// URL (or the local development issuer on http://127.0.0.1)."
   }
 }
 
@@ -243,6 +244,18 @@ variable "jwt_audience" {
     condition     = alltrue([for a in var.jwt_audience : length(trimspace(a)) > 0])
     error_message = "jwt_audience entries must not be empty."
   }
+}
+
+variable "sign_in_authorize_url" {
+  description = "The dashboard's sign-in page (OIDC authorization endpoint), when it is not <jwt_issuer>/authorize — e.g. a Cognito domain's https://<domain>.auth.<region>.amazoncognito.com/oauth2/authorize."
+  type        = string
+  default     = null
+}
+
+variable "sign_in_token_url" {
+  description = "The OIDC token endpoint the dashboard trades its code at, when it is not <jwt_issuer>/token (Cognito: https://<domain>.auth.<region>.amazoncognito.com/oauth2/token)."
+  type        = string
+  default     = null
 }
 
 variable "cors_allow_origins" {

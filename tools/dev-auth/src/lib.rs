@@ -18,6 +18,12 @@ pub use verify::{Jwks, Rejection, Verified};
 /// the authorizer with it.
 pub const LOCAL_AUDIENCE: &str = "orders-local";
 
+/// A PKCE S256 challenge: base64url(SHA-256(verifier)).
+pub fn s256(verifier: &str) -> String {
+    use sha2::{Digest, Sha256};
+    b64(&Sha256::digest(verifier.as_bytes()))
+}
+
 /// base64url without padding, as JWTs use it.
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine;

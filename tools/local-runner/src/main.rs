@@ -48,6 +48,9 @@ struct Cli {
     issuer_listen: Option<SocketAddr>,
     #[arg(long, default_value = ".local/dev-oidc")]
     issuer_dir: PathBuf,
+    /// The issuer's one client (the dashboard), also its tokens' audience.
+    #[arg(long, default_value = dev_auth::LOCAL_AUDIENCE)]
+    issuer_client_id: String,
     /// Directory holding the function binaries named by the `orders:binary` tags.
     #[arg(long, default_value = "target/debug")]
     bin_dir: PathBuf,
@@ -172,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
             listener,
             url,
             key,
+            cli.issuer_client_id.clone(),
             async move {
                 let _ = issuer_stop_rx.await;
             },

@@ -242,6 +242,7 @@ async fn issuer() -> (String, dev_auth::SigningKey) {
         listener,
         url.clone(),
         served,
+        "orders-local".to_owned(),
         std::future::pending(),
     ));
     (url, dev_auth::SigningKey::load_or_create(&dir).unwrap())

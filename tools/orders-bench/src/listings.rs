@@ -50,9 +50,7 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let sdk = orders_aws::config::sdk_config_for_api().await;
     let store = DynamoOrderStore::from_sdk(&sdk, orders_table);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client = crate::http::client(Duration::from_secs(30))?;
     put_product(&client, base_url).await?;
     let most = levels.iter().copied().max().unwrap_or(0);
     eprintln!("generating {most} orders");

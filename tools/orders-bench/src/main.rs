@@ -12,6 +12,7 @@
 //!
 //! Each prints a table and, with `--out FILE`, writes the same figures as JSON.
 
+mod http;
 mod listings;
 mod pipeline;
 mod poison;
@@ -328,7 +329,7 @@ async fn http(
     timeout: Duration,
 ) -> anyhow::Result<HttpReport> {
     let base = base_url.trim_end_matches('/');
-    let client = reqwest::Client::builder().timeout(timeout).build()?;
+    let client = http::client(timeout)?;
     let started_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     // Keys unique to this run, so a second run is not served idempotent replays.
     let run = format!(

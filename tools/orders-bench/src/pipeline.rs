@@ -33,9 +33,7 @@ pub async fn run(
     analytics_table: &str,
 ) -> anyhow::Result<PipelineReport> {
     let base = base_url.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client = crate::http::client(Duration::from_secs(30))?;
     let sdk = orders_aws::config::sdk_config_for_api().await;
     let analytics = DynamoAnalytics::from_sdk(&sdk, analytics_table, "unused", 0);
     let run = format!(

@@ -176,7 +176,7 @@ pub async fn run(
         );
     }
 
-    let client = reqwest::Client::new();
+    let client = crate::http::client(std::time::Duration::from_secs(60))?;
     // Windows ending at 10:31 on the 31st day: their covers have hours and minutes at both
     // edges, as a dashboard's "last 24 h / 30 days" does.
     let end = START + 30 * DAY + 10 * 3_600 + 31 * 60;

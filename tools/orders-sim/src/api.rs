@@ -181,8 +181,17 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
+    /// `token`: sent as `Authorization: Bearer …` on every request.
+    pub fn new(base_url: &str, timeout: Duration, token: Option<&str>) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .context("the token is not a valid header value")?;
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .pool_max_idle_per_host(64)
             .build()

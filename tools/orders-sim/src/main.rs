@@ -24,6 +24,10 @@ struct Cli {
     /// The API: the local stack or a deployed API Gateway endpoint.
     #[arg(long, env = "ORDERS_API_URL", default_value = "http://127.0.0.1:3000")]
     base_url: String,
+    /// A staff bearer token (it places orders for the simulated customers, runs the catalog
+    /// and ships): `orders-admin token --staff` for the local stack.
+    #[arg(long, env = "ORDERS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Seed of the traffic: the same seed sends the same requests in the same order.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -139,7 +143,7 @@ async fn main() -> ExitCode {
 
 async fn main_inner() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let api = Api::new(&cli.base_url, cli.timeout)?;
+    let api = Api::new(&cli.base_url, cli.timeout, cli.token.as_deref())?;
 
     let (report, mut ledger) = if let Some(path) = &cli.reconcile_ledger {
         (None, Ledger::load(path)?)

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[tokio::test]
 async fn a_small_run_reconciles_with_the_analytics() {
     let base = std::env::var("ORDERS_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into());
-    let api = Api::new(&base, Duration::from_secs(30)).unwrap();
+    let token = orders_tests::token(orders_tests::Holder::Staff);
+    let api = Api::new(&base, Duration::from_secs(30), Some(&token)).unwrap();
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

@@ -7,7 +7,7 @@
 //! See `orders_core::ports::AnalyticsStore` for the exactly-once mechanism and
 //! `orders_core::analytics` for the item layout.
 
-use super::chain::{self, Chains, Guard, Outcome};
+use super::chain::{self, Chains, Guard, Outcome, read_chains};
 use crate::errors::{classify, corrupt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -150,7 +150,8 @@ impl DynamoAnalytics {
             .map(|name| pk(bucket, &name))
             .collect();
         let mut items = HashMap::new();
-        for item in chain::read_chains(&self.client, &self.table, keys, true).await? {
+        let stored = read_chains(&self.client, &self.table, keys, true).await?;
+        for item in stored {
             if let Some(AttributeValue::S(key)) = item.get("pk") {
                 items.insert(key.clone(), item);
             }
@@ -356,7 +357,8 @@ impl DynamoAnalyticsReader {
             .flat_map(|b| items(b).into_iter().map(move |name| pk(b, &name)))
             .collect();
         let mut by_bucket: HashMap<String, BucketView> = HashMap::new();
-        for item in chain::read_chains(&self.client, &self.table, keys, false).await? {
+        let items = read_chains(&self.client, &self.table, keys, false).await?;
+        for item in items {
             let Some(AttributeValue::S(key)) = item.get("pk") else {
                 continue;
             };
