@@ -238,6 +238,68 @@ impl Checker {
 
     /// Asserts this checker saw every documented status of the routes `routes` selects, but
     /// those a local stack cannot produce.
+    /// Every role against every route of `routes`, as the document's `security` says: without
+    /// a token a protected route is 401, and a customer's token on a route whose scopes are
+    /// staff's is 403 — both from the authorizer, before any function runs. (Staff are the
+    /// rest of these tests' caller; what a customer may do on its routes is tests/e2e/auth.rs.)
+    async fn role_matrix(&mut self, routes: impl Fn(&str) -> bool) {
+        let customer = crate::client_as(orders_tests::Holder::Customer("matrix-customer"));
+        let anonymous = reqwest::Client::new();
+        let operations: Vec<(String, Vec<String>)> = self.contract.doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("a path item")
+                    .iter()
+                    .filter(|(method, _)| *method != "parameters")
+                    .map(move |(method, op)| {
+                        let scopes = op["security"]
+                            .as_array()
+                            .and_then(|s| s.first())
+                            .and_then(|r| r["signIn"].as_array())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(Value::as_str)
+                                    .map(str::to_owned)
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (format!("{} {path}", method.to_ascii_uppercase()), scopes)
+                    })
+            })
+            .collect();
+        for (route, scopes) in operations.into_iter().filter(|(r, _)| routes(r)) {
+            if scopes.is_empty() {
+                continue; // public: the rest of the tests call it without a token
+            }
+            let (method, template) = route.split_once(' ').expect("METHOD /path");
+            let path = template
+                .replace("{orderId}", UNKNOWN_ORDER)
+                .replace("{productId}", "matrix-product");
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+            let request = |client: &reqwest::Client| client.request(method.clone(), url(&path));
+            self.expect(StatusCode::UNAUTHORIZED, &route, request(&anonymous))
+                .await;
+            if !scopes.iter().any(|s| s == "orders/customer") {
+                self.expect(StatusCode::FORBIDDEN, &route, request(&customer))
+                    .await;
+            }
+        }
+        // A customer acting for another: refused by the function (`forbidden`).
+        if routes("POST /orders") {
+            let other = json!({"customerId": "someone-else",
+                "items": [{"productId": "matrix-product", "quantity": 1}]});
+            let post = customer.post(url("/orders")).json(&other);
+            self.expect(StatusCode::FORBIDDEN, "POST /orders", post)
+                .await;
+            let list = customer.get(url("/orders?customerId=someone-else"));
+            self.expect(StatusCode::FORBIDDEN, "GET /orders", list)
+                .await;
+        }
+    }
+
     fn assert_covered(&self, routes: impl Fn(&str) -> bool) {
         let mut missing = Vec::new();
         for (path, item) in self.contract.doc["paths"].as_object().expect("paths") {
@@ -943,6 +1005,7 @@ async fn commands_and_reads_answer_as_documented() {
     c.revalidate("GET /openapi.json", "/openapi.json").await;
     c.revalidate("GET /", "/").await;
 
+    c.role_matrix(|route| !route.contains(" /analytics/")).await;
     c.assert_covered(|route| !route.contains(" /analytics/"));
 }
 
@@ -1108,6 +1171,7 @@ async fn analytics_answer_as_documented() {
         .await;
     }
 
+    c.role_matrix(|route| route.contains(" /analytics/")).await;
     c.assert_covered(|route| route.contains(" /analytics/"));
 }
 

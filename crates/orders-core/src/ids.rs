@@ -144,6 +144,19 @@ impl IdempotencyKey {
         &self.0
     }
 
+    /// A key as the store holds it ([`IdempotencyKey::for_caller`]: the client's key, a space
+    /// and its caller), read back.
+    pub fn stored(s: &str) -> Result<Self, InvalidId> {
+        let ok = !s.is_empty()
+            && s.len() <= 1024
+            && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidId("a stored idempotency key is visible ASCII"))
+        }
+    }
+
     /// The key as stored: scoped to the caller (a token's subject), so one caller's key never
     /// replays, or blocks, another's request. Unscoped without a caller (no authorizer).
     pub fn for_caller(&self, caller: Option<&str>) -> Self {

@@ -20,5 +20,5 @@ output "aggregate_dlq_url" { value = module.orders.aggregate_dlq_url }
 output "relay_dlq_url" { value = module.orders.relay_dlq_url }
 output "function_names" { value = module.orders.function_names }
 output "kms_key_arn" { value = module.orders.kms_key_arn }
-output "command_routes" { value = module.orders.command_routes }
+output "route_scopes" { value = module.orders.route_scopes }
 output "region" { value = var.region }

@@ -68,7 +68,7 @@ output "kms_key_arn" {
   value       = local.kms_key_arn
 }
 
-output "command_routes" {
-  description = "Routes behind the JWT authorizer when jwt_issuer is set."
-  value       = keys(local.command_routes)
+output "route_scopes" {
+  description = "Routes behind the JWT authorizer (when jwt_issuer is set) and the scopes each accepts; every other route is public."
+  value       = local.route_scopes
 }

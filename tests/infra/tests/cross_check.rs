@@ -491,3 +491,49 @@ fn change_consumers_are_mapped_to_the_orders_table_stream_in_order_and_without_s
         assert_eq!(destination, env.get("DLQ_URL").map(|u| resource_ref(u)));
     }
 }
+
+/// The scopes each route's JWT authorizer demands (`local.route_scopes`; absent: public) are
+/// the `security` the OpenAPI document declares for the operation — the role × route matrix
+/// the e2e tests run (tests/e2e/openapi.rs `role_matrix`) is generated from the document, so
+/// this ties it to what is deployed.
+#[test]
+fn the_documents_security_is_what_the_authorizer_demands() {
+    let d = deployment();
+    let module_scopes = d.module.local("route_scopes").unwrap();
+    let deployed: BTreeMap<String, BTreeSet<String>> = module_scopes
+        .as_map()
+        .expect("local.route_scopes is an object")
+        .iter()
+        .map(|(route, scopes)| {
+            let scopes = scopes
+                .as_list()
+                .unwrap_or_else(|| panic!("{route}: scopes are a list, not {scopes:?}"))
+                .iter()
+                .map(|s| s.as_str().unwrap_or_default().to_owned())
+                .collect();
+            (route.clone(), scopes)
+        })
+        .collect();
+    let routes = d.module.local("routes").unwrap();
+    let document: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("api/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    for route in routes.as_map().expect("local.routes").keys() {
+        let (method, path) = route.split_once(' ').unwrap();
+        let operation = &document["paths"][path][method.to_ascii_lowercase()];
+        assert!(operation.is_object(), "{route} is not documented");
+        let documented: BTreeSet<String> = operation["security"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{route} declares no security"))
+            .iter()
+            .flat_map(|r| r["signIn"].as_array().cloned().unwrap_or_default())
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
+        let want = deployed.get(route).cloned().unwrap_or_default();
+        assert_eq!(
+            documented, want,
+            "{route}: the document's scopes vs the authorizer's"
+        );
+    }
+}

@@ -156,7 +156,7 @@ pub async fn discover_routes(
         }
     }
 
-    let authorizers = discover_authorizers(&client, api_id).await?;
+    let mut authorizers: HashMap<String, Arc<JwtAuthorizer>> = HashMap::new();
     let mut table = RouteTable::new();
     let mut next_token = None;
     loop {
@@ -174,11 +174,18 @@ pub async fn discover_routes(
             let mut target = resolve_target(route.target(), &integrations, functions);
             if route.authorization_type() == Some(&AuthorizationType::Jwt) {
                 let id = route.authorizer_id().unwrap_or_default();
-                let authorizer = authorizers.get(id).with_context(|| {
-                    format!("route `{route_key}` names JWT authorizer {id:?}, which API {api_id} does not have")
-                })?;
+                let authorizer = match authorizers.get(id) {
+                    Some(known) => Arc::clone(known),
+                    None => {
+                        let found = discover_authorizer(&client, api_id, id)
+                            .await
+                            .with_context(|| format!("the authorizer of route `{route_key}`"))?;
+                        authorizers.insert(id.to_owned(), Arc::clone(&found));
+                        found
+                    }
+                };
                 target.auth = Some(RouteAuth {
-                    authorizer: Arc::clone(authorizer),
+                    authorizer,
                     scopes: route.authorization_scopes().to_vec(),
                 });
             }
@@ -200,43 +207,27 @@ pub async fn discover_routes(
     Ok(table)
 }
 
-/// The HTTP API's JWT authorizers, by id.
-async fn discover_authorizers(
+/// The JWT authorizer `id` of API `api_id` (GetAuthorizer: the emulator has no list call).
+async fn discover_authorizer(
     client: &aws_sdk_apigatewayv2::Client,
     api_id: &str,
-) -> anyhow::Result<HashMap<String, Arc<JwtAuthorizer>>> {
-    let mut out = HashMap::new();
-    let mut next_token = None;
-    loop {
-        let page = client
-            .get_authorizers()
-            .api_id(api_id)
-            .set_next_token(next_token.take())
-            .send()
-            .await
-            .with_context(|| format!("GetAuthorizers for API {api_id}"))?;
-        for authorizer in page.items() {
-            let (Some(id), Some(jwt)) =
-                (authorizer.authorizer_id(), authorizer.jwt_configuration())
-            else {
-                continue;
-            };
-            let issuer = jwt.issuer().unwrap_or_default().to_owned();
-            out.insert(
-                id.to_owned(),
-                Arc::new(JwtAuthorizer::new(
-                    authorizer.name().unwrap_or(id).to_owned(),
-                    issuer,
-                    jwt.audience().to_vec(),
-                )),
-            );
-        }
-        match page.next_token() {
-            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-            _ => break,
-        }
-    }
-    Ok(out)
+    id: &str,
+) -> anyhow::Result<Arc<JwtAuthorizer>> {
+    let authorizer = client
+        .get_authorizer()
+        .api_id(api_id)
+        .authorizer_id(id)
+        .send()
+        .await
+        .with_context(|| format!("GetAuthorizer {id} of API {api_id}"))?;
+    let jwt = authorizer
+        .jwt_configuration()
+        .with_context(|| format!("authorizer {id} of API {api_id} is not a JWT authorizer"))?;
+    Ok(Arc::new(JwtAuthorizer::new(
+        authorizer.name().unwrap_or(id).to_owned(),
+        jwt.issuer().unwrap_or_default().to_owned(),
+        jwt.audience().to_vec(),
+    )))
 }
 
 fn resolve_target(

@@ -93,7 +93,7 @@ fn from_item(item: &Item) -> Result<IdempotencyRecord, OrderError> {
         None => None,
     };
     Ok(IdempotencyRecord {
-        key: IdempotencyKey::parse(s("idempotencyKey")?).map_err(bad_id)?,
+        key: IdempotencyKey::stored(s("idempotencyKey")?).map_err(bad_id)?,
         request_fingerprint: s("requestFingerprint")?.to_owned(),
         order_id: OrderId::parse(s("orderId")?).map_err(bad_id)?,
         created_at: Timestamp::parse(s("createdAt")?).ok_or_else(|| {
