@@ -402,9 +402,10 @@ test('a customer token cannot read analytics, and no token cannot read orders', 
 
 test('signing out forgets the token and offers to sign in again', async () => {
   await page.getByTestId('sign-out').click();
+  await page.waitForURL(/\?signed-out$/, { timeout: 10_000 });
+  await screenshot('dashboard-signed-out.png');
   await page.getByTestId('signed-out').waitFor({ state: 'visible', timeout: 10_000 });
   assert.equal(await page.getByTestId('account').isVisible(), false);
-  await screenshot('dashboard-signed-out.png');
 });
 
 test('no console errors, warnings or page errors', () => {

@@ -877,3 +877,31 @@ async fn lines_are_priced_from_the_catalog_and_a_different_quoted_price_stores_n
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1["payload"]["order"]["total"], 3 * 1999);
 }
+
+#[tokio::test]
+async fn a_callers_key_is_stored_scoped_and_replays_from_the_table() {
+    let stack = spawn_stack().await;
+    let body = json!({"items": [{"productId": "sku-1", "quantity": 1}]}).to_string();
+    let as_caller = |sub: &str| {
+        let mut event: Value = serde_json::from_str(FIXTURE).unwrap();
+        event["body"] = Value::String(body.clone());
+        event["headers"]["idempotency-key"] = json!("shared-key");
+        event["requestContext"]["authorizer"] =
+            json!({"jwt": {"claims": {"sub": sub}, "scopes": ["orders/customer"]}});
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    };
+    let alice = stack.call(as_caller("alice")).await;
+    let bob = stack.call(as_caller("bob")).await;
+    assert_eq!(
+        (alice.status, bob.status),
+        (201, 201),
+        "{} {}",
+        alice.text,
+        bob.text
+    );
+    assert_ne!(alice.json()["orderId"], bob.json()["orderId"]);
+    // The replay reads the stored (scoped) key back from the table.
+    let again = stack.call(as_caller("alice")).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.json(), alice.json());
+}
