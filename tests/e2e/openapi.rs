@@ -239,12 +239,14 @@ impl Checker {
     /// Asserts this checker saw every documented status of the routes `routes` selects, but
     /// those a local stack cannot produce.
     /// Every role against every route of `routes`, as the document's `security` says: without
-    /// a token a protected route is 401, and a customer's token on a route whose scopes are
-    /// staff's is 403 — both from the authorizer, before any function runs. (Staff are the
-    /// rest of these tests' caller; what a customer may do on its routes is tests/e2e/auth.rs.)
+    /// a token a protected route is 401, a customer's token on a route whose scopes are
+    /// staff's is 403 — both from the authorizer, before any function runs — and every role
+    /// the scopes admit gets through to the function. (What a customer may then do with
+    /// others' orders is tests/e2e/auth.rs.)
     async fn role_matrix(&mut self, routes: impl Fn(&str) -> bool) {
         let customer = crate::client_as(orders_tests::Holder::Customer("matrix-customer"));
         let anonymous = reqwest::Client::new();
+        let staff = client();
         let operations: Vec<(String, Vec<String>)> = self.contract.doc["paths"]
             .as_object()
             .expect("paths")
@@ -282,9 +284,22 @@ impl Checker {
             let request = |client: &reqwest::Client| client.request(method.clone(), url(&path));
             self.expect(StatusCode::UNAUTHORIZED, &route, request(&anonymous))
                 .await;
-            if !scopes.iter().any(|s| s == "orders/customer") {
+            // Each role the route's scopes admit gets past the authorizer (whatever the
+            // function then answers an empty request: 2xx, 404, 415…, all documented).
+            let admitted: Vec<&reqwest::Client> = if scopes.iter().any(|s| s == "orders/customer") {
+                vec![&customer, &staff]
+            } else {
                 self.expect(StatusCode::FORBIDDEN, &route, request(&customer))
                     .await;
+                vec![&staff]
+            };
+            for client in admitted {
+                let reply = self.send(&route, request(client)).await;
+                assert!(
+                    reply.status != 401 && reply.status != 403,
+                    "{route}: a role its scopes admit got {}",
+                    reply.status
+                );
             }
         }
         // A customer acting for another: refused by the function (`forbidden`).
