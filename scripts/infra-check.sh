@@ -8,7 +8,7 @@
 # `apply` starts its own moto_server on INFRA_CHECK_PORT (default: the first free of 4579…4570)
 # with its own state under .local/infra-check/, so it never touches a running local stack. It applies the AWS example root
 # (not the local one, which every test run applies anyway) with the non-default branches switched
-# on: JWT authorizer, CORS, X-Ray, a provisioned stream, reserved concurrency, an alarm e-mail.
+# on: a Cognito user pool as the JWT issuer, CORS, X-Ray, a provisioned stream, reserved concurrency, an alarm e-mail.
 # checkov comes from PyPI into its own venv, .local/checkov-venv (pinned below): it pins boto3
 # and botocore versions older than the ones moto needs, so it cannot share .local/venv.
 set -euo pipefail
@@ -127,7 +127,7 @@ PY
   local vars=(
     -var "artifacts_dir=$artifacts" -var "name_prefix=orders-check"
     -var deletion_protection=false
-    -var "jwt_issuer=https://issuer.example.com" -var 'jwt_audience=["orders-api"]'
+    -var user_pool=true
     -var 'cors_allow_origins=["https://dashboard.example.com"]'
     -var tracing_enabled=true
     -var kinesis_stream_mode=PROVISIONED -var kinesis_shard_count=2

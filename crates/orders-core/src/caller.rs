@@ -3,7 +3,10 @@
 //! Authentication is API Gateway's (its JWT authorizer verifies the token before a function
 //! runs); the functions decide authorization from the claims it passes on:
 //! - **staff** (a token with the [`STAFF_SCOPE`] scope) manage the catalog, ship and deliver,
-//!   and see every order and the analytics;
+//!   and see every order and the analytics. Where the issuer puts the user's groups in the
+//!   token (Cognito's `cognito:groups`), staff must also be in the [`STAFF_GROUP`] group: a
+//!   Cognito app client grants any of its scopes to any user who asks, so the scope alone
+//!   would make every user staff;
 //! - a **customer** (any other token; its subject is the customer id) places orders for
 //!   itself, sees, lists and cancels its own orders — another customer's order is "not
 //!   found", never "forbidden", so ids cannot be probed;
@@ -16,6 +19,8 @@ use crate::order::Order;
 
 /// The scope that makes a token staff's.
 pub const STAFF_SCOPE: &str = "orders/admin";
+/// The group staff belong to, where the token lists groups.
+pub const STAFF_GROUP: &str = "staff";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -25,12 +30,18 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// The caller a token's subject and scopes describe (`None`: no token, no authorizer).
-    pub fn from_token(subject: Option<&str>, scopes: &[&str]) -> Result<Self, OrderError> {
+    /// The caller a token's subject, scopes and (where the issuer lists them) groups
+    /// describe (`None` subject: no token, no authorizer).
+    pub fn from_token(
+        subject: Option<&str>,
+        scopes: &[&str],
+        groups: Option<&[&str]>,
+    ) -> Result<Self, OrderError> {
         let Some(subject) = subject else {
             return Ok(Caller::Anonymous);
         };
-        if scopes.contains(&STAFF_SCOPE) {
+        let in_staff_group = groups.is_none_or(|groups| groups.contains(&STAFF_GROUP));
+        if scopes.contains(&STAFF_SCOPE) && in_staff_group {
             return Ok(Caller::Staff);
         }
         CustomerId::parse(subject)
@@ -102,19 +113,32 @@ mod tests {
 
     #[test]
     fn roles_come_from_the_scopes_and_the_subject() {
-        assert_eq!(Caller::from_token(None, &[]).unwrap(), Caller::Anonymous);
         assert_eq!(
-            Caller::from_token(Some("ops-1"), &["openid", STAFF_SCOPE]).unwrap(),
+            Caller::from_token(None, &[], None).unwrap(),
+            Caller::Anonymous
+        );
+        assert_eq!(
+            Caller::from_token(Some("ops-1"), &["openid", STAFF_SCOPE], None).unwrap(),
             Caller::Staff
         );
         assert_eq!(
-            Caller::from_token(Some("c-1"), &["openid"]).unwrap(),
+            Caller::from_token(Some("c-1"), &["openid"], None).unwrap(),
             Caller::Customer(id("c-1"))
         );
         assert!(matches!(
-            Caller::from_token(Some("not a customer/id"), &[]),
+            Caller::from_token(Some("not a customer/id"), &[], None),
             Err(OrderError::Forbidden(_))
         ));
+        // Where the token lists groups, the scope alone does not make staff.
+        let admin = ["openid", STAFF_SCOPE];
+        assert_eq!(
+            Caller::from_token(Some("c-1"), &admin, Some(&["buyers"])).unwrap(),
+            Caller::Customer(id("c-1"))
+        );
+        assert_eq!(
+            Caller::from_token(Some("ops-1"), &admin, Some(&["staff"])).unwrap(),
+            Caller::Staff
+        );
     }
 
     #[test]

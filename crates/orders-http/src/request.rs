@@ -117,8 +117,8 @@ pub fn subject(request: &Request) -> Option<String> {
         .cloned()
 }
 
-/// Who is calling, from the token's subject and scopes (the `scopes` API Gateway passes,
-/// else the token's `scope` claim).
+/// Who is calling, from the token's subject, scopes (the `scopes` API Gateway passes, else
+/// the token's `scope` claim) and groups (`cognito:groups`, where the issuer sets it).
 pub fn caller(request: &Request) -> Result<Caller, ApiError> {
     let Some(token) = jwt(request) else {
         return Ok(Caller::Anonymous);
@@ -131,8 +131,19 @@ pub fn caller(request: &Request) -> Result<Caller, ApiError> {
             .map(|s| s.split_whitespace().collect())
             .unwrap_or_default(),
     };
+    // API Gateway passes a list claim as text: `[staff buyers]`.
+    let groups: Option<Vec<&str>> = token.claims.get("cognito:groups").map(|g| {
+        g.trim_start_matches('[')
+            .trim_end_matches(']')
+            .split_whitespace()
+            .collect()
+    });
     let subject = token.claims.get("sub").map(String::as_str);
-    Ok(Caller::from_token(subject.or(Some("")), &scopes)?)
+    Ok(Caller::from_token(
+        subject.or(Some("")),
+        &scopes,
+        groups.as_deref(),
+    )?)
 }
 
 pub fn path_parameter(request: &Request, name: &str) -> Option<String> {

@@ -49,6 +49,7 @@ module "orders" {
   point_in_time_recovery = var.point_in_time_recovery
   kms_key_arn            = var.kms_key_arn
 
+  user_pool              = var.user_pool && var.jwt_issuer == null
   jwt_issuer             = var.jwt_issuer
   jwt_audience           = var.jwt_audience
   cors_allow_origins     = var.cors_allow_origins

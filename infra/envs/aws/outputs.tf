@@ -22,3 +22,5 @@ output "function_names" { value = module.orders.function_names }
 output "kms_key_arn" { value = module.orders.kms_key_arn }
 output "route_scopes" { value = module.orders.route_scopes }
 output "region" { value = var.region }
+output "sign_in" { value = module.orders.sign_in }
+output "user_pool_id" { value = module.orders.user_pool_id }

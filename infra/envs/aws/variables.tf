@@ -102,8 +102,14 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "user_pool" {
+  description = "Sign in with a Cognito user pool the module creates (unless jwt_issuer names another issuer)."
+  type        = bool
+  default     = true
+}
+
 variable "jwt_issuer" {
-  description = "JWT issuer URL for the command routes; null: no authorizer."
+  description = "An OIDC issuer of your own for the JWT authorizer (then no user pool is created); null: the user pool, or no sign-in with user_pool = false."
   type        = string
   default     = null
 }

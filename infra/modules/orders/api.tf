@@ -73,13 +73,17 @@ resource "aws_apigatewayv2_authorizer" "jwt" {
   identity_sources = ["$request.header.Authorization"]
 
   jwt_configuration {
-    issuer   = var.jwt_issuer
-    audience = var.jwt_audience
+    issuer   = local.jwt_issuer
+    audience = local.jwt_audience
   }
 
   lifecycle {
     precondition {
-      condition     = length(var.jwt_audience) > 0
+      condition     = !(var.user_pool && var.jwt_issuer != null)
+      error_message = "Either user_pool (the module's own Cognito issuer) or jwt_issuer, not both."
+    }
+    precondition {
+      condition     = length(local.jwt_audience) > 0
       error_message = "jwt_audience must list at least one audience when jwt_issuer is set."
     }
   }
@@ -112,7 +116,7 @@ resource "aws_apigatewayv2_route" "public" {
 resource "aws_apigatewayv2_route" "protected" {
   for_each = local.protected_routes
 
-  #checkov:skip=CKV_AWS_309: JWT whenever var.jwt_issuer is set, which both roots do (the local one with the development issuer); left unset only by a deliberate trial deployment.
+  #checkov:skip=CKV_AWS_309: JWT whenever var.user_pool or var.jwt_issuer is set, which both roots do (AWS: a user pool by default; local: the development issuer); off only in a deliberate trial deployment.
 
   api_id               = aws_apigatewayv2_api.http.id
   route_key            = each.key

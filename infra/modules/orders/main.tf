@@ -93,7 +93,7 @@ locals {
   }
   protected_routes = { for route, bin in local.routes : route => bin if contains(keys(local.route_scopes), route) }
   public_routes    = { for route, bin in local.routes : route => bin if !contains(keys(local.route_scopes), route) }
-  jwt_enabled      = var.jwt_issuer != null
+  jwt_enabled      = var.jwt_issuer != null || var.user_pool
 
   log_env = { RUST_LOG = var.log_level }
 
@@ -117,9 +117,9 @@ locals {
         ANALYTICS_TABLE = aws_dynamodb_table.analytics.name
         # The dashboard signs in with the authorizer's issuer (authorization code + PKCE,
         # the first audience as its client id); empty without an authorizer.
-        SIGN_IN_CLIENT_ID     = local.jwt_enabled ? var.jwt_audience[0] : ""
-        SIGN_IN_AUTHORIZE_URL = local.jwt_enabled ? coalesce(var.sign_in_authorize_url, "${var.jwt_issuer}/authorize") : ""
-        SIGN_IN_TOKEN_URL     = local.jwt_enabled ? coalesce(var.sign_in_token_url, "${var.jwt_issuer}/token") : ""
+        SIGN_IN_CLIENT_ID     = local.jwt_enabled ? local.jwt_audience[0] : ""
+        SIGN_IN_AUTHORIZE_URL = local.sign_in_authorize_url
+        SIGN_IN_TOKEN_URL     = local.sign_in_token_url
         SIGN_IN_SCOPE         = "openid orders/customer orders/admin"
       })
     }

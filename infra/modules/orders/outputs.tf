@@ -72,3 +72,18 @@ output "route_scopes" {
   description = "Routes behind the JWT authorizer (when jwt_issuer is set) and the scopes each accepts; every other route is public."
   value       = local.route_scopes
 }
+
+output "sign_in" {
+  description = "The dashboard's sign-in: the issuer, the client id and the endpoints (null without sign-in)."
+  value = local.jwt_enabled ? {
+    issuer        = local.jwt_issuer
+    client_id     = local.jwt_audience[0]
+    authorize_url = local.sign_in_authorize_url
+    token_url     = local.sign_in_token_url
+  } : null
+}
+
+output "user_pool_id" {
+  description = "The Cognito user pool the module created (var.user_pool), else null. Put staff in its `staff` group."
+  value       = var.user_pool ? aws_cognito_user_pool.users[0].id : null
+}

@@ -235,6 +235,24 @@ variable "jwt_issuer" {
   }
 }
 
+variable "user_pool" {
+  description = "Create a Cognito user pool as the issuer (users.tf): hosted sign-in, the dashboard as a PKCE client, scopes orders/customer and orders/admin, a staff group. Leave jwt_issuer null then."
+  type        = bool
+  default     = false
+}
+
+variable "user_pool_domain" {
+  description = "Prefix of the user pool's hosted sign-in domain (<prefix>.auth.<region>.amazoncognito.com); null: <name_prefix>-<account id>."
+  type        = string
+  default     = null
+}
+
+variable "user_pool_admin_create_only" {
+  description = "Only administrators create users (no self sign-up)."
+  type        = bool
+  default     = false
+}
+
 variable "jwt_audience" {
   description = "Accepted JWT audiences (aud claim; the app client id for Cognito). Required with jwt_issuer."
   type        = list(string)
