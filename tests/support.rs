@@ -503,6 +503,8 @@ impl RecordedMetrics {
 pub struct Claims<'a> {
     pub subject: &'a str,
     pub scopes: &'a [&'a str],
+    /// `cognito:groups`, as a Cognito token carries them (empty: no such claim).
+    pub groups: &'a [&'a str],
 }
 
 /// An API Gateway HTTP API (payload 2.0) event for `route_key` (`GET /orders/{orderId}`) at
@@ -547,8 +549,14 @@ pub fn api_event(
         event["pathParameters"] = params.into();
     }
     if let Some(token) = token {
+        let mut claims = serde_json::json!({"sub": token.subject, "iss": "https://issuer.example",
+            "scope": token.scopes.join(" ")});
+        if !token.groups.is_empty() {
+            // API Gateway passes a list claim as text.
+            claims["cognito:groups"] = format!("[{}]", token.groups.join(" ")).into();
+        }
         event["requestContext"]["authorizer"] = serde_json::json!({"jwt": {
-            "claims": {"sub": token.subject, "iss": "https://issuer.example", "scope": token.scopes.join(" ")},
+            "claims": claims,
             "scopes": token.scopes,
         }});
     }

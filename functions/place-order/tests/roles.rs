@@ -13,14 +13,17 @@ use serde_json::{Value, json};
 const ALICE: Claims = Claims {
     subject: "alice",
     scopes: &["openid"],
+    groups: &[],
 };
 const BOB: Claims = Claims {
     subject: "bob",
     scopes: &["openid"],
+    groups: &[],
 };
 const STAFF: Claims = Claims {
     subject: "ops-1",
     scopes: &["openid", STAFF_SCOPE],
+    groups: &[],
 };
 
 async fn call(app: &MemoryApp, event: Value) -> (u16, Value) {

@@ -17,10 +17,12 @@ type Service = QueryService<MemoryOrderStore, MemoryCatalog, MemoryAnalytics>;
 const ALICE: Claims = Claims {
     subject: "alice",
     scopes: &["openid"],
+    groups: &[],
 };
 const STAFF: Claims = Claims {
     subject: "ops-1",
     scopes: &["openid", STAFF_SCOPE],
+    groups: &[],
 };
 
 async fn order_of(service: &Service, customer: &str, n: u128) -> String {
