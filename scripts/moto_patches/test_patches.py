@@ -24,9 +24,9 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from moto_patches import fast_paths, gsi_index, kinesis_shards, lambda_creates, limits, no_lambda_invoke, route_keys, serialise, streams, transactions  # noqa: E402
+from moto_patches import cognito_resource_servers, fast_paths, gsi_index, kinesis_shards, lambda_creates, limits, no_lambda_invoke, route_keys, serialise, streams, transactions  # noqa: E402
 
-for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys, streams, limits, lambda_creates):
+for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys, streams, limits, lambda_creates, cognito_resource_servers):
     patch.install()
 
 SHARDS = 4
@@ -393,6 +393,20 @@ class RouteKeysUnique(unittest.TestCase):
         client.create_route(ApiId=api, RouteKey="GET /orders", Target="integrations/a")
         keys = sorted(r["RouteKey"] for r in client.get_routes(ApiId=api)["Items"])
         self.assertEqual(keys, ["GET /health", "GET /orders"])
+
+
+class ResourceServersDeleted(unittest.TestCase):
+    @mock_aws
+    def test_a_deleted_resource_server_is_gone_and_a_second_delete_is_not_found(self):
+        client = boto3.client("cognito-idp")
+        pool = client.create_user_pool(PoolName="users")["UserPool"]["Id"]
+        client.create_resource_server(UserPoolId=pool, Identifier="orders", Name="orders",
+                                      Scopes=[{"ScopeName": "admin", "ScopeDescription": "staff"}])
+        client.delete_resource_server(UserPoolId=pool, Identifier="orders")
+        with self.assertRaises(client.exceptions.ResourceNotFoundException):
+            client.describe_resource_server(UserPoolId=pool, Identifier="orders")
+        with self.assertRaises(client.exceptions.ResourceNotFoundException):
+            client.delete_resource_server(UserPoolId=pool, Identifier="orders")
 
 
 class KinesisShard(unittest.TestCase):
