@@ -507,6 +507,26 @@ pub struct Claims<'a> {
     pub groups: &'a [&'a str],
 }
 
+impl<'a> Claims<'a> {
+    /// A customer's token: its subject is the customer id.
+    pub const fn customer(id: &'a str) -> Self {
+        Self {
+            subject: id,
+            scopes: &["openid"],
+            groups: &[],
+        }
+    }
+
+    /// A staff member's token (the staff scope, no group claim).
+    pub const fn staff() -> Self {
+        Self {
+            subject: "ops-1",
+            scopes: &["openid", orders_core::caller::STAFF_SCOPE],
+            groups: &[],
+        }
+    }
+}
+
 /// An API Gateway HTTP API (payload 2.0) event for `route_key` (`GET /orders/{orderId}`) at
 /// `path`, as API Gateway sends it to a function; with the authorizer's claims when `token`
 /// is given. Turn it into a request with `lambda_http::request::from_str`.

@@ -7,48 +7,23 @@
 //! `cargo bench -p place-order --bench handler`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use orders_core::Currency;
-use orders_core::memory::{
-    FixedClock, MemoryCatalog, MemoryCommands, MemoryIdempotencyStore, MemoryOrderStore,
-    SequentialIds,
-};
-use orders_core::time::Timestamp;
-use place_order::{App, CommandService, PlaceOrderService, handle};
+use place_order::handle;
 use serde_json::Value;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const FIXTURE: &str = include_str!("../tests/fixtures/post-order.json");
 const BODY: &str = r#"{"customerId":"c-1","items":[{"productId":"sku-1","quantity":2,"unitPrice":1999},{"productId":"sku-2","quantity":1,"unitPrice":500}],"currency":"USD"}"#;
 
-type Service = App<MemoryOrderStore, MemoryIdempotencyStore, MemoryCommands, MemoryCatalog>;
+// The same in-memory app the handler's tests use.
+#[path = "../tests/memory/mod.rs"]
+#[allow(dead_code)] // the bench needs only the app
+mod memory;
+
+type Service = memory::MemoryApp;
 
 fn service() -> Service {
-    let store = MemoryOrderStore::new();
-    let catalog = MemoryCatalog::new();
-    let clock = Arc::new(FixedClock(
-        Timestamp::parse("2026-11-21T10:00:00Z").unwrap(),
-    ));
-    App {
-        place: PlaceOrderService {
-            store: store.clone(),
-            idempotency: MemoryIdempotencyStore::new(),
-            catalog: catalog.clone(),
-            clock: clock.clone(),
-            ids: Arc::new(SequentialIds::new()),
-            currency: Currency::parse("USD").unwrap(),
-            idempotency_ttl_seconds: 86_400,
-        },
-        commands: CommandService {
-            commands: MemoryCommands {
-                store,
-                catalog: catalog.clone(),
-            },
-            catalog,
-            clock,
-        },
-    }
+    memory::app()
 }
 
 /// Empties the in-memory ports so memory stays flat however many iterations criterion runs.

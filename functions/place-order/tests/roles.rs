@@ -5,26 +5,13 @@
 mod memory;
 
 use memory::{MemoryApp, request};
-use orders_core::caller::STAFF_SCOPE;
 use orders_tests::{Claims, api_event};
 use place_order::handler::handle;
 use serde_json::{Value, json};
 
-const ALICE: Claims = Claims {
-    subject: "alice",
-    scopes: &["openid"],
-    groups: &[],
-};
-const BOB: Claims = Claims {
-    subject: "bob",
-    scopes: &["openid"],
-    groups: &[],
-};
-const STAFF: Claims = Claims {
-    subject: "ops-1",
-    scopes: &["openid", STAFF_SCOPE],
-    groups: &[],
-};
+const ALICE: Claims = Claims::customer("alice");
+const BOB: Claims = Claims::customer("bob");
+const STAFF: Claims = Claims::staff();
 
 async fn call(app: &MemoryApp, event: Value) -> (u16, Value) {
     let response = handle(app, request(event)).await;

@@ -14,16 +14,8 @@ use serde_json::Value;
 
 type Service = QueryService<MemoryOrderStore, MemoryCatalog, MemoryAnalytics>;
 
-const ALICE: Claims = Claims {
-    subject: "alice",
-    scopes: &["openid"],
-    groups: &[],
-};
-const STAFF: Claims = Claims {
-    subject: "ops-1",
-    scopes: &["openid", STAFF_SCOPE],
-    groups: &[],
-};
+const ALICE: Claims = Claims::customer("alice");
+const STAFF: Claims = Claims::staff();
 
 async fn order_of(service: &Service, customer: &str, n: u128) -> String {
     let command = PlaceOrder {
@@ -152,5 +144,29 @@ async fn a_customer_reads_only_its_own_orders_and_no_analytics() {
         &STAFF,
     )
     .await;
+    assert_eq!(status, 200);
+
+    // A Cognito token: the admin scope (any user of the client may ask for it) is staff's
+    // only with the staff group.
+    let summary = "/analytics/summary";
+    let asked = Claims {
+        subject: "alice",
+        scopes: &["openid", STAFF_SCOPE],
+        groups: &["buyers"],
+    };
+    let (status, _) = get(&service, "GET /analytics/summary", summary, "", &asked).await;
+    assert_eq!(status, 403);
+    let (status, list) = get(&service, "GET /orders", "/orders", "", &asked).await;
+    assert_eq!(
+        (status, ids(&list)),
+        (200, vec![mine.as_str()]),
+        "a customer still"
+    );
+    let grouped = Claims {
+        subject: "ops-2",
+        scopes: &["openid", STAFF_SCOPE],
+        groups: &["staff", "buyers"],
+    };
+    let (status, _) = get(&service, "GET /analytics/summary", summary, "", &grouped).await;
     assert_eq!(status, 200);
 }

@@ -5,6 +5,7 @@
 
 use dev_auth::Jwks;
 use dev_auth::verify::{Authorizer, Rejection, Verified, verify};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use tracing::warn;
@@ -17,7 +18,7 @@ pub struct JwtAuthorizer {
     pub issuer: String,
     pub audiences: Vec<String>,
     http: reqwest::Client,
-    keys: Mutex<Option<(Jwks, Instant)>>,
+    keys: Mutex<Option<(Arc<Jwks>, Instant)>>,
 }
 
 impl JwtAuthorizer {
@@ -56,7 +57,8 @@ impl JwtAuthorizer {
         }
     }
 
-    async fn keys(&self, refresh: bool) -> Jwks {
+    /// The issuer's keys, shared (not copied) by the requests that check against them.
+    async fn keys(&self, refresh: bool) -> Arc<Jwks> {
         let mut cached = self.keys.lock().await;
         let stale = match &*cached {
             None => true,
@@ -64,7 +66,7 @@ impl JwtAuthorizer {
         };
         if stale {
             match self.fetch().await {
-                Ok(jwks) => *cached = Some((jwks, Instant::now())),
+                Ok(jwks) => *cached = Some((Arc::new(jwks), Instant::now())),
                 Err(err) => {
                     warn!(authorizer = %self.name, issuer = %self.issuer, "fetching the issuer's keys: {err:#}")
                 }
