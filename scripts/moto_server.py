@@ -19,10 +19,9 @@ import sys
 import moto.server
 import waitress
 
-from moto_patches import cognito_resource_servers, fast_paths, gsi_index, kinesis_shards, lambda_creates, limits, no_lambda_invoke, route_keys, serialise, streams, transactions
+import moto_patches
 
-for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys, streams, limits, lambda_creates, cognito_resource_servers):
-    patch.install()
+moto_patches.install_all()
 
 
 def main(argv):

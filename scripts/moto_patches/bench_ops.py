@@ -24,10 +24,9 @@ import moto.server  # noqa: E402
 from werkzeug.test import Client  # noqa: E402
 
 if patched:
-    from moto_patches import fast_paths, gsi_index, kinesis_shards, no_lambda_invoke, route_keys, serialise, transactions
+    import moto_patches
 
-    for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys):
-        patch.install()
+    moto_patches.install_all()
 
 CLIENT = Client(moto.server.DomainDispatcherApplication(moto.server.create_backend_app))
 TARGETS = {"dynamodb": ("DynamoDB_20120810", "1.0"), "kinesis": ("Kinesis_20131202", "1.1")}

@@ -6,9 +6,9 @@ took most of the emulator's time before any DynamoDB work was done:
 - Routing a request to a service lists moto's package directory (`os.listdir` plus an
   `isdir` per entry) — twice per request. The list is fixed once moto is installed.
 - Each request lists the handler class's methods with `inspect.getmembers`.
-- Every UpdateItem parses its expression again, although the aggregate sends the same few
-  expressions over and over; the validator then `deepcopy`s the tree (pickling is ~3×
-  faster for these trees, and gives the same independent copy).
+- Every UpdateItem parses its expression twice (handler and model), although the aggregate
+  sends the same few expressions over and over; the validator then `deepcopy`s the tree
+  (pickling is ~3× faster for these trees, and gives the same independent copy).
 - Each node of an expression tree asks every processor to rebuild its map of node types.
 - Two validators (clause counts, overlapping paths) check every nested sub-expression of an
   update expression, each time collecting all clauses below it: O(clauses²) — 71 checks for
@@ -48,8 +48,9 @@ def _copy(value, memo=None):
 
 
 class _CachedUpdateExpressionParser:
-    """UpdateExpressionParser with a cache of parsed trees (as pickles, so callers that
-    change their tree never change the cached one)."""
+    """UpdateExpressionParser with a cache of parsed trees. Callers share the cached tree:
+    the handlers only search it for placeholders, and the validator works on its own copy
+    (`Validator.__init__` deep-copies the tree it is given before changing it)."""
 
     _parsed = {}
     _LIMIT = 4096
@@ -58,11 +59,11 @@ class _CachedUpdateExpressionParser:
     def make(cls, expression):
         cached = cls._parsed.get(expression)
         if cached is None:
-            cached = pickle.dumps(UpdateExpressionParser.make(expression), pickle.HIGHEST_PROTOCOL)
+            cached = UpdateExpressionParser.make(expression)
             if len(cls._parsed) >= cls._LIMIT:
                 cls._parsed.clear()
             cls._parsed[expression] = cached
-        return pickle.loads(cached)
+        return cached
 
 
 def _processing_map(self):

@@ -8,6 +8,7 @@ Kinesis: sequence numbers grow by one, and GetRecords pages through a shard in o
 Run: .local/venv/bin/python -m unittest discover -s scripts/moto_patches -p 'test_*.py'
 """
 
+import json
 import os
 import random
 import sys
@@ -24,10 +25,9 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from moto_patches import cognito_resource_servers, fast_paths, gsi_index, kinesis_shards, lambda_creates, limits, no_lambda_invoke, route_keys, serialise, streams, transactions  # noqa: E402
+import moto_patches  # noqa: E402
 
-for patch in (serialise, transactions, gsi_index, kinesis_shards, no_lambda_invoke, fast_paths, route_keys, streams, limits, lambda_creates, cognito_resource_servers):
-    patch.install()
+moto_patches.install_all()
 
 SHARDS = 4
 STATUSES = ["PENDING", "PROCESSED", "FAILED"]
@@ -292,7 +292,7 @@ class StreamReadsRoundTrip(unittest.TestCase):
             body = body.encode() if isinstance(body, str) else body
             return parse.parse({"body": body, "headers": {}, "status_code": 200}, shape)
 
-        ours, stock = parsed(streams.serialized), parsed(streams._serialized)
+        ours, stock = parsed(moto_patches.streams.serialized), parsed(moto_patches.streams._serialized)
         for answer in (ours, stock):
             answer.pop("ResponseMetadata", None)
         self.assertEqual(normalise(ours), normalise(stock))
@@ -432,6 +432,104 @@ class KinesisShard(unittest.TestCase):
         client.put_record(StreamName="s", Data=b"new", PartitionKey="k")
         self.assertEqual([r["Data"] for r in client.get_records(ShardIterator=latest)["Records"]], [b"new"])
 
+
+class CachedConditionsUseEachRequestsValues(unittest.TestCase):
+    """conditions.py: one tree per expression, evaluated with the values of each request."""
+
+    @mock_aws
+    def test_the_same_expression_with_other_values_and_names(self):
+        client = boto3.client("dynamodb")
+        client.create_table(TableName="c", BillingMode="PAY_PER_REQUEST",
+                            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+        key = {"pk": {"S": "a"}}
+
+        def move(name, low, high):
+            # The aggregate's watermark write: only when the stored mark is below `low`.
+            client.update_item(TableName="c", Key=key, UpdateExpression="SET #w = :high ADD n :one",
+                               ConditionExpression="attribute_not_exists(#w) OR #w < :low",
+                               ExpressionAttributeNames={"#w": name},
+                               ExpressionAttributeValues={":high": {"N": str(high)}, ":low": {"N": str(low)},
+                                                          ":one": {"N": "1"}})
+
+        move("wm1", 1, 5)
+        move("wm1", 6, 9)  # 5 < 6: applies
+        with self.assertRaises(client.exceptions.ConditionalCheckFailedException):
+            move("wm1", 3, 4)  # 9 >= 3: refused, although the first request's :low was 1
+        move("wm2", 3, 4)  # another name, another attribute: applies
+        stored = client.get_item(TableName="c", Key=key)["Item"]
+        self.assertEqual((stored["wm1"], stored["wm2"], stored["n"]), ({"N": "9"}, {"N": "4"}, {"N": "3"}))
+        # An invalid expression fails every time, and so does a missing placeholder (moto lets
+        # ValueError / KeyError out for these: a 500 in server mode, as without the patch).
+        for _ in range(2):
+            with self.assertRaises((client.exceptions.ClientError, ValueError)):
+                client.put_item(TableName="c", Item=key, ConditionExpression="#w <",
+                                ExpressionAttributeNames={"#w": "wm1"})
+            with self.assertRaises((client.exceptions.ClientError, KeyError)):
+                client.put_item(TableName="c", Item=key, ConditionExpression="#w < :missing",
+                                ExpressionAttributeNames={"#w": "wm1"},
+                                ExpressionAttributeValues={":other": {"N": "1"}})
+
+
+class DirectDispatchAnswersAsFlaskDoes(unittest.TestCase):
+    """direct_dispatch.py: data-plane calls skip moto's Flask app and answer the same."""
+
+    def test_answers_equal_moto_routing_its_own(self):
+        import moto.server
+        from werkzeug.test import Client
+
+        from moto_patches import direct_dispatch, serialise
+
+        direct_calls = []
+        answer = direct_dispatch.answer
+
+        def counting(*args):
+            direct_calls.append(1)
+            return answer(*args)
+
+        direct_dispatch.answer = counting
+        self.addCleanup(setattr, direct_dispatch, "answer", answer)
+        direct = Client(moto.server.DomainDispatcherApplication(moto.server.create_backend_app))
+        # The application direct_dispatch extends: moto's Flask routing, same lock and counts.
+        routed = Client(serialise.CountingDispatcher(moto.server.create_backend_app))
+
+        def call(client, service, operation, body):
+            prefix, version = {"dynamodb": ("DynamoDB_20120810", "1.0"),
+                               "kinesis": ("Kinesis_20131202", "1.1")}[service]
+            return client.post("/", data=json.dumps(body), headers={
+                "X-Amz-Target": f"{prefix}.{operation}",
+                "Content-Type": f"application/x-amz-json-{version}",
+                "Authorization": f"AWS4-HMAC-SHA256 Credential=t/20261207/us-east-1/{service}/aws4_request, "
+                                 "SignedHeaders=host, Signature=x"})
+
+        with mock_aws():
+            call(routed, "dynamodb", "CreateTable", {
+                "TableName": "d", "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]})
+            self.assertEqual(call(direct, "dynamodb", "PutItem", {
+                "TableName": "d", "Item": {"pk": {"S": "a"}, "n": {"N": "1"}}}).status_code, 200)
+            call(routed, "kinesis", "CreateStream", {"StreamName": "s", "ShardCount": 1})
+            call(direct, "kinesis", "PutRecord", {"StreamName": "s", "Data": "eA==", "PartitionKey": "k"})
+            before = len(direct_calls)
+            requests = [
+                ("dynamodb", "GetItem", {"TableName": "d", "Key": {"pk": {"S": "a"}}}),
+                ("dynamodb", "Scan", {"TableName": "d"}),
+                # Refused without changing anything: the error answer, both ways.
+                ("dynamodb", "PutItem", {"TableName": "d", "Item": {"pk": {"S": "a"}},
+                                         "ConditionExpression": "attribute_not_exists(pk)"}),
+                ("dynamodb", "GetItem", {"TableName": "missing", "Key": {"pk": {"S": "a"}}}),
+                ("kinesis", "ListShards", {"StreamName": "s"}),
+            ]
+            for service, operation, body in requests:
+                ours, moto_s = call(direct, service, operation, body), call(routed, service, operation, body)
+                self.assertEqual(ours.status_code, moto_s.status_code, operation)
+                self.assertEqual(json.loads(ours.data), json.loads(moto_s.data), operation)
+                self.assertEqual(ours.headers["Content-Type"], moto_s.headers["Content-Type"], operation)
+                self.assertEqual(ours.headers["Content-Length"], str(len(ours.data)), operation)
+            self.assertEqual(len(direct_calls) - before, len(requests))
+            self.assertEqual(json.loads(call(direct, "dynamodb", "PutItem", requests[2][2]).data)["__type"],
+                             "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException")
 
 if __name__ == "__main__":
     unittest.main()

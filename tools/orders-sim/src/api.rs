@@ -299,7 +299,8 @@ impl Api {
     pub async fn place(&self, body: &Value, key: &str) -> Timed<Placed> {
         let url = format!("{}/orders", self.base);
         let bytes = body.to_string();
-        // 409: a retry racing the first attempt of the same key, still in progress.
+        // Only transient failures: a retry of the same key resumes an unfinished attempt, and
+        // every 409 here (a price that changed) is the answer, not a race.
         let sent = self
             .send(
                 || {
@@ -309,7 +310,7 @@ impl Api {
                         .header("idempotency-key", key)
                         .body(bytes.clone())
                 },
-                |s| transient(s) || s == StatusCode::CONFLICT,
+                transient,
             )
             .await;
         let value = match sent.value {

@@ -1,10 +1,12 @@
-//! The traffic: a catalog, a customer population and a stream of requests, all drawn from one
-//! seed, so two runs with the same seed send the same bodies in the same order.
+//! The traffic: a catalog (drawn from its prefix), a customer population and a stream of
+//! requests (drawn from one seed), so two runs with the same seed send the same bodies in the
+//! same order, and runs that share a catalog send its prices.
 //!
 //! The shape follows what a shop sees: a few products sell most (Zipf-like popularity, rank
 //! `r` drawn with weight `1 / r^s`), most customers come back (a returning customer is drawn
 //! from those who ordered before), most baskets hold one or two lines. Pure: no I/O, no clock.
 
+use orders_core::shard::stable_hash;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -179,8 +181,10 @@ pub enum Request {
 
 /// The catalog of a run: product `i` is the `i`-th most popular.
 pub fn catalog(settings: &Settings) -> Vec<Product> {
-    // Its own stream, so the catalog does not depend on how many requests are drawn.
-    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0xC47A_1061);
+    // Drawn from the prefix, not the run's seed: runs that share a catalog (`--no-catalog`)
+    // must send its prices, which the API checks against what the first run loaded. Its own
+    // stream, so the catalog does not depend on how many requests are drawn either.
+    let mut rng = ChaCha8Rng::seed_from_u64(stable_hash(&settings.catalog_prefix) ^ 0xC47A_1061);
     (0..settings.products)
         .map(|i| Product {
             id: product_id(&settings.catalog_prefix, i),
@@ -466,8 +470,19 @@ mod tests {
         let c: Vec<Request> = Generator::new(settings(8)).take(500).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert_eq!(catalog(&settings(7)), catalog(&settings(7)));
-        assert_ne!(catalog(&settings(7)), catalog(&settings(8)));
+        // Runs that share a catalog prefix share its prices, whatever their seeds.
+        assert_eq!(catalog(&settings(7)), catalog(&settings(8)));
+        let other = Settings {
+            catalog_prefix: "other".into(),
+            ..settings(7)
+        };
+        assert_ne!(
+            catalog(&settings(7))
+                .iter()
+                .map(|p| p.price)
+                .collect::<Vec<_>>(),
+            catalog(&other).iter().map(|p| p.price).collect::<Vec<_>>()
+        );
         // The catalog does not depend on how much traffic is drawn.
         let mut g = Generator::new(settings(7));
         g.nth(100);
