@@ -13,9 +13,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 VENV="$LOCAL/venv"
-# moto's models, served by waitress (scripts/moto_server.py says why).
-EMULATOR_SPECS=("moto[server]==5.2.5" "waitress==3.0.2")
-MARKER="$VENV/.installed-moto-5.2.5-waitress-3.0.2"
+# moto's models, served by granian (scripts/moto_server.py says why).
+EMULATOR_SPECS=("moto[server]==5.2.5" "granian==2.8.9")
+MARKER="$VENV/.installed-moto-5.2.5-granian-2.8.9"
 PORT="${EMULATOR_PORT:-4566}"
 HOST="127.0.0.1"
 URL="http://$HOST:$PORT"
@@ -30,7 +30,7 @@ log() { echo "emulator: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 ensure_venv() {
-  [ -f "$MARKER" ] && [ -x "$VENV/bin/moto_server" ] && return 0
+  [ -f "$MARKER" ] && [ -x "$VENV/bin/granian" ] && return 0
   mkdir -p "$LOCAL"
   command -v python3 >/dev/null || die "python3 is required"
   log "installing ${EMULATOR_SPECS[*]} into .local/venv (one-time)..."
@@ -91,13 +91,15 @@ cmd_start() {
   : >"$LOG"
   # Detach fully: no stdin, all output (moto logs noisy Docker/Lambda errors) to the log.
   # scripts/moto_server.py is moto with fixes for concurrency and speed (scripts/moto_patches).
-  nohup "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H "$HOST" -p "$PORT" </dev/null >>"$LOG" 2>&1 &
-  local pid=$!
-  echo "$pid" >"$PIDFILE"
+  # The process that serves writes the pid file (the launcher is not the one to pause or stop).
+  rm -f "$PIDFILE"
+  nohup "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H "$HOST" -p "$PORT" --pid-file "$PIDFILE" \
+    </dev/null >>"$LOG" 2>&1 &
+  local launcher=$!
 
   local waited=0
-  while ! port_answers; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+  while ! { port_answers && [ -s "$PIDFILE" ]; }; do
+    if ! kill -0 "$launcher" 2>/dev/null; then
       rm -f "$PIDFILE"
       log "moto_server exited during startup; last log lines:"
       tail -n 30 "$LOG" >&2 || true
@@ -106,13 +108,13 @@ cmd_start() {
     if [ "$waited" -ge $((START_TIMEOUT * 4)) ]; then
       log "moto_server did not answer on $URL within ${START_TIMEOUT}s; last log lines:"
       tail -n 30 "$LOG" >&2 || true
-      kill "$pid" 2>/dev/null || true
+      kill "$launcher" 2>/dev/null || true
       rm -f "$PIDFILE"
       exit 1
     fi
     sleep 0.25; waited=$((waited + 1))
   done
-  log "moto started (pid $pid) on $URL, log: ${LOG#"$ROOT"/}"
+  log "moto started (pid $(cat "$PIDFILE")) on $URL, log: ${LOG#"$ROOT"/}"
 }
 
 cmd_stop() {
@@ -122,9 +124,19 @@ cmd_stop() {
     log "no moto started by this script is running"
     return 0
   fi
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+  # Its launcher holds the listening socket: wait for both, so the port is free afterwards.
+  local launcher; launcher="$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ' || true)"
+  case "$(tr '\0' ' ' <"/proc/$launcher/cmdline" 2>/dev/null || true)" in
+    *moto_server*) ;;
+    *) launcher="" ;;
+  esac
+  kill -CONT "$pid" 2>/dev/null || true  # a paused server cannot exit
+  kill "$pid" $launcher 2>/dev/null || true
+  local p
+  for p in "$pid" $launcher; do
+    for _ in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$p" 2>/dev/null || true
+  done
   rm -f "$PIDFILE"
   log "moto stopped (pid $pid)"
 }

@@ -28,10 +28,11 @@ _LIMIT = 4096
 def _key(parser):
     names = parser.expression_attribute_names
     values = parser.expression_attribute_values
+    # Sorted: clients build these maps in any order (the Rust SDK's are hash maps).
     return (
         parser.condition_expression,
-        tuple(names.items()) if names else None,
-        tuple(values) if values else None,
+        tuple(sorted(names.items())) if names else None,
+        tuple(sorted(values)) if values else None,
     )
 
 

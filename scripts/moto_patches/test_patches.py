@@ -188,6 +188,20 @@ class ReadsRoundTrip(unittest.TestCase):
         self.assertEqual([normalise(i) for i in page["Items"]], [normalise(written)])
         batch = client.batch_get_item(RequestItems={"orders": {"Keys": [{"orderId": {"S": "01JALL"}}]}})
         self.assertEqual([normalise(i) for i in batch["Responses"]["orders"]], [normalise(written)])
+        # Writes that return attributes answer with plain JSON too.
+        key = {"orderId": {"S": "01JALL"}}
+        old = client.put_item(TableName="orders", Item=written, ReturnValues="ALL_OLD")
+        self.assertEqual(normalise(old["Attributes"]), normalise(written))
+        new = client.update_item(TableName="orders", Key=key, UpdateExpression="SET #b = :b ADD #n :one",
+                                 ExpressionAttributeNames={"#b": "b2", "#n": "count"},
+                                 ExpressionAttributeValues={":b": {"B": b"\x01"}, ":one": {"N": "1"}},
+                                 ReturnValues="ALL_NEW")["Attributes"]
+        self.assertEqual(normalise(new), normalise(written | {"b2": {"B": b"\x01"}, "count": {"N": "1"}}))
+        client.transact_write_items(TransactItems=[{"Update": {
+            "TableName": "orders", "Key": key, "UpdateExpression": "REMOVE b2"}}])
+        client.batch_write_item(RequestItems={"orders": [{"PutRequest": {"Item": item("01JB", "c-2", "PENDING", 2)}}]})
+        deleted = client.delete_item(TableName="orders", Key=key, ReturnValues="ALL_OLD")["Attributes"]
+        self.assertEqual(normalise(deleted), normalise(written | {"count": {"N": "1"}}))
 
 
 class CancelledTransactionsLeaveNoStreamRecords(unittest.TestCase):
