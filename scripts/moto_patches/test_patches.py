@@ -545,5 +545,76 @@ class DirectDispatchAnswersAsFlaskDoes(unittest.TestCase):
             self.assertEqual(json.loads(call(direct, "dynamodb", "PutItem", requests[2][2]).data)["__type"],
                              "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException")
 
+class SimpleUpdatesAnswerAsMotoDoes(unittest.TestCase):
+    """simple_updates.py: random SET/ADD writes, through the fast path and through moto's own
+    validator on an identical table, give the same answer (item or error) every time."""
+
+    @mock_aws
+    def test_random_plain_writes(self):
+        from botocore.exceptions import ClientError
+
+        from moto_patches import simple_updates
+
+        client = boto3.client("dynamodb")
+        for table in ("fast", "stock"):
+            client.create_table(
+                TableName=table, BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "g", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                GlobalSecondaryIndexes=[{"IndexName": "byG", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                         "Projection": {"ProjectionType": "ALL"}}])
+        names = ["a", "b", "c", "d", "e"]
+        values = [{"N": "1"}, {"N": "-2.5"}, {"N": "10"}, {"N": "1e3"}, {"N": "x"}, {"S": ""}, {"S": "s"},
+                  {"SS": ["x"]}, {"NS": ["1"]}, {"B": b"\x01"}, {"BOOL": True}, {"NULL": True}, {"L": []}]
+        rng = random.Random(11)
+        fast = {"taken": 0}
+        execute = simple_updates._Apply.execute
+
+        def counted(self):
+            fast["taken"] += 1
+            return execute(self)
+
+        simple_updates._Apply.execute = counted
+        self.addCleanup(setattr, simple_updates._Apply, "execute", execute)
+        self.addCleanup(setattr, simple_updates, "ENABLED", True)
+        for step in range(600):
+            key = {"pk": {"S": f"k{rng.randrange(4)}"}}
+            if rng.random() < 0.15:
+                item = dict(key, **{n: rng.choice(values[:3] + values[6:8]) for n in rng.sample(["a", "b", "c"], 2)})
+                for table in ("fast", "stock"):
+                    client.put_item(TableName=table, Item=item)
+            sets, adds = rng.randrange(3), rng.randrange(4) or 1
+            # Mostly distinct plain attributes; sometimes repeats, the key or an index key.
+            targets = (rng.sample(names, sets + adds) if rng.random() < 0.7
+                       else [rng.choice(names + ["g", "pk"]) for _ in range(sets + adds)])
+            placeholders = {f"#n{i}": target for i, target in enumerate(targets)}
+            given = {f":v{i}": rng.choice(values if rng.random() < 0.3 else values[:3]) for i in range(sets + adds)}
+            clauses = []
+            if sets:
+                clauses.append("SET " + ", ".join(f"#n{i} = :v{i}" for i in range(sets)))
+            clauses.append("ADD " + ", ".join(f"#n{i} :v{i}" for i in range(sets, sets + adds)))
+            if rng.random() < 0.05:
+                clauses.append(clauses[-1])  # two ADD clauses: moto refuses them
+            if rng.random() < 0.05:
+                given.pop(rng.choice(sorted(given)))  # a placeholder without a value
+            request = dict(Key=key, UpdateExpression=" ".join(clauses), ExpressionAttributeNames=placeholders,
+                           ExpressionAttributeValues=given, ReturnValues="ALL_NEW")
+            answers = []
+            for table, enabled in (("fast", True), ("stock", False)):
+                simple_updates.ENABLED = enabled
+                try:
+                    answers.append(("ok", normalise(client.update_item(TableName=table, **request).get("Attributes"))))
+                except ClientError as e:
+                    answers.append(("error", e.response["Error"]["Code"], e.response["Error"]["Message"]))
+                except Exception as e:  # moto lets some errors out as they are
+                    answers.append(("raised", type(e).__name__, str(e)))
+            simple_updates.ENABLED = True
+            self.assertEqual(answers[0], answers[1], (step, request))
+        items = [sorted((normalise(i) for i in client.scan(TableName=t)["Items"]), key=lambda i: i["pk"]["S"])
+                 for t in ("fast", "stock")]
+        self.assertEqual(items[0], items[1])
+        self.assertGreater(fast["taken"], 150)
+
 if __name__ == "__main__":
     unittest.main()
