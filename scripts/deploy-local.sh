@@ -12,6 +12,7 @@
 #
 # The state is detected as stale automatically when the emulator does not know
 # the orders table recorded in it. Terraform's full output: .local/terraform.log
+# (.local/terraform-<port>.log for another emulator port)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +24,7 @@ SUFFIX=""
 if [ "${EMULATOR_PORT:-4566}" != "4566" ]; then SUFFIX="-$EMULATOR_PORT"; fi
 STATE_DIR="$LOCAL/terraform$SUFFIX"
 STATE="$STATE_DIR/local.tfstate"   # passed to the "local" backend at init
-TF_LOG_FILE="$LOCAL/terraform.log"
+TF_LOG_FILE="$LOCAL/terraform$SUFFIX.log"
 ARTIFACTS="$LOCAL/artifacts"
 OUTPUTS="$LOCAL/outputs$SUFFIX.json"
 BINS=(place-order process-order aggregate query relay)
@@ -52,7 +53,7 @@ say() { echo "deploy-local: $*" >&2; }
 fail() {
   say "error: $*"
   if [ -s "$TF_LOG_FILE" ]; then
-    say "last lines of .local/terraform.log:"
+    say "last lines of ${TF_LOG_FILE#"$ROOT"/}:"
     tail -n 40 "$TF_LOG_FILE" >&2
   fi
   exit 1
@@ -172,7 +173,7 @@ print(" ".join(sorted(c["address"] for c in plan.get("resource_changes", [])
 ')" || fail "could not read the plan"
 if [ -n "$changes" ]; then
   say "$(wc -w <<<"$changes") resources would change in a way the emulator cannot update:"
-  say "recreating the stack (its data is lost); details in .local/terraform.log"
+  say "recreating the stack (its data is lost); details in ${TF_LOG_FILE#"$ROOT"/}"
   echo "changed in place: $changes" >>"$TF_LOG_FILE"
   tf destroy -auto-approve -input=false -no-color "${tf_vars[@]}" || fail "terraform destroy failed"
   tf plan -input=false -no-color -out="$PLAN" "${tf_vars[@]}" || fail "terraform plan failed"
