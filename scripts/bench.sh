@@ -180,7 +180,7 @@ fi
 for b in "${BINS[@]}"; do
   [ -x "target/lambda/$b/bootstrap" ] || die "target/lambda/$b/bootstrap missing: run scripts/package.sh"
 done
-say "building orders-bench, orders-sim, orders-admin (debug) and local-runner (release)"
+say "building orders-bench and orders-admin (debug), local-runner and orders-sim (release)"
 cargo build --quiet -p orders-bench -p orders-admin
 # The runner and the load generator in release, like the functions: the runner stands in for
 # API Gateway and Lambda's pollers, whose CPU is AWS's, and the clients' CPU is nobody's; in

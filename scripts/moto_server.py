@@ -7,8 +7,8 @@ It serves moto's WSGI application (`moto_app.py`) with granian, an HTTP server w
 Rust, instead of moto_server's werkzeug development server. Under our load werkzeug's thread
 per connection and log line per request took a third of the emulator's CPU; waitress, which
 replaced it, still spent 0.34 ms of Python per request parsing HTTP and handing requests
-between threads (1.29 → 0.95 ms per aggregate UpdateItem with granian, `hammer`-style load of
-3,000 requests from 8 connections). One Python thread runs the application: moto's models
+between threads (1.29 → 0.95 ms of emulator CPU per aggregate UpdateItem with granian,
+`moto_patches/bench_http.py`: 3,000 requests from 8 connections). One Python thread runs the application: moto's models
 are serialised under one lock anyway (`moto_patches/serialise.py`). `GET /_orders/requests`
 counts requests per service and operation (`DELETE` resets them).
 

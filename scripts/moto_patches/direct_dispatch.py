@@ -11,8 +11,10 @@ answer is sent as is. Any other request (Terraform's control-plane calls, Lambda
 S3-style paths) takes moto's own route.
 """
 
+import functools
 import http
 
+import moto.server
 from botocore.exceptions import ClientError
 from moto.core.request import Request
 from moto.dynamodb.responses import DynamoHandler
@@ -67,10 +69,6 @@ def answer(handler, environ, start_response):
 
 
 def install():
-    import functools
-
-    import moto.server
-
     # After `serialise`: this subclasses its counting, locking application.
     base = moto.server.DomainDispatcherApplication
 

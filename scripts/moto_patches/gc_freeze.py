@@ -12,16 +12,16 @@ expression trees dropped later) is never collected: kilobytes, not growth with t
 """
 
 import gc
+import itertools
 
 from .serialise import AFTER_REQUEST
 
 EVERY = 2_000
-_count = [0]
+_requests = itertools.count(1)
 
 
 def after_request(_handler):
-    _count[0] += 1
-    if _count[0] % EVERY == 0:
+    if next(_requests) % EVERY == 0:
         gc.collect(1)
         gc.freeze()
 

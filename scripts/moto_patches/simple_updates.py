@@ -132,10 +132,14 @@ def _resolve(plan, names, values, item, table):
 
 
 class _Writes:
-    """What the validator returns for a plain write: its actions, already in order."""
+    """A plain write's actions, in order: what `validator` gives moto's update_item in place
+    of a validator, and what that validator's `validate()` then returns as the tree."""
 
     def __init__(self, writes):
         self.writes = writes
+
+    def validate(self):
+        return self
 
     def normalize(self):
         pass
@@ -154,21 +158,13 @@ class _Apply:
             attrs[name] = value
 
 
-class _FastValidator:
-    def __init__(self, writes):
-        self.writes = writes
-
-    def validate(self):
-        return self.writes
-
-
 def validator(expression, expression_attribute_names, expression_attribute_values, item, table):
     if ENABLED:
         plan = plan_for(expression)
         if plan:
             writes = _resolve(plan, expression_attribute_names, expression_attribute_values, item, table)
             if writes is not None:
-                return _FastValidator(_Writes(writes))
+                return _Writes(writes)
     return _Validator(expression, expression_attribute_names=expression_attribute_names,
                       expression_attribute_values=expression_attribute_values, item=item, table=table)
 
