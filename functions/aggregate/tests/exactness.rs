@@ -75,10 +75,14 @@ impl MemoryAnalytics {
                 }
             }
         }
+        // The real rebuild reads every counter item of a bucket, stored or not: an item
+        // only a stream-owned event touches (an order cancelled since, whose products the
+        // stream has yet to count) must be set below zero now, ready for that count.
         let items: BTreeSet<CounterItem> = state
             .counters
             .keys()
             .chain(fold.counters.keys())
+            .chain(owned.iter().flat_map(|o| o.counters.keys()))
             .cloned()
             .collect();
         for item in items {
