@@ -69,7 +69,7 @@ SKIP=",${BENCH_SKIP:-},"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$EMULATOR_PORT"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-BINS=(place-order query process-order aggregate relay)
+BINS=(place-order query process-order aggregate relay live notify)
 
 say() { echo "==> bench: $*" >&2; }
 die() { echo "bench: error: $*" >&2; exit 1; }
@@ -243,6 +243,10 @@ tf apply -auto-approve -input=false -no-color -var "endpoint=$AWS_ENDPOINT_URL" 
 terraform -chdir=infra/envs/local output -json >"$WORK/outputs.json"
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]["value"])' "$WORK/outputs.json" "$1"; }
 api_id="$(output api_id)"
+# The WebSocket API too, when there is one, on a free port (never `make run`'s 3003).
+ws_args=()
+live_api_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("live_api_id",{}).get("value",""))' "$WORK/outputs.json")"
+if [ -n "$live_api_id" ]; then ws_args=(--ws-api-id "$live_api_id" --ws-listen "${BENCH_WS_LISTEN:-127.0.0.1:0}"); fi
 
 # The runner looks for each function's binary by name in --bin-dir: point those names at the
 # packaged bootstraps, so what runs is exactly what would be uploaded.
@@ -256,7 +260,8 @@ rm -f "$CHECKPOINTS"
 start_runner() {
   target/release/local-runner --api-id "$api_id" --listen "$LISTEN" --bin-dir "$BIN_DIR" \
     --issuer-listen "$ISSUER_LISTEN" --issuer-dir "$ORDERS_ISSUER_DIR" \
-    --endpoint "$AWS_ENDPOINT_URL" --metrics-file "$1" --checkpoint-file "$CHECKPOINTS" "${@:2}" \
+    --endpoint "$AWS_ENDPOINT_URL" --metrics-file "$1" --checkpoint-file "$CHECKPOINTS" \
+    ${ws_args[@]+"${ws_args[@]}"} "${@:2}" \
     >>"$WORK/runner.log" 2>&1 &
   runner_pid=$!
   # Wait for the listener only (no route: that would start a function before we mean to).

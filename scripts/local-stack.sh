@@ -24,6 +24,10 @@ export ORDERS_LAMBDA_URL="http://$LAMBDA_LISTEN"
 ISSUER_LISTEN="${ISSUER_LISTEN:-127.0.0.1:3002}"
 export ORDERS_ISSUER="http://$ISSUER_LISTEN"
 export ORDERS_ISSUER_DIR="$LOCAL/dev-oidc"
+# The WebSocket API (live updates), when Terraform created one: clients connect to
+# ws://$WS_LISTEN/live, the functions' @connections calls land there too.
+WS_LISTEN="${WS_LISTEN:-127.0.0.1:3003}"
+export ORDERS_LIVE_URL="ws://$WS_LISTEN/live"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT:-4566}}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
@@ -67,10 +71,14 @@ scripts/deploy-local.sh
 suffix=""; [ "${EMULATOR_PORT:-4566}" = 4566 ] || suffix="-$EMULATOR_PORT"
 export ORDERS_OUTPUTS="$LOCAL/outputs$suffix.json"
 api_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_id"]["value"])' "$ORDERS_OUTPUTS")"
+live_api_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("live_api_id",{}).get("value",""))' "$ORDERS_OUTPUTS")"
+ws_args=()
+if [ -n "$live_api_id" ]; then ws_args=(--ws-api-id "$live_api_id" --ws-listen "$WS_LISTEN"); fi
 : >"$LOCAL/cold-init$suffix.jsonl"
 runner=(target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --lambda-listen "$LAMBDA_LISTEN" --bin-dir target/debug
         --issuer-listen "$ISSUER_LISTEN" --issuer-dir "$ORDERS_ISSUER_DIR"
-        --metrics-file "$LOCAL/cold-init$suffix.jsonl" --checkpoint-file "$LOCAL/checkpoints$suffix.json")
+        --metrics-file "$LOCAL/cold-init$suffix.jsonl" --checkpoint-file "$LOCAL/checkpoints$suffix.json"
+        ${ws_args[@]+"${ws_args[@]}"})
 
 case "$MODE" in
   run)

@@ -122,7 +122,8 @@ start_runner() {
   setsid target/debug/local-runner --api-id "$api_id" --listen "$LISTEN" --lambda-listen "$LAMBDA_LISTEN" --bin-dir target/debug \
     --issuer-listen "$ISSUER_LISTEN" --issuer-dir "$ORDERS_ISSUER_DIR" \
     --endpoint "$AWS_ENDPOINT_URL" --functions-endpoint "$fault_proxy" --checkpoint-file "$CHECKPOINTS" \
-    --metrics-file "$WORK/metrics.jsonl" >>"$WORK/runner.log" 2>&1 &
+    --metrics-file "$WORK/metrics.jsonl" --ws-api-id "$(output live_api_id)" --ws-listen 127.0.0.1:0 \
+    >>"$WORK/runner.log" 2>&1 &
   runner_pid=$!
   for _ in $(seq 1 240); do
     curl -s -o /dev/null --max-time 2 "http://$LISTEN/health" && return 0

@@ -18,7 +18,7 @@ use orders_core::report::{
 use orders_core::validation::{MAX_ITEMS, parse_place_order};
 use orders_core::{
     Currency, FailureReason, Money, Order, OrderId, OrderStatus, Product, ProductId, PutProduct,
-    Timestamp,
+    RetryOrder, Timestamp,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -645,6 +645,9 @@ fn request_examples_are_accepted_by_the_validation_code() {
     for (at, body) in examples_of(&c, "PutProductRequest") {
         PutProduct::parse(&body).unwrap_or_else(|e| panic!("{at}: {e:?}"));
     }
+    for (at, body) in examples_of(&c, "RetryOrderRequest") {
+        RetryOrder::parse(Some(&body)).unwrap_or_else(|e| panic!("{at}: {e:?}"));
+    }
     for (at, body) in examples_of(&c, "ChangeStatusRequest") {
         let status = body["status"].as_str().unwrap_or_default();
         assert!(status.parse::<OrderStatus>().is_ok(), "{at}");
@@ -774,6 +777,50 @@ fn put_product_schema_accepts_what_the_code_accepts() {
 }
 
 #[test]
+fn retry_order_schema_accepts_what_the_code_accepts() {
+    let c = Contract::load();
+    let schema = "/components/schemas/RetryOrderRequest";
+    for body in [
+        json!({}),
+        json!({"expectedTotal": 0}),
+        json!({"expectedTotal": 3648}),
+    ] {
+        assert!(
+            RetryOrder::parse(Some(&body)).is_ok(),
+            "code rejects {body}"
+        );
+        let violations = c.violations(schema, &body);
+        assert!(
+            violations.is_empty(),
+            "schema rejects {body}: {violations:#?}"
+        );
+    }
+    for body in [
+        json!([]),
+        json!("3648"),
+        json!({"expectedTotal": -1}),
+        json!({"expectedTotal": null}),
+        json!({"expectedTotal": 36.48}),
+        json!({"expectedTotal": "3648"}),
+        json!({"expectedTotal": 3648, "total": 3648}),
+    ] {
+        assert!(
+            RetryOrder::parse(Some(&body)).is_err(),
+            "code accepts {body}"
+        );
+        assert!(
+            !c.violations(schema, &body).is_empty(),
+            "schema accepts {body}"
+        );
+    }
+    let body = c.at(&format!(
+        "{}/requestBody",
+        c.operation("POST", "/orders/{orderId}/retry")
+    ));
+    assert_eq!(body["required"], false, "no body is a retry at any price");
+}
+
+#[test]
 fn enums_and_limits_are_the_domain_constants() {
     let c = Contract::load();
     let schema = |name: &str| c.at(&format!("/components/schemas/{name}")).clone();
@@ -865,6 +912,8 @@ fn domain_values_serialise_exactly_as_documented() {
     order.failed_at = Some(at("2026-11-22T10:15:31Z"));
     order.failure_reason = Some(FailureReason::OutOfStock);
     order.cancelled_at = Some(at("2026-11-22T10:15:32Z"));
+    order.retries = 1;
+    order.retried_at = Some(at("2026-11-22T10:15:31.500Z"));
     let order = serde_json::to_value(&order).unwrap();
     assert_documents_exactly(&c, "Order", &order);
     assert_documents_exactly(&c, "LineItem", &order["items"][0]);

@@ -5,10 +5,12 @@
 mod analytics;
 mod auth;
 mod faults;
+mod live;
 mod openapi;
 mod pipeline;
 mod reports;
 mod retention;
+mod retry;
 
 use orders_tests::Emulator;
 use reqwest::StatusCode;

@@ -1013,6 +1013,148 @@ async fn commands_and_reads_answer_as_documented() {
     )
     .await;
 
+    // Retrying failed orders: one out of stock (retried once stock is added), one of a
+    // product not in the catalog (never retried).
+    const RETRY: &str = "POST /orders/{orderId}/retry";
+    let retry_url = |id: &str| url(&format!("/orders/{id}/retry"));
+    let scarce = format!("{run}-scarce");
+    c.expect(
+        StatusCode::CREATED,
+        PUT_PRODUCT,
+        client()
+            .put(url(&format!("/products/{scarce}")))
+            .json(&json!({"name": "Scarce", "price": 700, "stock": 0})),
+    )
+    .await;
+    let s = c
+        .expect(
+            StatusCode::CREATED,
+            POST_ORDER,
+            client()
+                .post(url("/orders"))
+                .header("Idempotency-Key", unique("key"))
+                .json(
+                    &json!({"customerId": alice, "items": [{"productId": scarce, "quantity": 2}]}),
+                ),
+        )
+        .await
+        .body["orderId"]
+        .as_str()
+        .expect("an order id")
+        .to_owned();
+    let short = wait_for_status(&mut c, &s, "FAILED").await;
+    assert_eq!(short.body["failureReason"], "out_of_stock");
+    c.expect(
+        StatusCode::OK,
+        STOCK,
+        client()
+            .post(url(&format!("/products/{scarce}/stock")))
+            .json(&json!({"add": 5})),
+    )
+    .await;
+    let expected = json!({"expectedTotal": 1400});
+    assert!(c.body_conforms(RETRY, &expected));
+    for bad in [json!({"expectedTotal": 14.0}), json!({"total": 1400})] {
+        assert!(!c.body_conforms(RETRY, &bad), "{bad}");
+        c.expect(
+            StatusCode::BAD_REQUEST,
+            RETRY,
+            client().post(retry_url(&s)).json(&bad),
+        )
+        .await;
+    }
+    c.expect(
+        StatusCode::BAD_REQUEST,
+        RETRY,
+        client().post(retry_url("not-an-order")),
+    )
+    .await;
+    c.expect(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        RETRY,
+        client()
+            .post(retry_url(&s))
+            .header("content-type", "text/plain")
+            .body("again"),
+    )
+    .await;
+    c.expect(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        RETRY,
+        client()
+            .post(retry_url(&s))
+            .header("content-type", "application/json")
+            .body(oversized()),
+    )
+    .await;
+    c.expect(
+        StatusCode::PRECONDITION_FAILED,
+        RETRY,
+        client().post(retry_url(&s)).header("If-Match", "\"1\""),
+    )
+    .await;
+    // A token whose subject is no customer id, and not staff's.
+    let nobody = crate::client_as(orders_tests::Holder::Customer("not a customer"));
+    let refused = c
+        .expect(StatusCode::FORBIDDEN, RETRY, nobody.post(retry_url(&s)))
+        .await;
+    assert_eq!(refused.body["error"]["code"], "forbidden");
+    c.expect(
+        StatusCode::NOT_FOUND,
+        RETRY,
+        client().post(retry_url(UNKNOWN_ORDER)),
+    )
+    .await;
+    let key = unique("key");
+    let retried = c
+        .expect(
+            StatusCode::OK,
+            RETRY,
+            client()
+                .post(retry_url(&s))
+                .header("Idempotency-Key", &key)
+                .header("If-Match", short.header("etag"))
+                .json(&expected),
+        )
+        .await;
+    assert_eq!(retried.body["retries"], 1);
+    assert_eq!(
+        retried.header("etag"),
+        format!("\"{}\"", retried.body["version"])
+    );
+    assert!(retried.headers.get("idempotent-replayed").is_none());
+    let replay = c
+        .expect(
+            StatusCode::OK,
+            RETRY,
+            client()
+                .post(retry_url(&s))
+                .header("Idempotency-Key", &key)
+                .header("If-Match", short.header("etag"))
+                .json(&expected),
+        )
+        .await;
+    assert_eq!(replay.header("idempotent-replayed"), "true");
+    assert_eq!(replay.body, retried.body);
+    c.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        RETRY,
+        client()
+            .post(retry_url(&s))
+            .header("Idempotency-Key", &key)
+            .json(&json!({"expectedTotal": 1})),
+    )
+    .await;
+    let again = c
+        .expect(StatusCode::CONFLICT, RETRY, client().post(retry_url(&s)))
+        .await;
+    assert_eq!(again.body["error"]["code"], "conflict");
+    let never = c
+        .expect(StatusCode::CONFLICT, RETRY, client().post(retry_url(&f)))
+        .await;
+    assert_eq!(never.body["error"]["code"], "not_retryable");
+    wait_for_status(&mut c, &s, "PROCESSED").await;
+
     c.expect(StatusCode::OK, "GET /health", client().get(url("/health")))
         .await;
 

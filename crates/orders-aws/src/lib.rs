@@ -8,6 +8,7 @@
 //!   table, and the analytics tables.
 //! - [`kinesis`]: the event publisher.
 //! - [`sqs`]: the dead-letter queue for records a stream consumer can never process.
+//! - [`push`]: messages to WebSocket clients (API Gateway's `@connections` API).
 //! - [`metrics`]: counting the AWS requests each invocation sends.
 //! - [`telemetry`]: business metrics (orders placed, dead letters, …) as CloudWatch Embedded
 //!   Metric Format on stdout, set up once per function and flushed after each invocation.
@@ -24,6 +25,7 @@ pub mod dynamo;
 pub mod errors;
 pub mod kinesis;
 pub mod metrics;
+pub mod push;
 pub mod sqs;
 pub mod telemetry;
 
@@ -34,6 +36,8 @@ pub use dynamo::analytics::{
 pub use dynamo::catalog::DynamoCatalog;
 pub use dynamo::commands::DynamoOrderCommands;
 pub use dynamo::idempotency::DynamoIdempotencyStore;
+pub use dynamo::live::DynamoLiveConnections;
 pub use dynamo::orders::{Backfill, DynamoOrderStore};
 pub use kinesis::KinesisPublisher;
+pub use push::ApiGatewayPusher;
 pub use sqs::SqsDeadLetterQueue;

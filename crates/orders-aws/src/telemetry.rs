@@ -53,11 +53,17 @@ pub mod metric {
     /// process-order: transactions refused by a concurrent one on the same items, tried
     /// again in-process.
     pub const TRANSACTION_CONFLICTS: &str = "TransactionConflicts";
+    /// notify: frames pushed to sockets (one per socket per batch: what API Gateway bills).
+    pub const PUSHES: &str = "Pushes";
+    /// notify: sockets found closed (API Gateway's 410) and forgotten.
+    pub const CONNECTIONS_GONE: &str = "ConnectionsGone";
 }
 
 /// Every metric counts something, so every one has the unit `Count`.
-const COUNTERS: [&str; 12] = [
+const COUNTERS: [&str; 14] = [
     metric::COLD_START,
+    metric::PUSHES,
+    metric::CONNECTIONS_GONE,
     metric::EVENTS_RELAYED,
     metric::TRANSACTION_CONFLICTS,
     metric::ORDERS_PLACED,

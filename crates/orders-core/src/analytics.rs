@@ -4,7 +4,8 @@
 //! # Semantics
 //! Every order belongs to the buckets of its `createdAt` (UTC) at three granularities.
 //! Per bucket: `orders` placed; `processed`, `failed`, `cancelled` — orders of the bucket
-//! that reached that status (cancelled after processing counts in both); `revenue` and
+//! that reached that status (cancelled after processing counts in both; `failed` counts the
+//! orders failed now, so a retry takes its order out of it); `revenue` and
 //! `units` of processed orders minus those later cancelled; per product `units`, `revenue`
 //! and `orders` of processed-not-cancelled orders; the current count per status; and the
 //! distinct customers who placed an order.
@@ -219,6 +220,14 @@ impl Effect {
             OrderEvent::OrderFailed { .. } => {
                 totals.failed = 1;
                 totals.move_status(Some(OrderStatus::Pending), OrderStatus::Failed);
+            }
+            // The order is no longer failed, and is the same order: `orders` and the
+            // customers stay as placement counted them, so a retried order that is then
+            // processed counts as one order, processed, not failed — as its state says
+            // (`Fold::add_order`).
+            OrderEvent::OrderRetried { .. } => {
+                totals.failed = -1;
+                totals.move_status(Some(OrderStatus::Failed), OrderStatus::Pending);
             }
             OrderEvent::OrderCancelled {
                 previous_status, ..
@@ -630,7 +639,59 @@ mod tests {
         let shipped = processed.transition(OrderStatus::Shipped, now).unwrap();
         let cancelled = processed.transition(OrderStatus::Cancelled, now).unwrap();
         let failed = placed.fail(FailureReason::UnknownProduct, now).unwrap();
+        let short = placed.fail(FailureReason::OutOfStock, now).unwrap();
+        let retried = short.retry(&[], now).unwrap();
+        let repriced_catalog = [crate::product::Product {
+            product_id: ProductId::parse("sku-1").unwrap(),
+            name: "sku-1".into(),
+            price: Money::from_minor(650).unwrap(),
+            stock: 10,
+            version: 2,
+            updated_at: now,
+        }];
+        let price_failed = retried.fail(FailureReason::PriceChanged, now).unwrap();
+        let repriced = price_failed.retry(&repriced_catalog, now).unwrap();
+        assert_ne!(
+            repriced.total, placed.total,
+            "the second retry re-priced it"
+        );
+        let repriced_processed = repriced.transition(OrderStatus::Processed, now).unwrap();
         for history in [
+            vec![placed.clone(), short.clone(), retried.clone()],
+            vec![
+                placed.clone(),
+                short.clone(),
+                retried.clone(),
+                retried.transition(OrderStatus::Processed, now).unwrap(),
+            ],
+            vec![
+                placed.clone(),
+                short.clone(),
+                retried.clone(),
+                price_failed.clone(),
+            ],
+            vec![
+                placed.clone(),
+                short.clone(),
+                retried.clone(),
+                price_failed.clone(),
+                repriced.clone(),
+                repriced_processed.clone(),
+                repriced_processed
+                    .transition(OrderStatus::Cancelled, now)
+                    .unwrap(),
+            ],
+            vec![
+                placed.clone(),
+                short.clone(),
+                retried.clone(),
+                price_failed.clone(),
+                repriced.clone(),
+                repriced_processed.clone(),
+                repriced_processed
+                    .transition(OrderStatus::Shipped, now)
+                    .unwrap(),
+            ],
             vec![placed.clone()],
             vec![placed.clone(), processed.clone()],
             vec![placed.clone(), processed.clone(), shipped.clone()],
@@ -705,5 +766,31 @@ mod tests {
                 ("status#FAILED".into(), 1)
             ]
         );
+    }
+
+    #[test]
+    fn a_retried_order_that_is_then_processed_counts_once_as_processed() {
+        let placed = order("2026-11-22T10:31:00Z");
+        let now = Timestamp::parse("2026-11-22T10:35:00Z").unwrap();
+        let failed = placed.fail(FailureReason::OutOfStock, now).unwrap();
+        let retried = failed.retry(&[], now).unwrap();
+        let effect = Effect::of(&EventEnvelope::new(OrderEvent::for_current_state(&retried)));
+        assert_eq!(effect.totals.failed, -1);
+        assert_eq!(effect.totals.orders, 0, "the same order, not another");
+        assert_eq!(effect.totals.by_status, [1, 0, -1, 0, 0, 0]);
+        assert!(effect.products.is_empty() && effect.customer.is_none());
+
+        let processed = retried.transition(OrderStatus::Processed, now).unwrap();
+        let mut fold = Fold::default();
+        for state in [&placed, &failed, &retried, &processed] {
+            fold.add(&Effect::of(&EventEnvelope::new(
+                OrderEvent::for_current_state(state),
+            )));
+        }
+        let minute = Bucket::containing(Granularity::Minute, placed.created_at);
+        let totals = fold.counters[&CounterItem::Totals(minute)].totals;
+        assert_eq!((totals.orders, totals.processed, totals.failed), (1, 1, 0));
+        assert_eq!(totals.revenue, processed.total.minor());
+        assert_eq!(totals.by_status, [0, 1, 0, 0, 0, 0]);
     }
 }

@@ -53,6 +53,23 @@ pub enum OrderError {
     #[error("the catalog price of {} line(s) differs from the unitPrice sent", .0.len())]
     PriceChanged(Vec<crate::order::PriceMismatch>),
 
+    /// A retry of an order whose failure cannot change by processing it again
+    /// (`unknown_product`); nothing was written.
+    #[error("{0}")]
+    NotRetryable(String),
+
+    /// A retry would leave the order at a total other than the one the caller expected
+    /// (`expectedTotal`), having re-priced it; nothing was written. `lines` names each line
+    /// whose price changed.
+    #[error(
+        "at the catalog's current prices the order's total is {total}, not the expected {expected}"
+    )]
+    TotalChanged {
+        expected: crate::money::Money,
+        total: crate::money::Money,
+        lines: Vec<crate::order::PriceMismatch>,
+    },
+
     /// The `Idempotency-Key` was first used with a different request body.
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,

@@ -57,6 +57,12 @@ pub enum OrderEvent {
         order: Order,
         reason: FailureReason,
     },
+    /// A failed order back in `PENDING` for another attempt (`POST /orders/{orderId}/retry`),
+    /// processed like a placed one. Its `order` carries the prices of the attempt (re-priced
+    /// after `price_changed`) and `retries`.
+    OrderRetried {
+        order: Order,
+    },
     #[serde(rename_all = "camelCase")]
     OrderCancelled {
         order: Order,
@@ -76,6 +82,8 @@ impl OrderEvent {
     pub fn for_current_state(order: &Order) -> Self {
         let order = order.clone();
         match order.status {
+            // Only a retry makes a version after the first PENDING again.
+            OrderStatus::Pending if order.version > 1 => OrderEvent::OrderRetried { order },
             OrderStatus::Pending => OrderEvent::OrderPlaced { order },
             OrderStatus::Processed => OrderEvent::OrderProcessed { order },
             OrderStatus::Failed => OrderEvent::OrderFailed {
@@ -100,34 +108,65 @@ impl OrderEvent {
     /// The events that brought `order` to its current state, one per version (version 1 is
     /// `OrderPlaced`), as the relay published them, with their derived ids: what a rebuild
     /// of the analytics covers. `None` when the state cannot come from the transitions there
-    /// are (its version does not match its path).
+    /// are (its version does not match any path to it).
+    ///
+    /// Every retry puts two versions — `OrderFailed`, then `OrderRetried` — between placement
+    /// and the rest of the path, so the version alone says how many retries there were: the
+    /// rebuild reads orders from a listing index that need not carry `retries`. What an event
+    /// here cannot know is what the table no longer holds: an earlier attempt's failure
+    /// reason (a retry clears it; its `OrderFailed` says `out_of_stock`) and the prices it
+    /// was made at (the order's current lines). Neither changes an event's id or what it adds
+    /// to the analytics: `OrderPlaced`, `OrderFailed` and `OrderRetried` count no money, and
+    /// the only event that does, `OrderProcessed`, was published with the lines the order
+    /// still has (only a FAILED order is re-priced).
     pub fn history(order: &Order) -> Option<Vec<EventEnvelope>> {
         use OrderStatus::*;
-        let path: &[OrderStatus] = match (order.status, order.processed_at.is_some()) {
-            (Pending, _) => &[Pending],
-            (Processed, _) => &[Pending, Processed],
-            (Failed, _) => &[Pending, Failed],
-            (Cancelled, true) => &[Pending, Processed, Cancelled],
-            (Cancelled, false) => &[Pending, Cancelled],
-            (Shipped, _) => &[Pending, Processed, Shipped],
-            (Delivered, _) => &[Pending, Processed, Shipped, Delivered],
+        let tail: &[OrderStatus] = match (order.status, order.processed_at.is_some()) {
+            (Pending, _) => &[],
+            (Processed, _) => &[Processed],
+            (Failed, _) => &[Failed],
+            (Cancelled, true) => &[Processed, Cancelled],
+            (Cancelled, false) => &[Cancelled],
+            (Shipped, _) => &[Processed, Shipped],
+            (Delivered, _) => &[Processed, Shipped, Delivered],
         };
-        if order.version != path.len() as u64 {
+        let retried_versions = order.version.checked_sub(1 + tail.len() as u64)?;
+        if retried_versions % 2 != 0 {
             return None;
         }
-        let events = path
-            .iter()
-            .enumerate()
-            .map(|(i, status)| {
-                let mut state = order.clone();
-                state.status = *status;
-                state.version = i as u64 + 1;
-                if !path[..=i].contains(&Processed) {
-                    state.processed_at = None;
-                }
-                EventEnvelope::new(OrderEvent::for_current_state(&state))
-            })
+        let retries = retried_versions / 2;
+        if order.retries != 0 && u64::from(order.retries) != retries {
+            return None;
+        }
+        let attempts = std::iter::repeat_n([Failed, Pending], usize::try_from(retries).ok()?);
+        let path: Vec<OrderStatus> = std::iter::once(Pending)
+            .chain(attempts.flatten())
+            .chain(tail.iter().copied())
             .collect();
+        let mut retried = 0u32;
+        let mut processed = false;
+        let mut events = Vec::with_capacity(path.len());
+        for (i, status) in path.iter().enumerate() {
+            if *status == Pending && i > 0 {
+                retried += 1;
+            }
+            processed |= *status == Processed;
+            let mut state = order.clone();
+            state.status = *status;
+            state.version = i as u64 + 1;
+            state.retries = retried;
+            if retried == 0 {
+                state.retried_at = None;
+            }
+            if !processed {
+                state.processed_at = None;
+            }
+            if *status != Failed {
+                state.failed_at = None;
+                state.failure_reason = None;
+            }
+            events.push(EventEnvelope::new(OrderEvent::for_current_state(&state)));
+        }
         Some(events)
     }
 
@@ -136,6 +175,7 @@ impl OrderEvent {
             OrderEvent::OrderPlaced { .. } => "OrderPlaced",
             OrderEvent::OrderProcessed { .. } => "OrderProcessed",
             OrderEvent::OrderFailed { .. } => "OrderFailed",
+            OrderEvent::OrderRetried { .. } => "OrderRetried",
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
             OrderEvent::OrderShipped { .. } => "OrderShipped",
             OrderEvent::OrderDelivered { .. } => "OrderDelivered",
@@ -147,6 +187,7 @@ impl OrderEvent {
             OrderEvent::OrderPlaced { order }
             | OrderEvent::OrderProcessed { order }
             | OrderEvent::OrderFailed { order, .. }
+            | OrderEvent::OrderRetried { order }
             | OrderEvent::OrderCancelled { order, .. }
             | OrderEvent::OrderShipped { order }
             | OrderEvent::OrderDelivered { order } => order,
@@ -242,10 +283,11 @@ impl EventEnvelope {
     }
 }
 
-const KNOWN_TYPES: [&str; 6] = [
+const KNOWN_TYPES: [&str; 7] = [
     "OrderPlaced",
     "OrderProcessed",
     "OrderFailed",
+    "OrderRetried",
     "OrderCancelled",
     "OrderShipped",
     "OrderDelivered",
@@ -279,6 +321,18 @@ mod tests {
         use OrderStatus::*;
         let at = Timestamp::parse("2026-11-21T10:05:00Z").unwrap();
         let placed = order();
+        // The catalog a retry re-prices at: the order was placed at 1999.
+        let catalog = [crate::product::Product {
+            product_id: placed.items[0].product_id.clone(),
+            name: "Mug".into(),
+            price: Money::from_minor(2500).unwrap(),
+            stock: 10,
+            version: 3,
+            updated_at: at,
+        }];
+        // `Pending` after `Failed` is a retry. Failures alternate between out_of_stock and
+        // price_changed, so some retries re-price the order (the published events carry the
+        // prices of their attempt; the history only the order's current ones).
         for path in [
             vec![],
             vec![Processed],
@@ -287,12 +341,30 @@ mod tests {
             vec![Processed, Cancelled],
             vec![Processed, Shipped],
             vec![Processed, Shipped, Delivered],
+            vec![Failed, Pending],
+            vec![Failed, Pending, Processed],
+            vec![Failed, Pending, Failed],
+            vec![Failed, Pending, Cancelled],
+            vec![Failed, Pending, Failed, Pending, Processed, Cancelled],
+            vec![
+                Failed, Pending, Failed, Pending, Processed, Shipped, Delivered,
+            ],
         ] {
             let mut states = vec![placed.clone()];
+            let mut failures = 0;
             for next in &path {
                 let last = states.last().unwrap();
                 let state = match next {
-                    Failed => last.fail(FailureReason::OutOfStock, at).unwrap(),
+                    Failed => {
+                        failures += 1;
+                        let reason = if failures % 2 == 0 {
+                            FailureReason::PriceChanged
+                        } else {
+                            FailureReason::OutOfStock
+                        };
+                        last.fail(reason, at).unwrap()
+                    }
+                    Pending => last.retry(&catalog, at).unwrap(),
                     _ => last.transition(*next, at).unwrap(),
                 };
                 states.push(state);
@@ -302,8 +374,11 @@ mod tests {
                 .map(|s| EventEnvelope::new(OrderEvent::for_current_state(s)))
                 .collect();
             let history = OrderEvent::history(states.last().unwrap()).unwrap();
-            let ids = |events: &[EventEnvelope]| -> Vec<EventId> {
-                events.iter().map(|e| e.event_id).collect()
+            let ids = |events: &[EventEnvelope]| -> Vec<(EventId, &'static str)> {
+                events
+                    .iter()
+                    .map(|e| (e.event_id, e.event.event_type()))
+                    .collect()
             };
             assert_eq!(ids(&history), ids(&published), "{path:?}");
             let fold = |events: &[EventEnvelope]| {
@@ -314,10 +389,45 @@ mod tests {
                 fold
             };
             assert_eq!(fold(&history), fold(&published), "{path:?}");
+            // The rebuild reads orders from an index that does not carry `retries`: the
+            // version tells.
+            let mut listed = states.last().unwrap().clone();
+            listed.retries = 0;
+            listed.retried_at = None;
+            assert_eq!(
+                ids(&OrderEvent::history(&listed).unwrap()),
+                ids(&published),
+                "{path:?}"
+            );
         }
+        let retried = placed
+            .fail(FailureReason::OutOfStock, at)
+            .unwrap()
+            .retry(&catalog, at)
+            .unwrap();
+        let types: Vec<&str> = OrderEvent::history(&retried.transition(Processed, at).unwrap())
+            .unwrap()
+            .iter()
+            .map(|e| e.event.event_type())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "OrderPlaced",
+                "OrderFailed",
+                "OrderRetried",
+                "OrderProcessed"
+            ]
+        );
         let mut impossible = placed.transition(Processed, at).unwrap();
         impossible.version = 5;
         assert!(OrderEvent::history(&impossible).is_none());
+        impossible.version = 4;
+        impossible.retries = 2;
+        assert!(
+            OrderEvent::history(&impossible).is_none(),
+            "version 4 is one retry"
+        );
     }
 
     #[test]
@@ -385,6 +495,22 @@ mod tests {
             .unwrap();
         assert_eq!(json["eventType"], "OrderFailed");
         assert_eq!(json["payload"]["reason"], "unknown_product");
+        let retried = failed
+            .transition(OrderStatus::Pending, now)
+            .map(|mut o| {
+                o.retries = 1;
+                o
+            })
+            .unwrap();
+        let json =
+            serde_json::to_value(EventEnvelope::new(OrderEvent::for_current_state(&retried)))
+                .unwrap();
+        assert_eq!(json["eventType"], "OrderRetried");
+        assert_eq!(json["payload"]["order"]["version"], 3);
+        assert!(matches!(
+            EventEnvelope::decode(json.to_string().as_bytes()),
+            Ok(Decoded::Event(e)) if e.event.event_type() == "OrderRetried"
+        ));
         let early = placed.transition(OrderStatus::Cancelled, now).unwrap();
         assert_eq!(
             OrderEvent::for_current_state(&early),

@@ -11,8 +11,10 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     pub key: IdempotencyKey,
-    /// [`crate::PlaceOrder::fingerprint`] of the first request that used the key.
+    /// The fingerprint of the first request that used the key
+    /// ([`crate::OrderRequest::fingerprint`], or [`crate::RetryOrder::fingerprint`]).
     pub request_fingerprint: String,
+    /// The order placed (chosen before it is written), or the order retried.
     pub order_id: OrderId,
     pub created_at: Timestamp,
     /// When the store may forget the key (DynamoDB TTL).

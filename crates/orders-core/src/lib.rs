@@ -14,6 +14,7 @@
 //!   version (the orders table's change stream is the outbox).
 //! - [`listing`]: the list-orders query and its opaque cursor.
 //! - [`idempotency`]: what is remembered about an `Idempotency-Key`.
+//! - [`live`]: sockets, their tickets and subscriptions, and what each event pushes to whom.
 //! - [`ports`]: what the use cases need (store, publisher, clock, ids), implemented by
 //!   `orders-aws` in production and by fakes in tests.
 //! - [`memory`]: in-memory ports, a fixed clock and sequential ids (tests, benchmarks).
@@ -29,6 +30,7 @@ pub mod event;
 pub mod idempotency;
 pub mod ids;
 pub mod listing;
+pub mod live;
 pub mod memory;
 pub mod money;
 pub mod order;
@@ -48,7 +50,7 @@ pub use ids::{CustomerId, IdempotencyKey, OrderId, ProductId};
 pub use money::{Currency, Money, Quantity};
 pub use order::{
     FailureReason, IllegalTransition, LineItem, Order, OrderRequest, OrderStatus, PlaceOrder,
-    PriceMismatch, RequestedLine,
+    PriceMismatch, RequestedLine, RetryOrder, RetryRefused,
 };
 pub use product::{Product, PutProduct, StockAdjustment};
 pub use time::Timestamp;

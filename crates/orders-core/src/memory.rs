@@ -629,3 +629,106 @@ impl crate::ports::AnalyticsReader for MemoryAnalytics {
         Ok(buckets.iter().map(|b| fold.view(b).customers).collect())
     }
 }
+
+/// Sockets, subscriptions and tickets in memory, as the connections table keeps them.
+/// Clones share the same state.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryLiveConnections {
+    tickets: Arc<Mutex<BTreeMap<String, crate::live::Ticket>>>,
+    connections: Arc<Mutex<BTreeMap<String, crate::live::Connection>>>,
+}
+
+#[async_trait]
+impl crate::ports::LiveConnections for MemoryLiveConnections {
+    async fn put_ticket(&self, ticket: &crate::live::Ticket) -> Result<(), OrderError> {
+        lock(&self.tickets).insert(ticket.id.clone(), ticket.clone());
+        Ok(())
+    }
+
+    async fn take_ticket(&self, id: &str) -> Result<Option<crate::live::Ticket>, OrderError> {
+        Ok(lock(&self.tickets).remove(id))
+    }
+
+    async fn open(&self, connection: &crate::live::Connection) -> Result<(), OrderError> {
+        lock(&self.connections).insert(connection.id.clone(), connection.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<crate::live::Connection>, OrderError> {
+        Ok(lock(&self.connections).get(id).cloned())
+    }
+
+    async fn subscribe(
+        &self,
+        id: &str,
+        topics: &std::collections::BTreeSet<crate::live::Topic>,
+    ) -> Result<Option<crate::live::Connection>, OrderError> {
+        Ok(lock(&self.connections).get_mut(id).map(|c| {
+            c.topics = topics.clone();
+            c.clone()
+        }))
+    }
+
+    async fn close(&self, id: &str) -> Result<(), OrderError> {
+        lock(&self.connections).remove(id);
+        Ok(())
+    }
+
+    async fn listening(
+        &self,
+        audience: &crate::live::Audience,
+        topic: crate::live::Topic,
+    ) -> Result<Vec<String>, OrderError> {
+        Ok(lock(&self.connections)
+            .values()
+            .filter(|c| &c.audience == audience && c.topics.contains(&topic))
+            .map(|c| c.id.clone())
+            .collect())
+    }
+}
+
+/// Records what was pushed to which socket; sockets named in `gone` answer 410.
+#[derive(Debug, Default, Clone)]
+pub struct RecordingPusher {
+    pub pushed: Arc<Mutex<Vec<(String, String)>>>,
+    pub gone: Arc<Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl RecordingPusher {
+    pub fn pushed(&self) -> Vec<(String, String)> {
+        lock(&self.pushed).clone()
+    }
+}
+
+#[async_trait]
+impl crate::ports::Pusher for RecordingPusher {
+    async fn push(
+        &self,
+        connection_id: &str,
+        body: &str,
+    ) -> Result<crate::ports::Delivery, OrderError> {
+        if lock(&self.gone).contains(connection_id) {
+            return Ok(crate::ports::Delivery::Gone);
+        }
+        lock(&self.pushed).push((connection_id.to_owned(), body.to_owned()));
+        Ok(crate::ports::Delivery::Sent)
+    }
+}
+
+/// Keeps every dead letter sent.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryDeadLetters(pub Arc<Mutex<Vec<crate::ports::DeadLetter>>>);
+
+impl MemoryDeadLetters {
+    pub fn letters(&self) -> Vec<crate::ports::DeadLetter> {
+        lock(&self.0).clone()
+    }
+}
+
+#[async_trait]
+impl crate::ports::DeadLetterQueue for MemoryDeadLetters {
+    async fn send(&self, letter: &crate::ports::DeadLetter) -> Result<(), OrderError> {
+        lock(&self.0).push(letter.clone());
+        Ok(())
+    }
+}

@@ -10,10 +10,13 @@ use std::str::FromStr;
 /// Where an order is in its life.
 ///
 /// ```text
-/// PENDING ──► PROCESSED ──► SHIPPED ──► DELIVERED
-///    │            │
-///    ├──► FAILED  └──► CANCELLED
-///    └──► CANCELLED
+///      ┌──── retry (out_of_stock, price_changed) ────┐
+///      ▼                                              │
+///   PENDING ──────────────────────────────────► FAILED
+///      │
+///      ├──► PROCESSED ──► SHIPPED ──► DELIVERED
+///      │        └──► CANCELLED
+///      └──► CANCELLED
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -53,6 +56,7 @@ impl OrderStatus {
         matches!(
             (self, next),
             (Pending, Processed | Failed | Cancelled)
+                | (Failed, Pending)
                 | (Processed, Shipped | Cancelled)
                 | (Shipped, Delivered)
         )
@@ -210,7 +214,8 @@ pub struct Order {
     pub processed_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_at: Option<Timestamp>,
-    /// Why processing failed (`unknown_product`, `out_of_stock`).
+    /// Why processing failed (`unknown_product`, `out_of_stock`, `price_changed`); cleared,
+    /// with `failed_at`, when the order is retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<FailureReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +224,19 @@ pub struct Order {
     pub shipped_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<Timestamp>,
+    /// How often the order went back from `FAILED` to `PENDING` ([`Order::retry`]); absent
+    /// while 0, so orders stored before retries existed read the same.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// When the last retry happened. An `Idempotency-Key` whose first request died after
+    /// claiming the key compares it with the claim's time to tell whether that request's
+    /// retry went through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_at: Option<Timestamp>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why an order could not be processed.
@@ -247,6 +265,17 @@ impl FailureReason {
             FailureReason::PriceChanged => "price_changed",
         }
     }
+
+    /// Whether processing the same order again can end differently: stock may have been
+    /// added, and a retry re-prices the lines at the catalog's current prices. A product that
+    /// is not in the catalog stays missing for this order (its lines cannot change), so
+    /// retrying it would only fail again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FailureReason::OutOfStock | FailureReason::PriceChanged => true,
+            FailureReason::UnknownProduct => false,
+        }
+    }
 }
 
 /// A status change the flow does not allow (e.g. `SHIPPED` before `PROCESSED`).
@@ -255,6 +284,81 @@ impl FailureReason {
 pub struct IllegalTransition {
     pub from: OrderStatus,
     pub to: OrderStatus,
+}
+
+/// A validated `POST /orders/{orderId}/retry` body: `{"expectedTotal": 4498}`, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryOrder {
+    /// The total the caller agrees to pay, in minor units. A retry re-prices an order that
+    /// failed for `price_changed`; with this, a total other than the one the customer was
+    /// shown refuses the retry (`409 price_changed`) instead of charging it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_total: Option<Money>,
+}
+
+impl RetryOrder {
+    /// Validates the body, naming every bad field (`None`: no body, which is valid).
+    pub fn parse(body: Option<&serde_json::Value>) -> Result<Self, Vec<crate::FieldError>> {
+        use crate::FieldError;
+        let Some(body) = body else {
+            return Ok(Self::default());
+        };
+        let Some(object) = body.as_object() else {
+            return Err(vec![FieldError::new("$", "the body must be a JSON object")]);
+        };
+        let mut errors: Vec<FieldError> = object
+            .keys()
+            .filter(|k| k.as_str() != "expectedTotal")
+            .map(|k| FieldError::new(k.clone(), "is not a known field"))
+            .collect();
+        let expected_total = match object.get("expectedTotal") {
+            None => None,
+            Some(value) => match value.as_i64().and_then(Money::from_minor) {
+                Some(total) => Some(total),
+                None => {
+                    errors.push(FieldError::new(
+                        "expectedTotal",
+                        "must be a whole number of minor units, 0 or more",
+                    ));
+                    None
+                }
+            },
+        };
+        if errors.is_empty() {
+            Ok(Self { expected_total })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// A stable digest of this retry of `order_id`, to tell an `Idempotency-Key`'s repeat
+    /// from its reuse for another request (placement's fingerprints hash another shape, so
+    /// a key cannot be both).
+    pub fn fingerprint(&self, order_id: &OrderId) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::json!({"retry": order_id, "request": self});
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+/// Why an order cannot be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RetryRefused {
+    /// Only a `FAILED` order goes back to `PENDING`.
+    #[error("only a FAILED order can be retried; this one is {0}")]
+    NotFailed(OrderStatus),
+    /// The failure cannot change by processing the order again.
+    #[error(
+        "the order failed with {}: a line names a product that is not in the catalog, and a \
+         retry cannot change the lines; place a new order",
+        .0.as_str()
+    )]
+    NotRetryable(FailureReason),
+    /// A catalog price so large that a line total overflows: the catalog holds a price its
+    /// own validation would refuse (corrupt data, not the client's mistake).
+    #[error("re-pricing the order at the catalog's prices overflows its total")]
+    TotalOverflow,
 }
 
 impl Order {
@@ -294,6 +398,8 @@ impl Order {
             cancelled_at: None,
             shipped_at: None,
             delivered_at: None,
+            retries: 0,
+            retried_at: None,
         }
     }
 
@@ -330,6 +436,72 @@ impl Order {
         let mut order = self.transition(OrderStatus::Failed, now)?;
         order.failure_reason = Some(reason);
         Ok(order)
+    }
+
+    /// The order back in `PENDING` for another processing attempt, as a new version: the
+    /// failure fields cleared, the attempt counted. An order that failed for `price_changed`
+    /// is re-priced at the catalog's current prices (`catalog`: the products of its lines
+    /// that exist), so the retry can succeed — the reservation checks the order's prices
+    /// against the catalog's, as at placement. An order that failed for `out_of_stock`
+    /// keeps the prices its customer accepted: if the catalog changed them since, processing
+    /// fails it as `price_changed`, and the next retry re-prices it.
+    pub fn retry(
+        &self,
+        catalog: &[crate::product::Product],
+        now: Timestamp,
+    ) -> Result<Order, RetryRefused> {
+        if self.status != OrderStatus::Failed {
+            return Err(RetryRefused::NotFailed(self.status));
+        }
+        // An order stored FAILED without a reason (none is) would be an out-of-stock one:
+        // the reason events have always defaulted to.
+        let reason = self.failure_reason.unwrap_or(FailureReason::OutOfStock);
+        if !reason.is_retryable() {
+            return Err(RetryRefused::NotRetryable(reason));
+        }
+        let mut order = self
+            .transition(OrderStatus::Pending, now)
+            .map_err(|e| RetryRefused::NotFailed(e.from))?;
+        if reason == FailureReason::PriceChanged {
+            let mut total = Money::ZERO;
+            for item in &mut order.items {
+                if let Some(listed) = catalog.iter().find(|p| p.product_id == item.product_id) {
+                    item.unit_price = listed.price;
+                }
+                item.line_total = item
+                    .unit_price
+                    .checked_mul(item.quantity)
+                    .ok_or(RetryRefused::TotalOverflow)?;
+                total = total
+                    .checked_add(item.line_total)
+                    .ok_or(RetryRefused::TotalOverflow)?;
+            }
+            order.total = total;
+        }
+        order.failed_at = None;
+        order.failure_reason = None;
+        // A u32 of retries is four billion failed attempts, each a write: unreachable.
+        order.retries = self.retries.saturating_add(1);
+        order.retried_at = Some(now);
+        Ok(order)
+    }
+
+    /// The lines whose unit price differs between `self` and `repriced` (the same order
+    /// after [`Order::retry`]), as the price-change error names them: what the order said,
+    /// and what the catalog says now.
+    pub fn price_changes(&self, repriced: &Order) -> Vec<PriceMismatch> {
+        self.items
+            .iter()
+            .zip(&repriced.items)
+            .enumerate()
+            .filter(|(_, (old, new))| old.unit_price != new.unit_price)
+            .map(|(line, (old, new))| PriceMismatch {
+                line,
+                product_id: old.product_id.clone(),
+                unit_price: old.unit_price,
+                catalog_price: new.unit_price,
+            })
+            .collect()
     }
 
     /// Whether this order holds reserved stock (to release on cancellation): stock is
@@ -494,11 +666,146 @@ mod tests {
         assert!(Shipped.can_become(Delivered));
         assert!(!Shipped.can_become(Cancelled));
         assert!(!Processed.can_become(Pending));
+        assert!(Failed.can_become(Pending), "a retry");
+        assert!(!Failed.can_become(Processed) && !Failed.can_become(Cancelled));
         assert!(!Pending.can_become(Shipped));
         assert!(!Delivered.can_become(Cancelled));
         for s in OrderStatus::ALL {
             assert_eq!(s.as_str().parse::<OrderStatus>(), Ok(s));
             assert!(!s.can_become(s));
         }
+    }
+
+    fn failed(reason: FailureReason) -> Order {
+        let t0 = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
+        let t1 = Timestamp::parse("2026-11-21T10:00:01Z").unwrap();
+        Order::place(OrderId::new(Ulid::from_parts(1, 1)), &command(), t0)
+            .fail(reason, t1)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_retry_is_a_new_pending_version_without_the_failure() {
+        let t2 = Timestamp::parse("2026-11-21T10:05:00Z").unwrap();
+        let failed = failed(FailureReason::OutOfStock);
+        // The catalog's prices moved since: an out-of-stock order keeps the prices its
+        // customer accepted (processing will say if they changed).
+        let catalog = [product("sku-1", 2500), product("sku-2", 600)];
+        let retried = failed.retry(&catalog, t2).unwrap();
+        assert_eq!(
+            (retried.status, retried.version, retried.retries),
+            (OrderStatus::Pending, 3, 1)
+        );
+        assert_eq!((retried.failed_at, retried.failure_reason), (None, None));
+        assert_eq!((retried.updated_at, retried.retried_at), (t2, Some(t2)));
+        assert_eq!(
+            (retried.items.clone(), retried.total),
+            (failed.items.clone(), failed.total)
+        );
+        assert!(failed.price_changes(&retried).is_empty());
+        let json = serde_json::to_value(&retried).unwrap();
+        assert_eq!(json["retries"], 1);
+        assert_eq!(json["retriedAt"], "2026-11-21T10:05:00.000Z");
+        assert!(json.get("failureReason").is_none() && json.get("failedAt").is_none());
+        // Orders that were never retried serialise as before.
+        let never = serde_json::to_value(&failed).unwrap();
+        assert!(never.get("retries").is_none() && never.get("retriedAt").is_none());
+        let back: Order = serde_json::from_value(never).unwrap();
+        assert_eq!(back.retries, 0);
+
+        let again = retried
+            .fail(FailureReason::OutOfStock, t2)
+            .unwrap()
+            .retry(&catalog, t2)
+            .unwrap();
+        assert_eq!((again.version, again.retries), (5, 2));
+    }
+
+    #[test]
+    fn a_price_changed_order_is_re_priced_at_the_catalog_s_prices() {
+        let t2 = Timestamp::parse("2026-11-21T10:05:00Z").unwrap();
+        let failed = failed(FailureReason::PriceChanged);
+        // sku-2 is gone from the catalog: its line keeps its price (processing fails it
+        // as unknown_product, and sells nothing at a price the catalog did not set).
+        let retried = failed.retry(&[product("sku-1", 2100)], t2).unwrap();
+        let prices: Vec<(i64, i64)> = retried
+            .items
+            .iter()
+            .map(|i| (i.unit_price.minor(), i.line_total.minor()))
+            .collect();
+        assert_eq!(prices, [(2100, 4200), (500, 500)]);
+        assert_eq!(retried.total.minor(), 4700);
+        assert_eq!(
+            failed.price_changes(&retried),
+            [PriceMismatch {
+                line: 0,
+                product_id: ProductId::parse("sku-1").unwrap(),
+                unit_price: Money::from_minor(1999).unwrap(),
+                catalog_price: Money::from_minor(2100).unwrap(),
+            }]
+        );
+        let huge = crate::product::Product {
+            price: Money::from_minor(i64::MAX / 2).unwrap(),
+            ..product("sku-1", 0)
+        };
+        assert_eq!(failed.retry(&[huge], t2), Err(RetryRefused::TotalOverflow));
+    }
+
+    #[test]
+    fn only_a_failure_that_can_change_is_retried() {
+        let t2 = Timestamp::parse("2026-11-21T10:05:00Z").unwrap();
+        assert_eq!(
+            failed(FailureReason::UnknownProduct).retry(&[], t2),
+            Err(RetryRefused::NotRetryable(FailureReason::UnknownProduct))
+        );
+        let placed = Order::place(OrderId::new(Ulid::from_parts(1, 1)), &command(), t2);
+        assert_eq!(
+            placed.retry(&[], t2),
+            Err(RetryRefused::NotFailed(OrderStatus::Pending))
+        );
+        let processed = placed.transition(OrderStatus::Processed, t2).unwrap();
+        assert_eq!(
+            processed.retry(&[], t2).unwrap_err().to_string(),
+            "only a FAILED order can be retried; this one is PROCESSED"
+        );
+        let retryable: Vec<_> = FailureReason::ALL
+            .into_iter()
+            .filter(FailureReason::is_retryable)
+            .collect();
+        assert_eq!(
+            retryable,
+            [FailureReason::OutOfStock, FailureReason::PriceChanged]
+        );
+    }
+
+    #[test]
+    fn a_retry_body_is_optional_and_names_its_bad_fields() {
+        use serde_json::json;
+        assert_eq!(RetryOrder::parse(None), Ok(RetryOrder::default()));
+        let body = json!({"expectedTotal": 4498});
+        let parsed = RetryOrder::parse(Some(&body)).unwrap();
+        assert_eq!(parsed.expected_total, Money::from_minor(4498));
+        assert_eq!(
+            RetryOrder::parse(Some(&json!({}))),
+            Ok(RetryOrder::default())
+        );
+        let errors =
+            RetryOrder::parse(Some(&json!({"expectedTotal": 44.98, "total": 1}))).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["total", "expectedTotal"]);
+        assert!(RetryOrder::parse(Some(&json!({"expectedTotal": -1}))).is_err());
+        assert!(RetryOrder::parse(Some(&json!({"expectedTotal": null}))).is_err());
+        assert!(RetryOrder::parse(Some(&json!([4498]))).is_err());
+
+        let (a, b) = (
+            OrderId::new(Ulid::from_parts(1, 1)),
+            OrderId::new(Ulid::from_parts(1, 2)),
+        );
+        assert_eq!(parsed.fingerprint(&a), parsed.fingerprint(&a));
+        assert_ne!(parsed.fingerprint(&a), parsed.fingerprint(&b));
+        assert_ne!(
+            parsed.fingerprint(&a),
+            RetryOrder::default().fingerprint(&a)
+        );
     }
 }

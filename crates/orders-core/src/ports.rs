@@ -303,3 +303,41 @@ pub trait AnalyticsReader: Send + Sync {
         buckets: &[crate::analytics::Bucket],
     ) -> Result<Vec<crate::distinct::Distinct>, OrderError>;
 }
+
+/// Open sockets, their subscriptions and the tickets that open them (see [`crate::live`]).
+#[async_trait]
+pub trait LiveConnections: Send + Sync {
+    async fn put_ticket(&self, ticket: &crate::live::Ticket) -> Result<(), OrderError>;
+    /// Deletes the ticket and returns it as it was: `None` when unknown or already used, so
+    /// a ticket opens one socket at most.
+    async fn take_ticket(&self, id: &str) -> Result<Option<crate::live::Ticket>, OrderError>;
+    async fn open(&self, connection: &crate::live::Connection) -> Result<(), OrderError>;
+    async fn get(&self, id: &str) -> Result<Option<crate::live::Connection>, OrderError>;
+    /// Sets what an open connection listens to: `None` when it is not stored (any more).
+    async fn subscribe(
+        &self,
+        id: &str,
+        topics: &std::collections::BTreeSet<crate::live::Topic>,
+    ) -> Result<Option<crate::live::Connection>, OrderError>;
+    async fn close(&self, id: &str) -> Result<(), OrderError>;
+    /// The ids of `audience`'s connections subscribed to `topic`.
+    async fn listening(
+        &self,
+        audience: &crate::live::Audience,
+        topic: crate::live::Topic,
+    ) -> Result<Vec<String>, OrderError>;
+}
+
+/// What became of one pushed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// The socket is closed (API Gateway's 410): forget the connection.
+    Gone,
+}
+
+/// Sends a message down one socket (API Gateway's `@connections` API).
+#[async_trait]
+pub trait Pusher: Send + Sync {
+    async fn push(&self, connection_id: &str, body: &str) -> Result<Delivery, OrderError>;
+}

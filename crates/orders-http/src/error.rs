@@ -48,6 +48,18 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
+        let body = self.body();
+        let mut builder = Response::builder()
+            .status(self.status)
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(seconds) = self.retry_after {
+            builder = builder.header(RETRY_AFTER, seconds.to_string());
+        }
+        builder.body(Body::Text(body)).expect("a valid response")
+    }
+
+    /// The JSON body every error has (also a WebSocket reply's).
+    pub fn body(&self) -> String {
         #[derive(Serialize)]
         struct Envelope<'a> {
             error: Inner<'a>,
@@ -62,7 +74,7 @@ impl ApiError {
             #[serde(skip_serializing_if = "Option::is_none")]
             request_id: Option<&'a str>,
         }
-        let body = serde_json::to_string(&Envelope {
+        serde_json::to_string(&Envelope {
             error: Inner {
                 code: self.code,
                 message: &self.message,
@@ -70,14 +82,7 @@ impl ApiError {
                 request_id: self.request_id.as_deref(),
             },
         })
-        .expect("error bodies always serialise");
-        let mut builder = Response::builder()
-            .status(self.status)
-            .header(CONTENT_TYPE, "application/json");
-        if let Some(seconds) = self.retry_after {
-            builder = builder.header(RETRY_AFTER, seconds.to_string());
-        }
-        builder.body(Body::Text(body)).expect("a valid response")
+        .expect("error bodies always serialise")
     }
 }
 
@@ -125,6 +130,48 @@ impl From<OrderError> for ApiError {
                         })
                         .collect(),
                     ..ApiError::new(StatusCode::CONFLICT, "price_changed", message)
+                }
+            }
+            err @ OrderError::NotRetryable(_) => {
+                ApiError::new(StatusCode::CONFLICT, "not_retryable", err.to_string())
+            }
+            // The shape of placement's price_changed: the client reads the order again
+            // (or the products) and decides whether to retry at the new total.
+            OrderError::TotalChanged {
+                expected,
+                total,
+                lines,
+            } => {
+                let mut fields = vec![FieldError::new(
+                    "expectedTotal",
+                    format!(
+                        "is {}; the order's total on retry is {}",
+                        expected.minor(),
+                        total.minor()
+                    ),
+                )];
+                fields.extend(lines.iter().map(|l| {
+                    FieldError::new(
+                        format!("items[{}].unitPrice", l.line),
+                        format!(
+                            "was {}; the catalog price of {} is {}",
+                            l.unit_price.minor(),
+                            l.product_id,
+                            l.catalog_price.minor()
+                        ),
+                    )
+                }));
+                ApiError {
+                    fields,
+                    ..ApiError::new(
+                        StatusCode::CONFLICT,
+                        "price_changed",
+                        format!(
+                            "the order's total on retry (at the catalog's current prices) is {}, not the expectedTotal {}; nothing changed: retry with the new total to accept it",
+                            total.minor(),
+                            expected.minor()
+                        ),
+                    )
                 }
             }
             OrderError::IdempotencyKeyReused => ApiError::new(
@@ -206,6 +253,40 @@ mod tests {
         assert_eq!(body(OrderError::NotFound("x".into()).into()).0, 404);
         assert_eq!(body(OrderError::IdempotencyKeyReused.into()).0, 422);
         assert_eq!(body(OrderError::Conflict("no".into()).into()).0, 409);
+        let (status, json, _) = body(OrderError::NotRetryable("unknown product".into()).into());
+        assert_eq!(
+            (
+                status,
+                json["error"]["code"].as_str(),
+                json["error"]["message"].as_str()
+            ),
+            (409, Some("not_retryable"), Some("unknown product"))
+        );
+        let money = |n| orders_core::Money::from_minor(n).unwrap();
+        let (status, json, _) = body(
+            OrderError::TotalChanged {
+                expected: money(3998),
+                total: money(4200),
+                lines: vec![orders_core::PriceMismatch {
+                    line: 0,
+                    product_id: orders_core::ProductId::parse("sku-1").unwrap(),
+                    unit_price: money(1999),
+                    catalog_price: money(2100),
+                }],
+            }
+            .into(),
+        );
+        assert_eq!(
+            (status, json["error"]["code"].as_str()),
+            (409, Some("price_changed"))
+        );
+        let fields: Vec<&str> = json["error"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["expectedTotal", "items[0].unitPrice"]);
         let (status, json, _) = body(
             OrderError::PreconditionFailed {
                 what: "order",

@@ -9,6 +9,7 @@ pub mod request;
 pub mod response;
 
 pub use error::ApiError;
+pub use lambda_http::http::StatusCode;
 pub use lambda_http::{Body, Request, RequestExt, Response};
 
 use lambda_http::http::HeaderValue;

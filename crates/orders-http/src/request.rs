@@ -120,7 +120,15 @@ pub fn subject(request: &Request) -> Option<String> {
 /// Who is calling, from the token's subject, scopes (the `scopes` API Gateway passes, else
 /// the token's `scope` claim) and groups (`cognito:groups`, where the issuer sets it).
 pub fn caller(request: &Request) -> Result<Caller, ApiError> {
-    let Some(token) = jwt(request) else {
+    caller_of(jwt(request))
+}
+
+/// [`caller`] from the authorizer's part of an API Gateway event, for functions that read
+/// the event themselves (the live function serves HTTP and WebSocket events).
+pub fn caller_of(
+    token: Option<&ApiGatewayRequestAuthorizerJwtDescription>,
+) -> Result<Caller, ApiError> {
+    let Some(token) = token else {
         return Ok(Caller::Anonymous);
     };
     let scopes: Vec<&str> = match &token.scopes {

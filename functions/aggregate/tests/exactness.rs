@@ -1,4 +1,5 @@
-//! Property: for random order histories spread over shards, with producer duplicates,
+//! Property: for random order histories spread over shards — retried orders among them,
+//! some re-priced by their retry — with producer duplicates,
 //! events the outbox relay publishes late (after a crash between an order's write and its
 //! publish) or a second time, redelivered batches, bisected halves, write failures mid-batch
 //! followed by retries, and a rebuild from the orders table in the middle of it all, the
@@ -20,7 +21,8 @@ use orders_core::ports::{AnalyticsStore, CountersApplied, DeadLetter, DeadLetter
 use orders_core::rebuild::{self, StreamOwned};
 use orders_core::{
     Currency, CustomerId, EventEnvelope, EventId, FailureReason, Money, Order, OrderError,
-    OrderEvent, OrderId, OrderStatus, PlaceOrder, ProductId, Quantity, Timestamp, sequence,
+    OrderEvent, OrderId, OrderStatus, PlaceOrder, Product, ProductId, Quantity, Timestamp,
+    sequence,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -63,6 +65,12 @@ impl MemoryAnalytics {
         let mut fold = Fold::default();
         let mut owned = Vec::new();
         for order in orders {
+            // The real rebuild reads orders from the byCreated index, which does not carry
+            // `retries`: the history must come from the version.
+            let mut order = order.clone();
+            order.retries = 0;
+            order.retried_at = None;
+            let order = &order;
             fold.add_order(order);
             for event in OrderEvent::history(order).unwrap() {
                 let owner = state
@@ -200,8 +208,11 @@ struct History {
     minute: i64,
     customer: u8,
     lines: Vec<(u8, u32, i64)>,
-    /// 0 pending, 1 processed, 2 failed, 3 processed+cancelled, 4 cancelled while pending,
-    /// 5 shipped, 6 delivered.
+    /// Failed and retried this often first; the failures alternate between price_changed
+    /// (the retry re-prices the lines) and out_of_stock.
+    retries: u8,
+    /// Then: 0 pending, 1 processed, 2 failed, 3 processed+cancelled, 4 cancelled while
+    /// pending, 5 shipped, 6 delivered.
     path: u8,
     shard: u8,
 }
@@ -211,16 +222,18 @@ fn history() -> impl Strategy<Value = History> {
         0i64..150,
         0u8..6,
         prop::collection::btree_map(0u8..8, (1u32..5, 0i64..5000), 1..4),
+        prop_oneof![2 => Just(0u8), 1 => 1u8..4],
         0u8..7,
         0u8..3,
     )
-        .prop_map(|(minute, customer, lines, path, shard)| History {
+        .prop_map(|(minute, customer, lines, retries, path, shard)| History {
             minute,
             customer,
             lines: lines
                 .into_iter()
                 .map(|(p, (q, price))| (p, q, price))
                 .collect(),
+            retries,
             path,
             shard,
         })
@@ -254,6 +267,31 @@ fn events_of(index: usize, h: &History) -> Vec<EventEnvelope> {
     );
     let later = created.plus_seconds(30);
     let mut orders = vec![placed.clone()];
+    let mut placed = placed;
+    for attempt in 0..h.retries {
+        let reason = if attempt % 2 == 0 {
+            FailureReason::PriceChanged
+        } else {
+            FailureReason::OutOfStock
+        };
+        let failed = placed.fail(reason, later).unwrap();
+        // The catalog when the customer retries: every price moved since the last attempt.
+        let catalog: Vec<Product> = h
+            .lines
+            .iter()
+            .map(|(p, _, price)| Product {
+                product_id: ProductId::parse(&format!("sku-{p}")).unwrap(),
+                name: format!("sku-{p}"),
+                price: Money::from_minor(price + 17 * i64::from(attempt + 1)).unwrap(),
+                stock: 0,
+                version: 1,
+                updated_at: later,
+            })
+            .collect();
+        placed = failed.retry(&catalog, later).unwrap();
+        orders.push(failed);
+        orders.push(placed.clone());
+    }
     let step = |o: &Order, s: OrderStatus| o.transition(s, later).unwrap();
     match h.path {
         1 => orders.push(step(&placed, OrderStatus::Processed)),

@@ -1,17 +1,22 @@
-//! Order commands after placement — cancel, ship, deliver — and catalog writes.
+//! Order commands after placement — cancel, ship, deliver, retry — and catalog writes.
 //!
 //! Every change is a conditional write on the order's `version` (optimistic concurrency):
 //! of two concurrent changes exactly one is stored; the other gets `409` (or `412` when the
 //! client sent `If-Match`). A repeated command (cancelling a cancelled order) returns the
-//! order as it is. Events come from the relay (the table's change stream), never from here.
+//! order as it is; a retry, which moves the order on, is repeated safely with an
+//! `Idempotency-Key` instead. Events come from the relay (the table's change stream), never
+//! from here.
 
-use orders_core::ports::{Applied, Catalog, CatalogWrite, Clock, OrderCommands, StockChange};
+use orders_core::idempotency::{Claim, IdempotencyRecord, StoredResponse};
+use orders_core::ports::{
+    Applied, Catalog, CatalogWrite, Clock, IdempotencyStore, OrderCommands, StockChange,
+};
 use orders_core::{
-    Caller, Order, OrderError, OrderId, OrderStatus, Product, ProductId, PutProduct,
-    StockAdjustment,
+    Caller, FailureReason, IdempotencyKey, Order, OrderError, OrderId, OrderStatus, Product,
+    ProductId, PutProduct, RetryOrder, RetryRefused, StockAdjustment,
 };
 use std::sync::Arc;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 pub struct CommandService<C, K> {
     pub commands: C,
@@ -28,6 +33,22 @@ pub const CLIENT_STATUSES: [OrderStatus; 3] = [
     OrderStatus::Delivered,
     OrderStatus::Cancelled,
 ];
+
+/// The answer to a retry: the order as JSON (what an `Idempotency-Key` replays, byte for
+/// byte), its version for the `ETag`, and whether it is a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retried {
+    pub body: String,
+    pub version: u64,
+    pub replayed: bool,
+}
+
+/// Where a retry's `Idempotency-Key` is remembered, and for how long.
+pub struct Keyed<'a, I> {
+    pub store: &'a I,
+    pub key: IdempotencyKey,
+    pub ttl_seconds: i64,
+}
 
 impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
     /// Moves an order to `target`. `if_match` is the version the client last saw; an order
@@ -96,6 +117,158 @@ impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
         }
         info!(from = %order.status, version = next.version, "order status changed");
         Ok(next)
+    }
+
+    /// Puts a `FAILED` order back to `PENDING` for processing to try again ([`Order::retry`]):
+    /// only when the failure can change (`out_of_stock`, `price_changed`), re-priced at the
+    /// catalog's prices after `price_changed`, and refused without a change when the total
+    /// is not `request.expected_total`. An order `caller` may not see is not found.
+    ///
+    /// With a key (`keyed`), as for placement: the key is claimed first; its repeat replays
+    /// the first answer; a key whose first request died after claiming it answers the order
+    /// as it is now if that request's retry went through (the order was retried since the
+    /// claim), and retries it otherwise. Without a key, retrying an order that is no longer
+    /// `FAILED` is a `409`, like any change its state does not allow.
+    #[instrument(skip_all, fields(order_id = %id, idempotent = keyed.is_some()))]
+    pub async fn retry<I: IdempotencyStore>(
+        &self,
+        id: &OrderId,
+        request: RetryOrder,
+        if_match: Option<u64>,
+        caller: &Caller,
+        keyed: Option<Keyed<'_, I>>,
+    ) -> Result<Retried, OrderError> {
+        let now = self.clock.now();
+        let order = self
+            .commands
+            .load(id)
+            .await?
+            .filter(|order| caller.may_see(order))
+            .ok_or_else(|| OrderError::NotFound(format!("order {id}")))?;
+
+        if let Some(keyed) = &keyed {
+            let record = IdempotencyRecord {
+                key: keyed.key.clone(),
+                request_fingerprint: request.fingerprint(id),
+                order_id: *id,
+                created_at: now,
+                expires_at: now.plus_seconds(keyed.ttl_seconds),
+                response: None,
+            };
+            if let Claim::Existing(existing) = keyed.store.claim(&record).await? {
+                if existing.request_fingerprint != record.request_fingerprint {
+                    return Err(OrderError::IdempotencyKeyReused);
+                }
+                if let Some(response) = existing.response {
+                    info!("idempotent replay");
+                    return Ok(Retried {
+                        version: version_of(&response.body)?,
+                        body: response.body,
+                        replayed: true,
+                    });
+                }
+                // The first request claimed the key and stopped before answering. If it got
+                // as far as the write, the order was retried after the claim (clocks of two
+                // instances agree far closer than a client's retry interval).
+                if order.status != OrderStatus::Failed
+                    && order.retried_at.is_some_and(|at| at >= existing.created_at)
+                {
+                    info!(status = %order.status, "finishing a retry whose answer was lost");
+                    return self.answer(&order, Some(keyed)).await;
+                }
+            }
+        }
+
+        if let Some(expected) = if_match
+            && expected != order.version
+        {
+            return Err(OrderError::PreconditionFailed {
+                what: "order",
+                current: order.version,
+            });
+        }
+        // Re-pricing reads the catalog as placement does; other retries keep their prices.
+        let catalog = if order.status == OrderStatus::Failed
+            && order.failure_reason == Some(FailureReason::PriceChanged)
+        {
+            let ids: Vec<ProductId> = order.items.iter().map(|i| i.product_id.clone()).collect();
+            self.catalog.get_many(&ids).await?
+        } else {
+            Vec::new()
+        };
+        let next = order
+            .retry(&catalog, now)
+            .map_err(|refused| match refused {
+                RetryRefused::NotFailed(_) => OrderError::Conflict(refused.to_string()),
+                RetryRefused::NotRetryable(_) => OrderError::NotRetryable(refused.to_string()),
+                RetryRefused::TotalOverflow => OrderError::Unexpected(refused.into()),
+            })?;
+        if let Some(expected) = request.expected_total
+            && expected != next.total
+        {
+            return Err(OrderError::TotalChanged {
+                expected,
+                total: next.total,
+                lines: order.price_changes(&next),
+            });
+        }
+        match self.commands.apply(&next, &StockChange::None).await? {
+            Applied::Done => {}
+            Applied::StaleVersion if if_match.is_some() => {
+                return Err(OrderError::PreconditionFailed {
+                    what: "order",
+                    current: order.version + 1,
+                });
+            }
+            Applied::StaleVersion => {
+                return Err(OrderError::Conflict(
+                    "the order changed while this request was being handled; read it again".into(),
+                ));
+            }
+            Applied::Contended => {
+                return Err(OrderError::Unavailable(
+                    "a concurrent transaction was writing the order; retry".into(),
+                ));
+            }
+            Applied::Refused(product) => {
+                return Err(OrderError::Unexpected(
+                    format!("a retry, which reserves nothing, was refused for {product}").into(),
+                ));
+            }
+        }
+        info!(
+            version = next.version,
+            retries = next.retries,
+            total = next.total.minor(),
+            repriced = next.total != order.total,
+            "order retried"
+        );
+        self.answer(&next, keyed.as_ref()).await
+    }
+
+    /// The answer for `order`, remembered for the key if there is one.
+    async fn answer<I: IdempotencyStore>(
+        &self,
+        order: &Order,
+        keyed: Option<&Keyed<'_, I>>,
+    ) -> Result<Retried, OrderError> {
+        let body = serde_json::to_string(order).map_err(|e| OrderError::Unexpected(e.into()))?;
+        if let Some(keyed) = keyed {
+            let response = StoredResponse {
+                status: 200,
+                body: body.clone(),
+            };
+            // The order is retried; failing to remember the answer only means a repeat of the
+            // key finds it unfinished, and answers the order as it is then.
+            if let Err(err) = keyed.store.complete(&keyed.key, &response).await {
+                warn!(error = %err, "could not record the idempotent response");
+            }
+        }
+        Ok(Retried {
+            body,
+            version: order.version,
+            replayed: false,
+        })
     }
 
     /// Creates a catalog entry, or updates one: name and price always, the stock only
@@ -206,4 +379,15 @@ impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
             ))),
         }
     }
+}
+
+/// The version of an order answered earlier (a stored response), for its `ETag`.
+fn version_of(body: &str) -> Result<u64, OrderError> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u64,
+    }
+    serde_json::from_str::<Versioned>(body)
+        .map(|v| v.version)
+        .map_err(|e| OrderError::Unexpected(format!("a stored retry answer: {e}").into()))
 }

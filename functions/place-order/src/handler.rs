@@ -1,7 +1,7 @@
 //! HTTP entry point: routes on API Gateway's decision, parses at the edge, and renders
 //! results and errors (through `orders_http::ApiError`, the one error mapping).
 
-use crate::commands::CommandService;
+use crate::commands::{CommandService, Keyed};
 use crate::service::PlaceOrderService;
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{IF_MATCH, LOCATION};
@@ -10,10 +10,10 @@ use orders_core::ports::{Catalog, IdempotencyStore, OrderCommands, OrderStore};
 use orders_core::validation::parse_place_order_for;
 use orders_core::{
     Caller, FieldError, IdempotencyKey, Order, OrderId, OrderStatus, ProductId, PutProduct,
-    StockAdjustment,
+    RetryOrder, StockAdjustment,
 };
 use orders_http::request::{caller, header, json_body, path_parameter, route_key, subject};
-use orders_http::response::versioned_json;
+use orders_http::response::{raw_json, versioned_json};
 use orders_http::{ApiError, Body, Request, Response};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -36,6 +36,7 @@ where
             metrics::counter!(metric::ORDERS_REJECTED, "reason" => e.code).increment(1);
         }),
         Some("DELETE /orders/{orderId}") => cancel_order(&app.commands, &request).await,
+        Some("POST /orders/{orderId}/retry") => retry_order(app, &request).await,
         Some("PATCH /orders/{orderId}") => patch_order(&app.commands, &request).await,
         Some("PUT /products/{productId}") => put_product(&app.commands, &request).await,
         Some("POST /products/{productId}/stock") => adjust_stock(&app.commands, &request).await,
@@ -72,6 +73,23 @@ fn if_match(request: &Request) -> Result<Option<u64>, ApiError> {
     })
 }
 
+/// The `Idempotency-Key` header, if sent.
+fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = header(request, IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .ok()
+        .and_then(|v| IdempotencyKey::parse(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::validation(vec![FieldError::new(
+                "Idempotency-Key",
+                "must be 1 to 128 visible ASCII characters (a UUID is a good choice)",
+            )])
+        })
+}
+
 fn product_id(request: &Request) -> Result<ProductId, ApiError> {
     let raw = path_parameter(request, "productId").unwrap_or_default();
     ProductId::parse(&raw)
@@ -92,6 +110,54 @@ async fn cancel_order<C: OrderCommands, K: Catalog>(
         .change_status(&id, OrderStatus::Cancelled, if_match(request)?, &caller)
         .await?;
     Ok(order_response(&order))
+}
+
+/// `POST /orders/{orderId}/retry`, with an optional body (`{"expectedTotal": 4498}`): an
+/// empty one needs no `Content-Type`.
+async fn retry_order<S, I, C, K>(
+    app: &App<S, I, C, K>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError>
+where
+    I: IdempotencyStore,
+    C: OrderCommands,
+    K: Catalog,
+{
+    let key = idempotency_key(request)?;
+    let caller = caller(request)?;
+    let id = order_id(request)?;
+    let body = match request.body() {
+        Body::Empty => None,
+        Body::Text(text) if text.is_empty() => None,
+        Body::Binary(bytes) if bytes.is_empty() => None,
+        _ => Some(json_body(request)?),
+    };
+    let retry = RetryOrder::parse(body.as_ref()).map_err(ApiError::validation)?;
+    let keyed = key.map(|k| Keyed {
+        store: &app.place.idempotency,
+        // Keys are the caller's, as for placement.
+        key: k.for_caller(subject(request).as_deref()),
+        ttl_seconds: app.place.idempotency_ttl_seconds,
+    });
+    let retried = app
+        .commands
+        .retry(&id, retry, if_match(request)?, &caller, keyed)
+        .await?;
+    let mut response = raw_json(StatusCode::OK, retried.body);
+    let headers = response.headers_mut();
+    headers.insert(
+        lambda_http::http::header::ETAG,
+        format!("\"{}\"", retried.version)
+            .parse()
+            .expect("a number is header-safe"),
+    );
+    if retried.replayed {
+        headers.insert(
+            "idempotent-replayed",
+            "true".parse().expect("static header"),
+        );
+    }
+    Ok(response)
 }
 
 async fn patch_order<C: OrderCommands, K: Catalog>(
@@ -182,20 +248,7 @@ where
     I: IdempotencyStore,
     K: Catalog,
 {
-    let key = match header(request, IDEMPOTENCY_KEY_HEADER) {
-        None => None,
-        Some(value) => Some(
-            value
-                .ok()
-                .and_then(|v| IdempotencyKey::parse(v).ok())
-                .ok_or_else(|| {
-                    ApiError::validation(vec![FieldError::new(
-                        "Idempotency-Key",
-                        "must be 1 to 128 visible ASCII characters (a UUID is a good choice)",
-                    )])
-                })?,
-        ),
-    };
+    let key = idempotency_key(request)?;
     let caller = caller(request)?;
     let me = match &caller {
         Caller::Customer(me) => Some(me),

@@ -1,6 +1,6 @@
 //! `place-order`: the command side of the HTTP API — placing orders, changing their
-//! status (`PATCH`/`DELETE /orders/{id}`, see [`commands`]) and writing the catalog
-//! (`PUT /products/{id}`).
+//! status (`PATCH`/`DELETE /orders/{id}`, `POST /orders/{id}/retry` for a failed one, see
+//! [`commands`]) and writing the catalog (`PUT /products/{id}`).
 //!
 //! `POST /orders` validates the body, stores the order (`PENDING`, version 1) with a
 //! conditional write and answers `201`. Nothing here publishes: the orders table's change

@@ -11,9 +11,10 @@ use place_order::handler::handle;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-const ROUTES: [(&str, &str, &str); 5] = [
+const ROUTES: [(&str, &str, &str); 6] = [
     ("POST /orders", "POST", "/orders"),
     ("DELETE /orders/{orderId}", "DELETE", "/orders/{id}"),
+    ("POST /orders/{orderId}/retry", "POST", "/orders/{id}/retry"),
     ("PATCH /orders/{orderId}", "PATCH", "/orders/{id}"),
     ("PUT /products/{productId}", "PUT", "/products/{id}"),
     (
@@ -66,6 +67,7 @@ fn json_value() -> impl Strategy<Value = Value> {
                         "price",
                         "stock",
                         "add",
+                        "expectedTotal",
                     ])
                     .prop_map(str::to_owned),
                     "\\PC{0,10}",

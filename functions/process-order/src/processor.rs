@@ -140,7 +140,11 @@ where
     async fn handle_record(&self, record: &KinesisEventRecord) -> Result<Outcome, OrderError> {
         let result = match EventEnvelope::decode(&record.kinesis.data) {
             Ok(Decoded::Event(envelope)) => match envelope.event {
-                OrderEvent::OrderPlaced { order } => self.process(order).await?,
+                // A retried order is processed exactly like a placed one: it is PENDING again,
+                // at its own version.
+                OrderEvent::OrderPlaced { order } | OrderEvent::OrderRetried { order } => {
+                    self.process(order).await?
+                }
                 _ => Ok(Outcome::Skipped),
             },
             Ok(Decoded::UnknownType(_)) => Ok(Outcome::Skipped),
@@ -163,17 +167,18 @@ where
         }
     }
 
-    /// Processes one placed order. The outer `Result` is for transient errors (retry the
-    /// record), the inner one for poison (dead-letter it).
-    #[instrument(skip_all, fields(order_id = %placed.order_id))]
+    /// Processes one placed (or retried) order: the PENDING version the event carries. The
+    /// outer `Result` is for transient errors (retry the record), the inner one for poison
+    /// (dead-letter it).
+    #[instrument(skip_all, fields(order_id = %placed.order_id, version = placed.version))]
     async fn process(&self, placed: Order) -> Result<Result<Outcome, Poison>, OrderError> {
-        // The relay derives OrderPlaced from a stored PENDING version; anything else cannot
-        // become valid by retrying (a transition from it is illegal forever).
+        // The relay derives OrderPlaced / OrderRetried from a stored PENDING version; anything
+        // else cannot become valid by retrying (a transition from it is illegal forever).
         if placed.status != OrderStatus::Pending {
             return Ok(Err(Poison(
                 "not_pending",
                 format!(
-                    "OrderPlaced for order {} carries status {} (version {}), not PENDING",
+                    "the event for order {} carries status {} (version {}), not PENDING",
                     placed.order_id, placed.status, placed.version
                 ),
             )));
@@ -210,18 +215,20 @@ where
                 info!(status = %order.status, reason = ?order.failure_reason, "order processed");
                 return Ok(Ok(outcome));
             }
-            // Not at version 1 any more: handled by an earlier delivery, changed by a client,
-            // or never stored at all.
+            // Not at the event's version any more: handled by an earlier delivery, changed by
+            // a client, or never stored at all.
             let Some(stored) = self.commands.load(&placed.order_id).await? else {
                 return Ok(Err(Poison(
                     "order_not_found",
                     format!("order {} is not in the orders table", placed.order_id),
                 )));
             };
-            match stored.status {
-                OrderStatus::Pending => continue,
-                _ => return Ok(Ok(Outcome::Duplicate)),
+            // PENDING at a later version is a retry of the order, which its own
+            // `OrderRetried` processes: this (redelivered) event's attempt is over.
+            if stored.status == OrderStatus::Pending && stored.version == placed.version {
+                continue;
             }
+            return Ok(Ok(Outcome::Duplicate));
         }
         Err(OrderError::Unavailable(
             format!(

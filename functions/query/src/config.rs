@@ -10,6 +10,8 @@ pub struct Config {
     pub analytics_table: String,
     /// How the dashboard signs in; `None` when the API has no sign-in.
     pub sign_in: Option<SignIn>,
+    /// The live updates' socket URL (the dashboard may connect there); `None` without.
+    pub live_url: Option<String>,
 }
 
 impl Config {
@@ -19,6 +21,7 @@ impl Config {
             products_table: required("PRODUCTS_TABLE")?,
             analytics_table: required("ANALYTICS_TABLE")?,
             sign_in: sign_in()?,
+            live_url: optional("LIVE_URL", None, |v| Some(Some(v.to_owned())))?,
         })
     }
 }

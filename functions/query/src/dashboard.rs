@@ -27,7 +27,9 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    pub fn new(sign_in: Option<&SignIn>) -> Self {
+    /// `live_url`: where the page opens its socket (`wss://…/live`), if the deployment has
+    /// live updates.
+    pub fn new(sign_in: Option<&SignIn>, live_url: Option<&str>) -> Self {
         let (page, token_origin) = match sign_in {
             None => (PAGE.to_owned(), None),
             Some(sign_in) => {
@@ -48,14 +50,19 @@ impl Dashboard {
                 )
             }
         };
-        let policy = content_security_policy(&page, token_origin.as_deref());
+        let also: Vec<String> = token_origin
+            .into_iter()
+            .chain(live_url.and_then(origin))
+            .collect();
+        let policy = content_security_policy(&page, &also);
         Self { page, policy }
     }
 }
 
 /// `default-src 'none'`, plus the SHA-256 of each inline `<script>` and `<style>` of `page`,
-/// and `connect-src` to the page's origin and `also` (the token endpoint's origin).
-pub fn content_security_policy(page: &str, also: Option<&str>) -> String {
+/// and `connect-src` to the page's origin and `also` (the token endpoint's and the live
+/// socket's origins).
+pub fn content_security_policy(page: &str, also: &[String]) -> String {
     let hashes = |tag: &str| -> String {
         let open = format!("<{tag}>");
         let close = format!("</{tag}>");
@@ -71,10 +78,10 @@ pub fn content_security_policy(page: &str, also: Option<&str>) -> String {
             })
             .collect()
     };
-    let connect = match also {
-        Some(origin) => format!("'self' {origin}"),
-        None => "'self'".to_owned(),
-    };
+    let connect = std::iter::once("'self'")
+        .chain(also.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
         "default-src 'none'; script-src{}; style-src{}; connect-src {connect}; img-src 'self' data:; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -110,7 +117,7 @@ mod tests {
             client_id: "orders-local".into(),
             scope: "openid orders/admin".into(),
         };
-        let dashboard = Dashboard::new(Some(&sign_in));
+        let dashboard = Dashboard::new(Some(&sign_in), None);
         assert!(dashboard.page.contains(
             r#"content="{&quot;authorize&quot;:&quot;http://127.0.0.1:3002/authorize&quot;"#
         ));
@@ -119,7 +126,7 @@ mod tests {
                 .policy
                 .contains("connect-src 'self' http://127.0.0.1:3002;")
         );
-        let plain = Dashboard::new(None);
+        let plain = Dashboard::new(None, None);
         assert!(plain.page.contains(SIGN_IN_META));
         assert!(plain.policy.contains("connect-src 'self';"));
         // The script is the same either way: its hash does not depend on the settings.
@@ -138,6 +145,18 @@ mod tests {
                 .unwrap()
                 .split(';')
                 .next()
+        );
+    }
+
+    #[test]
+    fn the_live_sockets_origin_may_be_connected_to() {
+        let live = Dashboard::new(
+            None,
+            Some("wss://abc.execute-api.eu-west-1.amazonaws.com/live"),
+        );
+        assert!(
+            live.policy
+                .contains("connect-src 'self' wss://abc.execute-api.eu-west-1.amazonaws.com;")
         );
     }
 }

@@ -37,7 +37,7 @@ impl<S, K, A> QueryService<S, K, A> {
             analytics,
             clock: Arc::new(SystemClock),
             cache: ReportCache::default(),
-            dashboard: Dashboard::new(None),
+            dashboard: Dashboard::new(None, None),
         }
     }
 }

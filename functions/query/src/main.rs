@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
         DynamoCatalog::from_sdk(&sdk, &config.products_table),
         DynamoAnalyticsReader::from_sdk(&sdk, &config.analytics_table),
     );
-    service.dashboard = Dashboard::new(config.sign_in.as_ref());
+    service.dashboard = Dashboard::new(config.sign_in.as_ref(), config.live_url.as_deref());
     let service = Arc::new(service);
     lambda_http::run(service_fn(move |request| {
         let service = Arc::clone(&service);

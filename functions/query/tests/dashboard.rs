@@ -25,7 +25,7 @@ fn between<'a>(page: &'a str, open: &str, close: &str) -> &'a str {
 
 #[test]
 fn the_policy_allows_exactly_the_pages_own_script_and_style() {
-    let policy = content_security_policy(PAGE, None);
+    let policy = content_security_policy(PAGE, &[]);
     assert_eq!(PAGE.matches("<script").count(), 1, "one inline script");
     assert_eq!(PAGE.matches("<style").count(), 1, "one inline style");
     let script = hash(between(PAGE, "<script>", "</script>"));

@@ -227,6 +227,58 @@ locals {
         Resource = [local.kms_key_arn]
       },
     ], local.stream_read_statements)
+
+    "live" = [
+      {
+        # Tickets (put; redeem = delete returning the old item), sockets (put, read,
+        # subscribe, delete).
+        Sid      = "Connections"
+        Effect   = "Allow"
+        Action   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        Resource = [aws_dynamodb_table.connections.arn]
+      },
+      {
+        Sid      = "TablesKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = [local.kms_key_arn]
+      },
+    ]
+
+    "notify" = concat([
+      {
+        # Who listens (byAudience); closed sockets are forgotten.
+        Sid      = "Connections"
+        Effect   = "Allow"
+        Action   = ["dynamodb:DeleteItem"]
+        Resource = [aws_dynamodb_table.connections.arn]
+      },
+      {
+        Sid      = "ConnectionListings"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Query"]
+        Resource = ["${aws_dynamodb_table.connections.arn}/index/byAudience"]
+      },
+      {
+        # PostToConnection on the live stage's sockets only.
+        Sid      = "PushToSockets"
+        Effect   = "Allow"
+        Action   = ["execute-api:ManageConnections"]
+        Resource = ["${aws_apigatewayv2_api.live.execution_arn}/${local.live_stage}/POST/@connections/*"]
+      },
+      {
+        Sid      = "DeadLetters"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [aws_sqs_queue.dlq["notify"].arn]
+      },
+      {
+        Sid      = "TablesAndStreamKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = [local.kms_key_arn]
+      },
+    ], local.stream_read_statements)
   }
 
   # X-Ray has no resource-level permissions: "*" is the only resource these actions take.

@@ -4,6 +4,7 @@ locals {
     "POST /orders"                     = "place-order"
     "PATCH /orders/{orderId}"          = "place-order"
     "DELETE /orders/{orderId}"         = "place-order"
+    "POST /orders/{orderId}/retry"     = "place-order"
     "PUT /products/{productId}"        = "place-order"
     "POST /products/{productId}/stock" = "place-order"
     "GET /orders"                      = "query"
@@ -17,6 +18,7 @@ locals {
     "GET /analytics/summary"           = "query"
     "GET /openapi.json"                = "query"
     "GET /"                            = "query"
+    "POST /live/tickets"               = "live"
   }
 
   # Order attributes the listing indexes carry: everything a listing returns.
@@ -29,6 +31,7 @@ locals {
   stream_consumers = {
     "process-order" = "process-order"
     "aggregate"     = "aggregate"
+    "notify"        = "notify"
   }
 
   # Per-consumer mapping settings; each is what the consumer's code relies on.
@@ -49,6 +52,14 @@ locals {
       batching_window    = 1
       retry_attempts     = -1
       record_age_seconds = -1
+    }
+    # Pushes are fresh or worthless: no batching window (a change is on screen within a
+    # second), few retries, and records older than five minutes are given up (to the DLQ).
+    "notify" = {
+      batch_size         = 100
+      batching_window    = 0
+      retry_attempts     = 3
+      record_age_seconds = 300
     }
   }
 
@@ -81,8 +92,10 @@ locals {
     "GET /orders"                      = local.customer_scopes
     "GET /orders/{orderId}"            = local.customer_scopes
     "DELETE /orders/{orderId}"         = local.customer_scopes
+    "POST /orders/{orderId}/retry"     = local.customer_scopes
     "GET /products"                    = local.customer_scopes
     "GET /products/{productId}"        = local.customer_scopes
+    "POST /live/tickets"               = local.customer_scopes
     "PATCH /orders/{orderId}"          = local.staff_scopes
     "PUT /products/{productId}"        = local.staff_scopes
     "POST /products/{productId}/stock" = local.staff_scopes
@@ -121,6 +134,8 @@ locals {
         SIGN_IN_AUTHORIZE_URL = local.sign_in_authorize_url
         SIGN_IN_TOKEN_URL     = local.sign_in_token_url
         SIGN_IN_SCOPE         = "openid orders/customer orders/admin"
+        # The dashboard's socket (its origin is allowed in the page's connect-src).
+        LIVE_URL = local.live_url
       })
     }
     "process-order" = {
@@ -136,6 +151,21 @@ locals {
       environment = merge(local.log_env, {
         EVENTS_STREAM_NAME = aws_kinesis_stream.events.name
         DLQ_URL            = aws_sqs_queue.dlq["relay"].url
+      })
+    }
+    "live" = {
+      timeout = var.api_timeout
+      environment = merge(local.log_env, {
+        CONNECTIONS_TABLE = aws_dynamodb_table.connections.name
+        LIVE_URL          = local.live_url
+      })
+    }
+    "notify" = {
+      timeout = var.stream_timeout
+      environment = merge(local.log_env, {
+        CONNECTIONS_TABLE = aws_dynamodb_table.connections.name
+        LIVE_CALLBACK_URL = local.live_callback_url
+        DLQ_URL           = aws_sqs_queue.dlq["notify"].url
       })
     }
     "aggregate" = {

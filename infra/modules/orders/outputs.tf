@@ -87,3 +87,23 @@ output "user_pool_id" {
   description = "The Cognito user pool the module created (var.user_pool), else null. Put staff in its `staff` group."
   value       = var.user_pool ? aws_cognito_user_pool.users[0].id : null
 }
+
+output "live_api_id" {
+  description = "WebSocket API id (live updates)."
+  value       = aws_apigatewayv2_api.live.id
+}
+
+output "live_url" {
+  description = "Where clients open sockets (with a ticket from POST /live/tickets)."
+  value       = local.live_url
+}
+
+output "connections_table" {
+  description = "Sockets and tickets of the live API (key pk; GSI byAudience; TTL expiresAt)."
+  value       = aws_dynamodb_table.connections.name
+}
+
+output "notify_dlq_url" {
+  description = "Dead letters of notify (records that are not events, pushes given up)."
+  value       = aws_sqs_queue.dlq["notify"].url
+}

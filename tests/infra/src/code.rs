@@ -6,9 +6,12 @@
 //!   …`), or a transaction item builder (`Update::builder().table_name(…)`); its resource is the
 //!   argument of `table_name` / `request_items` / `stream_name` / `queue_url` — a field
 //!   (`self.table`) or a parameter of the enclosing function, resolved at its call sites;
+//! - an API Gateway management call (`post_to_connection`) names no resource: its client is
+//!   built for one API stage's endpoint (`.endpoint_url(callback_url)` in `from_sdk`), so the
+//!   resource is the `client` field, bound to that endpoint;
 //! - a function's adapters are built in its `main.rs` with `Adapter::from_sdk(&sdk,
 //!   &config.<field>, …)`, the arguments after `&sdk` in the order of `from_sdk`'s parameters,
-//!   which are named after the adapter's fields;
+//!   which are named after the adapter's fields (or set its client's endpoint);
 //! - the adapter's role (`store`, `catalog`, …) is the struct field, `let` binding or `new`
 //!   parameter that receives it, and the code calls it as `<…>.role.method(…)` or
 //!   `role.method(…)` (also in the `orders_core` modules the function imports, such as `outbox`).
@@ -38,7 +41,22 @@ pub const SDK_OPERATIONS: &[(&str, Option<&str>)] = &[
     ("send_message", Some("sqs:SendMessage")),
     // SendMessageBatch is authorised as SendMessage.
     ("send_message_batch", Some("sqs:SendMessage")),
+    ("post_to_connection", Some("execute-api:ManageConnections")),
+    ("get_connection", Some("execute-api:ManageConnections")),
+    ("delete_connection", Some("execute-api:ManageConnections")),
 ];
+
+/// API Gateway management operations and the HTTP method their IAM resource names:
+/// `<api execution ARN>/<stage>/<METHOD>/@connections/<connection id>`.
+pub const CONNECTION_OPERATIONS: &[(&str, &str)] = &[
+    ("post_to_connection", "POST"),
+    ("get_connection", "GET"),
+    ("delete_connection", "DELETE"),
+];
+
+/// The field an adapter keeps its SDK client in; for a client built for one endpoint, the
+/// resource its calls act on.
+pub const CLIENT_FIELD: &str = "client";
 
 /// DynamoDB transaction items and the action each is authorised as.
 pub const TRANSACTION_ITEMS: &[(&str, &str)] = &[
@@ -71,8 +89,12 @@ pub struct Op {
     pub target: Target,
     /// A query on a secondary index (`.index_name(…)` in the chain).
     pub on_index: bool,
-    /// `.index_name("…")` when a literal.
+    /// `.index_name("…")` when a literal or a constant of the crate.
     pub index: Option<String>,
+    /// `.index_name(NAME)`: the constant, resolved into `index` when the crate defines it.
+    pub index_const: Option<String>,
+    /// An API Gateway `@connections` call: the HTTP method its IAM resource names.
+    pub connection_method: Option<String>,
     /// `.key_condition_expression("…")` when a literal.
     pub key_condition: Option<String>,
     /// Key attributes named in the chain: `.key("orderId", …)`.
@@ -107,6 +129,8 @@ pub struct Body {
     pub item_attributes: Vec<String>,
     /// `index: "…", key_attribute: "…"` in struct literals (index partitions chosen at run time).
     pub index_keys: Vec<(String, String)>,
+    /// Parameters passed to `.endpoint_url(…)`: they choose the endpoint a client talks to.
+    pub endpoint_params: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +140,9 @@ pub struct Adapter {
     pub fields: BTreeSet<String>,
     /// Parameters of `from_sdk` after the SDK configuration.
     pub from_sdk_params: Vec<String>,
+    /// Parameters of `from_sdk` that set its client's endpoint (an API stage's URL) rather
+    /// than a field: the resource of calls on [`CLIENT_FIELD`].
+    pub endpoints: BTreeSet<String>,
     pub methods: BTreeMap<String, Body>,
 }
 
@@ -137,10 +164,16 @@ impl Adapters {
         let mut structs: BTreeMap<String, (PathBuf, BTreeSet<String>)> = BTreeMap::new();
         let mut methods: BTreeMap<String, BTreeMap<String, Body>> = BTreeMap::new();
         let mut functions = Vec::new();
+        let mut consts = BTreeMap::new();
         for file in rust_files(src)? {
             let ast = parse(&file)?;
             for item in &ast.items {
                 match item {
+                    Item::Const(c) => {
+                        if let Some(value) = string_literal(&c.expr) {
+                            consts.insert(c.ident.to_string(), value);
+                        }
+                    }
                     Item::Struct(s) => {
                         let fields = s
                             .fields
@@ -176,6 +209,18 @@ impl Adapters {
                 }
             }
         }
+        // `.index_name(BY_AUDIENCE_INDEX)`: the constant's value.
+        let bodies = methods
+            .values_mut()
+            .flat_map(|m| m.values_mut())
+            .chain(functions.iter_mut().map(|(_, _, b)| b));
+        for body in bodies {
+            for op in &mut body.ops {
+                if op.index.is_none() {
+                    op.index = op.index_const.as_ref().and_then(|c| consts.get(c)).cloned();
+                }
+            }
+        }
         // An adapter is a struct with a `from_sdk` constructor.
         let mut adapters = BTreeMap::new();
         for (name, methods) in methods {
@@ -186,6 +231,7 @@ impl Adapters {
                 continue;
             };
             let from_sdk_params = from_sdk.params.iter().skip(1).cloned().collect();
+            let endpoints = from_sdk.endpoint_params.clone();
             adapters.insert(
                 name.clone(),
                 Adapter {
@@ -193,6 +239,7 @@ impl Adapters {
                     file: file.clone(),
                     fields: fields.clone(),
                     from_sdk_params,
+                    endpoints,
                     methods,
                 },
             );
@@ -300,6 +347,39 @@ impl Adapters {
         Ok(())
     }
 
+    /// The indexes an op on an index may query: the one it names, else the partitions
+    /// chosen at run time (`index: "…"` struct literals in the adapter's file). Empty when
+    /// neither tells.
+    pub fn indexes(&self, adapter: &Adapter, op: &Op) -> Vec<String> {
+        if let Some(index) = &op.index {
+            return vec![index.clone()];
+        }
+        self.index_keys(adapter)
+            .into_iter()
+            .map(|(index, _)| index)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// `index: "…", key_attribute: "…"` pairs anywhere in the adapter's file.
+    pub fn index_keys(&self, adapter: &Adapter) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = adapter
+            .methods
+            .values()
+            .flat_map(|b| b.index_keys.clone())
+            .collect();
+        pairs.extend(
+            self.functions
+                .iter()
+                .filter(|(file, _, _)| *file == adapter.file)
+                .flat_map(|(_, _, b)| b.index_keys.clone()),
+        );
+        pairs.sort();
+        pairs.dedup();
+        pairs
+    }
+
     /// Every string literal of `method` and of what it calls in the crate.
     pub fn literals(&self, adapter: &Adapter, method: &str) -> BTreeSet<String> {
         let mut literals = BTreeSet::new();
@@ -399,8 +479,8 @@ impl Body {
         links.reverse(); // innermost first
         let names: Vec<String> = links.iter().map(|l| l.method.to_string()).collect();
 
+        let first = names[0].as_str();
         let action = if is_client(base) {
-            let first = names[0].as_str();
             match SDK_OPERATIONS.iter().find(|(m, _)| *m == first) {
                 Some((_, Some(action))) => Some((*action).to_owned()),
                 Some((_, None)) => None,
@@ -418,11 +498,22 @@ impl Body {
         };
 
         if let Some(action) = action {
+            let connection_method = CONNECTION_OPERATIONS
+                .iter()
+                .find(|(m, _)| *m == first)
+                .map(|(_, method)| (*method).to_owned());
+            // A management call acts on the stage its client was built for.
+            let target = match (&connection_method, strip(base)) {
+                (Some(_), Expr::Field(f)) if is_self(&f.base) => Target::Field(member(&f.member)),
+                _ => Target::Unresolved,
+            };
             let mut op = Op {
                 action,
-                target: Target::Unresolved,
+                target,
                 on_index: false,
                 index: None,
+                index_const: None,
+                connection_method,
                 key_condition: None,
                 key_attributes: Vec::new(),
                 key_function: None,
@@ -443,6 +534,10 @@ impl Body {
                     "index_name" => {
                         op.on_index = true;
                         op.index = first.and_then(string_literal);
+                        op.index_const = first.and_then(|a| match strip(a) {
+                            Expr::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+                            _ => None,
+                        });
                     }
                     "key_condition_expression" => op.key_condition = first.and_then(string_literal),
                     "key" => op.key_attributes.extend(first.and_then(string_literal)),
@@ -461,6 +556,11 @@ impl Body {
             }
             if is_self(&link.receiver) {
                 self.self_calls.insert(link.method.to_string());
+            }
+            if link.method == "endpoint_url" {
+                if let Some(Arg::Param(n)) = link.args.first().map(|a| self.arg(a)) {
+                    self.endpoint_params.insert(self.params[n].clone());
+                }
             }
         }
     }
@@ -527,6 +627,19 @@ impl<'ast> Visit<'ast> for Body {
 
     fn visit_lit_str(&mut self, lit: &'ast syn::LitStr) {
         self.literals.insert(lit.value());
+    }
+
+    /// `vec![…]` holds expressions (struct literals naming index partitions, say); other
+    /// macros (`format!`, `tracing`) are not read.
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        if mac.path.is_ident("vec") {
+            let items = mac.parse_body_with(
+                syn::punctuated::Punctuated::<Expr, syn::Token![,]>::parse_terminated,
+            );
+            for item in items.iter().flatten() {
+                <Self as Visit<'_>>::visit_expr(self, item);
+            }
+        }
     }
 }
 
@@ -658,6 +771,11 @@ pub struct Function {
     pub calls: BTreeSet<(String, String)>,
     /// Route keys the handlers match (`Some("GET /orders")`).
     pub routes: BTreeSet<String>,
+    /// WebSocket route keys the handlers match: in a `match` on a `route_key`, the arms
+    /// `Some("…")` that are not HTTP routes (`$connect`, `subscribe`); such a match's
+    /// catch-all arm (`_`, or a binding) serves `$default`, API Gateway's route for messages
+    /// no other route selects.
+    pub socket_routes: BTreeSet<String>,
     /// Mentions of types by name (to tell stream consumers: `KinesisEvent`, `KinesisEventResponse`).
     pub type_names: BTreeSet<String>,
 }
@@ -741,12 +859,14 @@ impl Function {
             roles: &roles,
             calls: BTreeSet::new(),
             routes: BTreeSet::new(),
+            socket_routes: BTreeSet::new(),
             type_names: BTreeSet::new(),
         };
         for ast in &sources[..asts.len()] {
             calls.visit_file(ast);
         }
         let routes = std::mem::take(&mut calls.routes);
+        let socket_routes = std::mem::take(&mut calls.socket_routes);
         let type_names = std::mem::take(&mut calls.type_names);
         for ast in &sources[asts.len()..] {
             calls.visit_file(ast);
@@ -763,6 +883,7 @@ impl Function {
             instances,
             calls: calls.calls,
             routes,
+            socket_routes,
             type_names,
         })
     }
@@ -872,12 +993,20 @@ impl<'ast> Visit<'ast> for InstanceReader<'_> {
                 for (param, arg) in adapter.from_sdk_params.iter().zip(call.args.iter().skip(1)) {
                     if let Expr::Field(f) = strip(arg) {
                         if matches!(strip(&f.base), Expr::Path(p) if p.path.is_ident("config")) {
-                            if !adapter.fields.contains(param) {
+                            let field = if adapter.fields.contains(param) {
+                                param.as_str()
+                            } else if adapter.endpoints.contains(param)
+                                && adapter.fields.contains(CLIENT_FIELD)
+                            {
+                                CLIENT_FIELD
+                            } else {
                                 self.errors.push(format!(
-                                    "{ty}::from_sdk parameter {param} is not a field of {ty}"
+                                    "{ty}::from_sdk parameter {param} is neither a field of {ty} \
+                                     nor the endpoint of its {CLIENT_FIELD}"
                                 ));
-                            }
-                            bindings.insert(param.clone(), member(&f.member));
+                                param.as_str()
+                            };
+                            bindings.insert(field.to_owned(), member(&f.member));
                         }
                     }
                 }
@@ -904,10 +1033,73 @@ struct CallReader<'a> {
     roles: &'a BTreeSet<String>,
     calls: BTreeSet<(String, String)>,
     routes: BTreeSet<String>,
+    socket_routes: BTreeSet<String>,
     type_names: BTreeSet<String>,
 }
 
+/// `"GET /orders"`: an HTTP API route key.
+fn is_http_route(key: &str) -> bool {
+    let method = key.split(' ').next().unwrap_or("");
+    ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&method)
+        && key.contains(" /")
+}
+
+/// `Some("…")` patterns of an arm (through `|`), and whether it matches anything
+/// (`_`, a binding).
+fn arm_keys(pat: &Pat, keys: &mut Vec<String>) -> bool {
+    match pat {
+        Pat::Or(or) => {
+            let mut catch_all = false;
+            for case in &or.cases {
+                catch_all |= arm_keys(case, keys);
+            }
+            catch_all
+        }
+        Pat::TupleStruct(t) if t.path.is_ident("Some") => {
+            if let [Pat::Lit(l)] = t.elems.iter().collect::<Vec<_>>().as_slice() {
+                if let Lit::Str(s) = &l.lit {
+                    keys.push(s.value());
+                }
+            }
+            false
+        }
+        Pat::Wild(_) => true,
+        Pat::Ident(i) => i.subpat.is_none(),
+        _ => false,
+    }
+}
+
+/// Whether `expr` reads a `route_key` (`event.request_context.route_key.as_deref()`).
+fn reads_route_key(expr: &Expr) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_ident(&mut self, i: &'ast syn::Ident) {
+            self.0 |= i == "route_key";
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_expr(expr);
+    finder.0
+}
+
 impl<'ast> Visit<'ast> for CallReader<'_> {
+    fn visit_expr_match(&mut self, m: &'ast syn::ExprMatch) {
+        if reads_route_key(&m.expr) {
+            let mut keys = Vec::new();
+            let mut catch_all = false;
+            for arm in &m.arms {
+                catch_all |= arm_keys(&arm.pat, &mut keys);
+            }
+            if keys.iter().any(|k| !is_http_route(k)) {
+                self.socket_routes.extend(keys);
+                if catch_all {
+                    self.socket_routes.insert("$default".to_owned());
+                }
+            }
+        }
+        visit::visit_expr_match(self, m);
+    }
+
     fn visit_expr_method_call(&mut self, call: &'ast ExprMethodCall) {
         let role = match strip(&call.receiver) {
             Expr::Field(f) => Some(member(&f.member)),
@@ -925,11 +1117,7 @@ impl<'ast> Visit<'ast> for CallReader<'_> {
             if let [Pat::Lit(l)] = pat.elems.iter().collect::<Vec<_>>().as_slice() {
                 if let Lit::Str(s) = &l.lit {
                     let value = s.value();
-                    let method = value.split(' ').next().unwrap_or("");
-                    if ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-                        .contains(&method)
-                        && value.contains(" /")
-                    {
+                    if is_http_route(&value) {
                         self.routes.insert(value);
                     }
                 }
@@ -994,5 +1182,67 @@ mod tests {
         );
         assert_eq!(b.ops[0].index.as_deref(), Some("byCustomer"));
         assert_eq!(b.ops[2].key_attributes, ["productId"]);
+    }
+
+    #[test]
+    fn management_calls_act_on_the_endpoint_their_client_is_built_for() {
+        let from_sdk = body(
+            r#"fn from_sdk(sdk: &SdkConfig, callback_url: &str) -> Self {
+                let config = Builder::from(sdk).endpoint_url(callback_url).build();
+                Self { client: Client::from_conf(config) }
+            }"#,
+        );
+        assert_eq!(
+            from_sdk.endpoint_params,
+            BTreeSet::from(["callback_url".to_owned()])
+        );
+        let push = body(
+            r#"async fn push(&self, id: &str) {
+                self.client.post_to_connection().connection_id(id).send().await;
+                self.client.query().table_name(&self.table).index_name(BY_AUDIENCE).send().await;
+            }"#,
+        );
+        assert_eq!(push.ops[0].action, "execute-api:ManageConnections");
+        assert_eq!(push.ops[0].target, Target::Field(CLIENT_FIELD.into()));
+        assert_eq!(push.ops[0].connection_method.as_deref(), Some("POST"));
+        assert_eq!(push.ops[1].index_const.as_deref(), Some("BY_AUDIENCE"));
+    }
+
+    #[test]
+    fn websocket_route_keys_are_the_non_http_arms_of_a_route_key_match() {
+        let file: syn::File = syn::parse_str(
+            r#"
+            fn http(event: E) { match event.route_key.as_deref() {
+                Some("POST /live/tickets") => 1,
+                other => 2,
+            } }
+            fn socket(event: E) { match event.request_context.route_key.as_deref() {
+                Some("$connect") | Some("$disconnect") => 1,
+                Some("subscribe") => 2,
+                _ => 3,
+            } }
+            fn elsewhere(x: Option<&str>) { match x { Some("ping") => 1, _ => 2 } }
+            "#,
+        )
+        .unwrap();
+        let roles = BTreeSet::new();
+        let mut reader = CallReader {
+            roles: &roles,
+            calls: BTreeSet::new(),
+            routes: BTreeSet::new(),
+            socket_routes: BTreeSet::new(),
+            type_names: BTreeSet::new(),
+        };
+        reader.visit_file(&file);
+        assert_eq!(
+            reader.routes,
+            BTreeSet::from(["POST /live/tickets".to_owned()])
+        );
+        assert_eq!(
+            reader.socket_routes,
+            ["$connect", "$default", "$disconnect", "subscribe"]
+                .map(str::to_owned)
+                .into()
+        );
     }
 }

@@ -32,7 +32,12 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// One permission: an IAM action on a resource, the resource named as Terraform names it
-/// (`aws_dynamodb_table.orders`, `aws_dynamodb_table.orders/index/*`, `local.kms_key_arn`, `*`).
+/// (`aws_dynamodb_table.orders`, `aws_dynamodb_table.orders/index/byCustomer`,
+/// `aws_apigatewayv2_api.live/live/POST/@connections/*`, `local.kms_key_arn`, `*`).
+///
+/// A table's indexes are compared one by one: `<table>/index/*` stands for every index the
+/// table declares (what IAM matches it against), so a policy may name the indexes or use
+/// the wildcard, and either way grants no index the code does not query.
 pub type Permission = (String, String);
 
 /// An event source mapping kind: (mapping resource, its consumers, what Lambda reads the
@@ -147,6 +152,8 @@ impl Deployment {
 
     /// The Terraform resource each adapter field of `function` is bound to, through
     /// `from_sdk(&config.<field>)` → `Config` → environment variable → Terraform value.
+    /// An endpoint URL (`https://${aws_apigatewayv2_api.live.api_endpoint}/live`) names its
+    /// API and what follows the host: `aws_apigatewayv2_api.live/live`.
     pub fn resources_of(
         &self,
         function: &code::Function,
@@ -167,7 +174,7 @@ impl Deployment {
                     function.name, instance.adapter
                 )
             })?;
-            let resource = resource_ref(value);
+            let resource = resource_ref(value.split_once("://").map_or(value.as_str(), |(_, r)| r));
             if !resource.starts_with("aws_") {
                 bail!(
                     "{}: {var} = {value} names no Terraform resource",
@@ -198,17 +205,74 @@ impl Deployment {
                             function.name, instance.adapter, field_op.op.action, field_op.field
                         )
                     })?;
-                    let target = if field_op.op.on_index {
-                        format!("{resource}/index/*")
+                    let op = &field_op.op;
+                    let targets = if op.on_index {
+                        let indexes = self.adapters.indexes(adapter, op);
+                        if indexes.is_empty() {
+                            vec![format!("{resource}/index/*")]
+                        } else {
+                            indexes
+                                .iter()
+                                .map(|i| format!("{resource}/index/{i}"))
+                                .collect()
+                        }
+                    } else if let Some(method) = &op.connection_method {
+                        // The management API of one stage: `<api>/<stage>/<METHOD>/@connections/<id>`.
+                        let Some(("aws_apigatewayv2_api", stage)) = resource
+                            .split_once('/')
+                            .map(|(api, stage)| (api.split('.').next().unwrap_or(api), stage))
+                        else {
+                            bail!(
+                                "{}: {}.{method} calls {} through {resource}, which is not a stage of an API Gateway API",
+                                function.name,
+                                instance.adapter,
+                                op.action
+                            );
+                        };
+                        if stage.is_empty() || stage.contains('/') {
+                            bail!("{}: {resource} names no single stage", function.name);
+                        }
+                        vec![format!("{resource}/{method}/@connections/*")]
                     } else {
-                        resource.clone()
+                        vec![resource.clone()]
                     };
-                    permissions.insert((field_op.op.action.clone(), target));
-                    permissions.extend(self.implied_by_encryption(&field_op.op.action, resource)?);
+                    for target in targets {
+                        permissions.extend(self.per_index((op.action.clone(), target))?);
+                    }
+                    permissions.extend(self.implied_by_encryption(&op.action, resource)?);
                 }
             }
         }
         Ok(permissions)
+    }
+
+    /// `<table>/index/*` as every index the table declares (see [`Permission`]); any other
+    /// permission as it is.
+    fn per_index(&self, (action, resource): Permission) -> Result<Vec<Permission>> {
+        let Some(table) = resource.strip_suffix("/index/*") else {
+            return Ok(vec![(action, resource)]);
+        };
+        let indexes = self.table_indexes(table)?;
+        if indexes.is_empty() {
+            return Ok(vec![(action, resource)]);
+        }
+        Ok(indexes
+            .into_iter()
+            .map(|i| (action.clone(), format!("{table}/index/{i}")))
+            .collect())
+    }
+
+    /// The global secondary indexes `table` (`aws_dynamodb_table.<name>`) declares.
+    pub fn table_indexes(&self, table: &str) -> Result<Vec<String>> {
+        let Some(name) = table.strip_prefix("aws_dynamodb_table.") else {
+            return Ok(Vec::new());
+        };
+        let body = self.module.resource("aws_dynamodb_table", name)?;
+        let none = Each::default();
+        Ok(terraform::blocks(body, "global_secondary_index")
+            .filter_map(|i| self.module.attr(&i.body, "name", &none))
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect())
     }
 
     /// KMS permissions a call needs on a resource encrypted with a customer managed key:
@@ -362,7 +426,7 @@ impl Deployment {
             }
             for action in &actions {
                 for resource in &resources {
-                    permissions.insert((action.clone(), resource_ref(resource)));
+                    permissions.extend(self.per_index((action.clone(), resource_ref(resource)))?);
                 }
             }
         }

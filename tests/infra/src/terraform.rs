@@ -194,14 +194,13 @@ impl Module {
                             return Value::Str(render(expr));
                         };
                         match self.locals.get(name.as_str()) {
-                            // A local that is itself a function call (e.g. coalesce) is known
-                            // by its name: that is how the policies and resources refer to it.
-                            Some(Expression::FuncCall(f))
-                                if !["concat", "merge", "jsonencode"]
-                                    .contains(&f.name.name.as_str()) =>
-                            {
-                                Value::Str(format!("local.{name}"))
-                            }
+                            // A local that is a call the evaluator does not know (e.g.
+                            // coalesce) is known by its name: that is how the policies and
+                            // resources refer to it.
+                            Some(Expression::FuncCall(f)) => match self.call(f, each) {
+                                Some(v) => v,
+                                None => Value::Str(format!("local.{name}")),
+                            },
                             Some(e) => self.eval(e, each),
                             None => return Value::Str(render(expr)),
                         }
@@ -266,32 +265,9 @@ impl Module {
                 }
                 value
             }
-            Expression::FuncCall(call) => {
-                let args: Vec<Value> = call.args.iter().map(|a| self.eval(a, each)).collect();
-                match call.name.name.as_str() {
-                    "concat" => Value::List(
-                        args.into_iter()
-                            .flat_map(|a| match a {
-                                Value::List(items) => items,
-                                other => vec![other],
-                            })
-                            .collect(),
-                    ),
-                    "merge" => Value::Map(
-                        args.into_iter()
-                            .filter_map(|a| match a {
-                                Value::Map(m) => Some(m),
-                                _ => None,
-                            })
-                            .flatten()
-                            .collect(),
-                    ),
-                    "jsonencode" if args.len() == 1 => {
-                        args.into_iter().next().unwrap_or(Value::Null)
-                    }
-                    _ => Value::Str(render(expr)),
-                }
-            }
+            Expression::FuncCall(call) => self
+                .call(call, each)
+                .unwrap_or_else(|| Value::Str(render(expr))),
             Expression::Parenthesis(inner) => self.eval(inner, each),
             Expression::Conditional(c) => {
                 match (
@@ -306,6 +282,42 @@ impl Module {
                 }
             }
             _ => Value::Str(render(expr)),
+        }
+    }
+
+    /// The functions the evaluator knows; `None` for any other, or arguments it cannot use.
+    /// `replace` of a resource reference's text is a no-op unless the reference contains the
+    /// substring — which is what a `replace(aws_x.y.api_endpoint, "wss://", "")` should read as.
+    fn call(&self, call: &hcl::expr::FuncCall, each: &Each) -> Option<Value> {
+        let args: Vec<Value> = call.args.iter().map(|a| self.eval(a, each)).collect();
+        match (call.name.name.as_str(), args.as_slice()) {
+            ("concat", _) => Some(Value::List(
+                args.into_iter()
+                    .flat_map(|a| match a {
+                        Value::List(items) => items,
+                        other => vec![other],
+                    })
+                    .collect(),
+            )),
+            ("merge", _) => Some(Value::Map(
+                args.into_iter()
+                    .filter_map(|a| match a {
+                        Value::Map(m) => Some(m),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect(),
+            )),
+            ("jsonencode", [value]) => Some(value.clone()),
+            // A set is read as the list it is made of (for_each over route keys, say).
+            ("toset", [Value::List(items)]) => Some(Value::List(items.clone())),
+            // "/…/" patterns are regular expressions: not evaluated.
+            ("replace", [Value::Str(s), Value::Str(from), Value::Str(to)])
+                if !(from.len() > 1 && from.starts_with('/') && from.ends_with('/')) =>
+            {
+                Some(Value::Str(s.replace(from.as_str(), to)))
+            }
+            _ => None,
         }
     }
 
@@ -432,6 +444,33 @@ mod tests {
         assert_eq!(
             m.attr(body, "queue", &each).unwrap(),
             Value::Str(r#"aws_sqs_queue.dlq["f"].url"#.into())
+        );
+    }
+
+    #[test]
+    fn sets_and_replacements_of_references_evaluate() {
+        let m = module(
+            r#"
+            locals {
+              host     = replace(replace(aws_api.live.api_endpoint, "wss://", ""), "https://", "")
+              url      = "https://${local.host}/live"
+              routes   = toset(["$connect", "subscribe"])
+              key      = coalesce(var.k, "x")
+              regex    = replace(var.v, "/[a-z]+/", "")
+            }
+            "#,
+        );
+        assert_eq!(
+            m.local("url").unwrap(),
+            Value::Str("https://aws_api.live.api_endpoint/live".into())
+        );
+        assert_eq!(
+            m.local("routes").unwrap().strings(),
+            ["$connect", "subscribe"]
+        );
+        assert_eq!(
+            m.local("regex").unwrap(),
+            Value::Str(r#"replace(var.v, "/[a-z]+/", "")"#.into())
         );
     }
 

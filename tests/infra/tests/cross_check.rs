@@ -99,6 +99,236 @@ fn the_api_declares_exactly_the_routes_the_handlers_serve() {
     }
 }
 
+/// `aws_lambda_function.fn["live"].invoke_arn` → `live`.
+fn function_of(reference: &str) -> Option<String> {
+    resource_ref(reference)
+        .strip_prefix("aws_lambda_function.fn[\"")?
+        .strip_suffix("\"]")
+        .map(str::to_owned)
+}
+
+/// Every instance of a resource: `each` for each `for_each` entry (a set's items are their
+/// own keys), or one instance without `each`.
+fn instances(d: &Deployment, address: &str, body: &hcl::Body) -> Vec<Each> {
+    match d.module.attr(body, "for_each", &Each::default()) {
+        None => vec![Each::default()],
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|k| Each {
+                key: k.as_str().map(str::to_owned),
+                value: Some(k.clone()),
+            })
+            .collect(),
+        Some(Value::Map(m)) => m
+            .iter()
+            .map(|(k, v)| Each {
+                key: Some(k.clone()),
+                value: Some(v.clone()),
+            })
+            .collect(),
+        Some(other) => panic!("{address}: for_each {other:?} is not readable"),
+    }
+}
+
+/// The WebSocket APIs' routes (`$connect`, `subscribe`, …, aws_apigatewayv2_route with the
+/// API's id) go to the function whose handler matches them, and API Gateway may invoke it.
+#[test]
+fn the_websocket_apis_route_exactly_what_the_handlers_match() {
+    let d = deployment();
+    let none = Each::default();
+    let socket_apis: BTreeSet<String> = d
+        .module
+        .resources_of("aws_apigatewayv2_api")
+        .filter(|(_, b)| {
+            d.module.attr(b, "protocol_type", &none) == Some(Value::Str("WEBSOCKET".into()))
+        })
+        .map(|(name, _)| format!("aws_apigatewayv2_api.{name}"))
+        .collect();
+    // (API, route key) → function.
+    let mut declared: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (name, body) in d.module.resources_of("aws_apigatewayv2_route") {
+        let address = format!("aws_apigatewayv2_route.{name}");
+        let Some(api) = d
+            .module
+            .attr(body, "api_id", &none)
+            .and_then(|v| v.as_str().map(resource_ref))
+            .filter(|api| socket_apis.contains(api))
+        else {
+            continue;
+        };
+        for each in instances(&d, &address, body) {
+            let text = |b: &hcl::Body, a: &str, each: &Each| {
+                d.module
+                    .attr(b, a, each)
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| panic!("{address}: no {a}"))
+            };
+            let key = text(body, "route_key", &each);
+            let target = text(body, "target", &each);
+            let integration = resource_ref(
+                target
+                    .strip_prefix("integrations/")
+                    .unwrap_or_else(|| panic!("{address}: target {target} is no integration")),
+            );
+            // aws_apigatewayv2_integration.<name>, or .<name>["<key>"] of a for_each.
+            let (integration_name, integration_each) = match integration
+                .strip_prefix("aws_apigatewayv2_integration.")
+                .and_then(|n| n.split_once("[\""))
+            {
+                Some((n, k)) => (n.to_owned(), Each::key(k.trim_end_matches("\"]"))),
+                None => (
+                    integration
+                        .strip_prefix("aws_apigatewayv2_integration.")
+                        .unwrap_or_else(|| panic!("{address}: {integration} is no integration"))
+                        .to_owned(),
+                    Each::default(),
+                ),
+            };
+            let integration_body = d
+                .module
+                .resource("aws_apigatewayv2_integration", &integration_name)
+                .unwrap();
+            let uri = text(integration_body, "integration_uri", &integration_each);
+            let function = function_of(&uri)
+                .unwrap_or_else(|| panic!("{integration} invokes {uri}, not a function of ours"));
+            let previous = declared.insert((api.clone(), key.clone()), function);
+            assert!(previous.is_none(), "{api} declares {key} twice");
+        }
+    }
+    let mut served: BTreeMap<String, String> = BTreeMap::new();
+    for f in d.functions.values() {
+        for route in &f.socket_routes {
+            let previous = served.insert(route.clone(), f.name.clone());
+            assert!(
+                previous.is_none(),
+                "{route} is matched by {} and {}",
+                f.name,
+                previous.unwrap_or_default()
+            );
+        }
+    }
+    assert!(
+        !served.is_empty(),
+        "no WebSocket route key matches (`match …route_key… {{ Some(\"$connect\") … }}`) found in functions/*/src"
+    );
+    let by_key: BTreeMap<&String, &String> =
+        declared.iter().map(|((_, key), f)| (key, f)).collect();
+    assert_eq!(
+        by_key.len(),
+        declared.len(),
+        "two WebSocket APIs declare the same route keys: the check cannot tell them apart"
+    );
+    for (route, function) in &served {
+        assert_eq!(
+            by_key.get(route).copied(),
+            Some(function),
+            "{function} matches the WebSocket route {route}; it must be routed there"
+        );
+    }
+    for (route, function) in &by_key {
+        assert_eq!(
+            served.get(*route),
+            Some(*function),
+            "the WebSocket API routes {route} to {function}, whose handler does not match it"
+        );
+    }
+    // API Gateway may invoke each function a WebSocket API routes to.
+    for ((api, _), function) in &declared {
+        let allowed = d
+            .module
+            .resources_of("aws_lambda_permission")
+            .any(|(_, p)| {
+                let attr = |a: &str| {
+                    d.module
+                        .attr(p, a, &none)
+                        .and_then(|v| v.as_str().map(resource_ref))
+                };
+                attr("function_name") == Some(format!("aws_lambda_function.fn[{function:?}]"))
+                    && attr("principal").as_deref() == Some("apigateway.amazonaws.com")
+                    && attr("source_arn").is_some_and(|s| s.starts_with(&format!("{api}/")))
+            });
+        assert!(
+            allowed,
+            "no aws_lambda_permission lets {api} invoke {function}"
+        );
+    }
+}
+
+/// A URL in a function's environment built from an API's endpoint
+/// (`https://${…api_endpoint}/<stage>`) names a stage of that API that is deployed; sockets
+/// (`wss://`) are opened on WebSocket APIs, and a management client (an adapter's endpoint,
+/// see `code::Adapter::endpoints`) talks `https://`.
+#[test]
+fn endpoint_urls_in_the_environment_name_deployed_stages() {
+    let d = deployment();
+    let none = Each::default();
+    let mut checked = 0;
+    for function in d.functions.values() {
+        let env = d.environment(&function.name).unwrap();
+        // The variables management clients are built for.
+        let endpoint_vars: BTreeSet<&String> = function
+            .instances
+            .iter()
+            .filter(|i| !d.adapters.adapters[&i.adapter].endpoints.is_empty())
+            .filter_map(|i| i.bindings.get(infra_check::code::CLIENT_FIELD))
+            .filter_map(|config_field| function.config.get(config_field))
+            .collect();
+        for (var, value) in &env {
+            let Some((scheme, rest)) = value.split_once("://") else {
+                continue;
+            };
+            let reference = resource_ref(rest);
+            let Some((api, stage)) = reference.split_once('/') else {
+                continue;
+            };
+            let Some(api_name) = api.strip_prefix("aws_apigatewayv2_api.") else {
+                continue;
+            };
+            let protocol = d
+                .module
+                .attr(
+                    d.module.resource("aws_apigatewayv2_api", api_name).unwrap(),
+                    "protocol_type",
+                    &none,
+                )
+                .and_then(|v| v.as_str().map(str::to_owned));
+            let deployed = d
+                .module
+                .resources_of("aws_apigatewayv2_stage")
+                .any(|(_, s)| {
+                    d.module
+                        .attr(s, "api_id", &none)
+                        .and_then(|v| v.as_str().map(resource_ref))
+                        .as_deref()
+                        == Some(api)
+                        && d.module.attr(s, "name", &none) == Some(Value::Str(stage.to_owned()))
+                });
+            assert!(
+                deployed,
+                "{}: {var} = {value}: {api} has no stage {stage}",
+                function.name
+            );
+            if scheme == "wss" {
+                assert_eq!(
+                    protocol.as_deref(),
+                    Some("WEBSOCKET"),
+                    "{}: {var} opens sockets on {api}",
+                    function.name
+                );
+            }
+            if endpoint_vars.contains(var) {
+                assert_eq!(
+                    scheme, "https",
+                    "{}: {var} is a management endpoint",
+                    function.name
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no API endpoint URL found in any environment");
+}
+
 /// A table's key schema and indexes as Terraform declares them.
 struct Table {
     hash: String,
@@ -186,7 +416,9 @@ fn tables_have_the_keys_indexes_and_ttl_the_adapters_use() {
                         // A literal index, or the partitions chosen at run time from struct literals.
                         let pairs: Vec<(String, Option<String>)> = match &op.index {
                             Some(index) => vec![(index.clone(), None)],
-                            None => adapter_index_keys(&d, adapter)
+                            None => d
+                                .adapters
+                                .index_keys(adapter)
                                 .into_iter()
                                 .map(|(i, k)| (i, Some(k)))
                                 .collect(),
@@ -259,28 +491,6 @@ fn tables_have_the_keys_indexes_and_ttl_the_adapters_use() {
     );
 }
 
-/// `index: "…", key_attribute: "…"` pairs anywhere in the adapter's file.
-fn adapter_index_keys(
-    d: &Deployment,
-    adapter: &infra_check::code::Adapter,
-) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = adapter
-        .methods
-        .values()
-        .flat_map(|b| b.index_keys.clone())
-        .collect();
-    pairs.extend(
-        d.adapters
-            .functions
-            .iter()
-            .filter(|(file, _, _)| *file == adapter.file)
-            .flat_map(|(_, _, b)| b.index_keys.clone()),
-    );
-    pairs.sort();
-    pairs.dedup();
-    pairs
-}
-
 #[test]
 fn every_ttl_the_tables_declare_is_written_by_the_code() {
     let d = deployment();
@@ -335,8 +545,8 @@ fn each_role_allows_exactly_what_its_code_and_lambda_need() {
     );
 }
 
-#[test]
-fn the_check_catches_a_missing_and_an_extra_permission() {
+/// The workspace's code against the module with `edits` (text → replacement) made to iam.tf.
+fn with_iam_edits(edits: &[(&str, &str)]) -> Deployment {
     let dir = repo_root().join("infra/modules/orders");
     let mut sources = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -344,43 +554,103 @@ fn the_check_catches_a_missing_and_an_extra_permission() {
         if path.extension().is_some_and(|e| e == "tf") {
             let mut text = std::fs::read_to_string(&path).unwrap();
             if path.ends_with("iam.tf") {
-                // query may no longer Scan the catalog, but may now delete orders.
-                let scan =
-                    r#"Action   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Scan"]"#;
-                assert!(
-                    text.contains(scan),
-                    "iam.tf changed: update this test's edit"
-                );
-                text = text.replace(
-                    scan,
-                    r#"Action   = ["dynamodb:BatchGetItem", "dynamodb:GetItem"]"#,
-                );
-                let orders = r#"Action   = ["dynamodb:DescribeTable", "dynamodb:GetItem"]"#;
-                assert!(
-                    text.contains(orders),
-                    "iam.tf changed: update this test's edit"
-                );
-                text = text.replace(orders, r#"Action   = ["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem"]"#);
+                for (from, to) in edits {
+                    assert!(
+                        text.contains(from),
+                        "iam.tf changed: update this test's edit of {from}"
+                    );
+                    text = text.replace(from, to);
+                }
             }
             sources.push((path.display().to_string(), text));
         }
     }
-    let d = Deployment::load_with(Module::from_sources(&sources).unwrap()).unwrap();
+    Deployment::load_with(Module::from_sources(&sources).unwrap()).unwrap()
+}
+
+fn permission(action: &str, resource: &str) -> (String, String) {
+    (action.to_owned(), resource.to_owned())
+}
+
+#[test]
+fn the_check_catches_a_missing_and_an_extra_permission() {
+    // query may no longer Scan the catalog, but may now delete orders.
+    let d = with_iam_edits(&[
+        (
+            r#"Action   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Scan"]"#,
+            r#"Action   = ["dynamodb:BatchGetItem", "dynamodb:GetItem"]"#,
+        ),
+        (
+            r#"Action   = ["dynamodb:DescribeTable", "dynamodb:GetItem"]"#,
+            r#"Action   = ["dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem"]"#,
+        ),
+    ]);
     let diff = d.policy_diff("query").unwrap();
     assert_eq!(
         diff.missing,
-        [(
-            "dynamodb:Scan".to_owned(),
-            "aws_dynamodb_table.products".to_owned()
+        [permission("dynamodb:Scan", "aws_dynamodb_table.products")]
+    );
+    assert_eq!(
+        diff.extra,
+        [permission(
+            "dynamodb:DeleteItem",
+            "aws_dynamodb_table.orders"
+        )]
+    );
+}
+
+/// notify's pushes are checked on the stage's `@connections`, its Query per index.
+#[test]
+fn the_check_catches_pushes_and_queries_allowed_on_the_wrong_resource() {
+    let connections =
+        r#""${aws_apigatewayv2_api.live.execution_arn}/${local.live_stage}/POST/@connections/*""#;
+    let by_audience = r#""${aws_dynamodb_table.connections.arn}/index/byAudience""#;
+
+    // Any route of any stage instead of the live stage's sockets.
+    let d = with_iam_edits(&[(
+        connections,
+        r#""${aws_apigatewayv2_api.live.execution_arn}/*""#,
+    )]);
+    let diff = d.policy_diff("notify").unwrap();
+    assert_eq!(
+        diff.missing,
+        [permission(
+            "execute-api:ManageConnections",
+            "aws_apigatewayv2_api.live/live/POST/@connections/*"
         )]
     );
     assert_eq!(
         diff.extra,
-        [(
-            "dynamodb:DeleteItem".to_owned(),
-            "aws_dynamodb_table.orders".to_owned()
+        [permission(
+            "execute-api:ManageConnections",
+            "aws_apigatewayv2_api.live/*"
         )]
     );
+
+    // The table instead of its index.
+    let d = with_iam_edits(&[(by_audience, r#"aws_dynamodb_table.connections.arn"#)]);
+    let diff = d.policy_diff("notify").unwrap();
+    assert_eq!(
+        diff.missing,
+        [permission(
+            "dynamodb:Query",
+            "aws_dynamodb_table.connections/index/byAudience"
+        )]
+    );
+    assert_eq!(
+        diff.extra,
+        [permission(
+            "dynamodb:Query",
+            "aws_dynamodb_table.connections"
+        )]
+    );
+
+    // `/index/*` is every index the table declares: here byAudience alone, so it is the same.
+    let d = with_iam_edits(&[(
+        by_audience,
+        r#""${aws_dynamodb_table.connections.arn}/index/*""#,
+    )]);
+    assert_eq!(d.policy_diff("notify").unwrap(), Default::default());
 }
 
 #[test]
@@ -416,8 +686,9 @@ fn stream_consumers_are_mapped_with_the_settings_their_code_relies_on() {
                 "{name} answers with batchItemFailures: its mapping must report them"
             );
         }
-        // Per-shard order (process-order) and per-shard watermarks (aggregate) need one
-        // concurrent batch per shard.
+        // Per-shard order (process-order, and notify: an order's changes reach a socket in the
+        // order they happened) and per-shard watermarks (aggregate) need one concurrent batch
+        // per shard.
         assert_eq!(
             attr("parallelization_factor"),
             Some(Value::Str("1".into())),
@@ -434,6 +705,84 @@ fn stream_consumers_are_mapped_with_the_settings_their_code_relies_on() {
             env.get("DLQ_URL").map(|u| resource_ref(u)),
             "{name}: on-failure destination and DLQ_URL name different queues"
         );
+    }
+}
+
+/// What a Kinesis consumer's code relies on when a record keeps failing.
+#[derive(Debug)]
+enum OnFailure {
+    /// Retry until it succeeds: skipping a record would make the results wrong for good.
+    NeverSkip,
+    /// Give the record up to the DLQ after bounded retries, so that it does not hold up the
+    /// records behind it; it can be replayed from there.
+    GiveUp,
+    /// Give it up soon, and push without waiting for a batch to fill: late is worthless.
+    Fresh,
+}
+
+/// Each stream consumer, what it relies on and why. A new consumer must be added here.
+const ON_FAILURE: &[(&str, OnFailure)] = &[
+    // Per-shard watermarks make every retry exact, and a skipped batch would leave its events
+    // out of the totals forever.
+    ("aggregate", OnFailure::NeverSkip),
+    // A poison record must not block the orders behind it; orders-admin replays dead letters.
+    ("process-order", OnFailure::GiveUp),
+    // A push is a notice, not the record: orders and analytics stay in their tables, which
+    // clients read again (crates/orders-core/src/live.rs), so a given-up record costs a
+    // moment of freshness, never data; a push minutes late is only noise.
+    ("notify", OnFailure::Fresh),
+];
+
+#[test]
+fn stream_mappings_retry_as_each_consumer_needs() {
+    let d = deployment();
+    let consumers = d.stream_consumers().unwrap();
+    let deployed: BTreeSet<&str> = consumers.keys().map(String::as_str).collect();
+    let described: BTreeSet<&str> = ON_FAILURE.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        deployed, described,
+        "local.stream_consumers (left) and ON_FAILURE (right) differ"
+    );
+    let mapping = d
+        .module
+        .resource("aws_lambda_event_source_mapping", "stream")
+        .unwrap();
+    for (name, dlq) in &consumers {
+        let (_, needs) = ON_FAILURE
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name}: say in ON_FAILURE what its code relies on"));
+        let each = Each {
+            key: Some(name.clone()),
+            value: Some(Value::Str(dlq.clone())),
+        };
+        let number = |a: &str| -> i64 {
+            d.module
+                .attr(mapping, a, &each)
+                .and_then(|v| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or_else(|| panic!("{name}: {a} is not a number"))
+        };
+        let retries = number("maximum_retry_attempts");
+        let age = number("maximum_record_age_in_seconds");
+        let window = number("maximum_batching_window_in_seconds");
+        match needs {
+            OnFailure::NeverSkip => assert_eq!(
+                (retries, age),
+                (-1, -1),
+                "{name} must never skip a record: unbounded retries and record age"
+            ),
+            OnFailure::GiveUp => assert!(
+                retries >= 0,
+                "{name} gives a failing record up to its DLQ: retries must be bounded, not {retries}"
+            ),
+            OnFailure::Fresh => {
+                assert!(
+                    retries >= 0 && age > 0,
+                    "{name} gives stale records up: retries ({retries}) and record age ({age}) must be bounded"
+                );
+                assert_eq!(window, 0, "{name} pushes at once: no batching window");
+            }
+        }
     }
 }
 

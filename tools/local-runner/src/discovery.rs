@@ -3,7 +3,8 @@
 //! Why: the emulator is the single source of truth for configuration (environment variables,
 //! timeouts, memory, routes). Reading it instead of duplicating Terraform's values means the
 //! local stack runs with exactly what was deployed. Functions declare the binary that implements
-//! them with the `orders:binary` tag (set in `infra/modules/orders/lambda.tf`).
+//! them with the `orders:binary` tag (set in `infra/modules/orders/lambda.tf`). The WebSocket
+//! API is read by [`crate::websocket::discovery`], with the integration resolution shared here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -127,34 +128,7 @@ pub async fn discover_routes(
     functions: &[FunctionConfig],
 ) -> anyhow::Result<RouteTable<RouteTarget>> {
     let client = aws_sdk_apigatewayv2::Client::new(sdk);
-
-    let mut integrations: HashMap<String, (String, Option<String>)> = HashMap::new();
-    let mut next_token = None;
-    loop {
-        let page = client
-            .get_integrations()
-            .api_id(api_id)
-            .set_next_token(next_token.take())
-            .send()
-            .await
-            .with_context(|| format!("GetIntegrations for API {api_id} (does the API exist?)"))?;
-        for integration in page.items() {
-            let Some(id) = integration.integration_id() else {
-                continue;
-            };
-            integrations.insert(
-                id.to_owned(),
-                (
-                    integration.integration_uri().unwrap_or_default().to_owned(),
-                    integration.payload_format_version().map(str::to_owned),
-                ),
-            );
-        }
-        match page.next_token() {
-            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-            _ => break,
-        }
-    }
+    let integrations = read_integrations(&client, api_id).await?;
 
     let mut authorizers: HashMap<String, Arc<JwtAuthorizer>> = HashMap::new();
     let mut table = RouteTable::new();
@@ -207,6 +181,44 @@ pub async fn discover_routes(
     Ok(table)
 }
 
+/// An integration's URI and payload format version, by integration id.
+pub(crate) type Integrations = HashMap<String, (String, Option<String>)>;
+
+/// Reads every integration of API `api_id` (HTTP or WebSocket).
+pub(crate) async fn read_integrations(
+    client: &aws_sdk_apigatewayv2::Client,
+    api_id: &str,
+) -> anyhow::Result<Integrations> {
+    let mut integrations = Integrations::new();
+    let mut next_token = None;
+    loop {
+        let page = client
+            .get_integrations()
+            .api_id(api_id)
+            .set_next_token(next_token.take())
+            .send()
+            .await
+            .with_context(|| format!("GetIntegrations for API {api_id} (does the API exist?)"))?;
+        for integration in page.items() {
+            let Some(id) = integration.integration_id() else {
+                continue;
+            };
+            integrations.insert(
+                id.to_owned(),
+                (
+                    integration.integration_uri().unwrap_or_default().to_owned(),
+                    integration.payload_format_version().map(str::to_owned),
+                ),
+            );
+        }
+        match page.next_token() {
+            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(integrations)
+}
+
 /// The JWT authorizer `id` of API `api_id` (GetAuthorizer: the emulator has no list call).
 async fn discover_authorizer(
     client: &aws_sdk_apigatewayv2::Client,
@@ -232,39 +244,64 @@ async fn discover_authorizer(
 
 fn resolve_target(
     target: Option<&str>,
-    integrations: &HashMap<String, (String, Option<String>)>,
+    integrations: &Integrations,
     functions: &[FunctionConfig],
 ) -> RouteTarget {
-    let Some(integration_id) = target.and_then(|t| t.strip_prefix("integrations/")) else {
-        return RouteTarget {
-            function: None,
-            integration: format!("unsupported target {target:?}"),
-            auth: None,
-        };
-    };
-    let Some((uri, payload_version)) = integrations.get(integration_id) else {
-        return RouteTarget {
-            function: None,
-            integration: format!("missing integration {integration_id}"),
-            auth: None,
-        };
-    };
-    if let Some(version) = payload_version.as_deref().filter(|v| *v != "2.0") {
+    let resolved = resolve_integration(target, integrations, functions);
+    if let Some(version) = resolved.payload_version.as_deref().filter(|v| *v != "2.0") {
         warn!(
-            integration_id,
+            integration = %resolved.integration,
             version, "only payload format 2.0 is emulated; sending 2.0 events"
         );
     }
+    RouteTarget {
+        function: resolved.function,
+        integration: resolved.integration,
+        auth: None,
+    }
+}
+
+/// What a route's `target` (`integrations/<id>`) leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResolvedIntegration {
+    /// The runnable function, if the integration points at one of `functions`.
+    pub function: Option<String>,
+    /// Human-readable description for logs and the startup tables.
+    pub integration: String,
+    pub payload_version: Option<String>,
+}
+
+/// Follows a route's target to its integration and the integration's URI to a runnable
+/// function (by ARN or name). Shared by the HTTP and the WebSocket API.
+pub(crate) fn resolve_integration(
+    target: Option<&str>,
+    integrations: &Integrations,
+    functions: &[FunctionConfig],
+) -> ResolvedIntegration {
+    let Some(integration_id) = target.and_then(|t| t.strip_prefix("integrations/")) else {
+        return ResolvedIntegration {
+            function: None,
+            integration: format!("unsupported target {target:?}"),
+            payload_version: None,
+        };
+    };
+    let Some((uri, payload_version)) = integrations.get(integration_id) else {
+        return ResolvedIntegration {
+            function: None,
+            integration: format!("missing integration {integration_id}"),
+            payload_version: None,
+        };
+    };
     let function = function_from_integration_uri(uri).and_then(|wanted| {
         functions
             .iter()
             .find(|f| f.arn == wanted.arn || Some(f.name.as_str()) == wanted.name.as_deref())
             .map(|f| f.name.clone())
     });
-    RouteTarget {
+    ResolvedIntegration {
         function,
         integration: format!("{integration_id} ({uri})"),
-        auth: None,
+        payload_version: payload_version.clone(),
     }
 }
 

@@ -16,6 +16,8 @@
 //!   for streams (Kinesis data streams, DynamoDB Streams):
 //!   per-shard polling, batching, partial batch responses, bisection, retries, on-failure
 //!   destinations and persistent checkpoints.
+//! - [`websocket`]: the API Gateway WebSocket API (`$connect` / messages / `$disconnect`
+//!   routes, route selection and responses, the `@connections` management API).
 
 pub mod authorizer;
 pub mod discovery;
@@ -29,5 +31,6 @@ pub mod kinesis_poller;
 pub mod payload;
 pub mod routes;
 pub mod runtime_api;
+pub mod websocket;
 
 pub use instances::{FunctionConfig, InvokeError, PoolStats, Runtime, RuntimeSettings};

@@ -11,7 +11,8 @@ use aws_config::{BehaviorVersion, Region};
 use clap::Parser;
 use local_runner::event_sources::{self, EventSourceOptions, EventSources};
 use local_runner::gateway::{self, Gateway};
-use local_runner::{Runtime, RuntimeSettings, discovery, invoke_api};
+use local_runner::websocket::{self, WsApi, WsGateway, WsLimits};
+use local_runner::{FunctionConfig, Runtime, RuntimeSettings, discovery, invoke_api};
 use tracing::info;
 
 /// Runs the deployed Lambda functions locally behind an API Gateway HTTP API front door.
@@ -38,6 +39,14 @@ struct Cli {
     /// Address of the HTTP front door.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// Id of an API Gateway v2 WebSocket API to serve as well, on `--ws-listen`.
+    #[arg(long)]
+    ws_api_id: Option<String>,
+    /// Address of the WebSocket API: clients on `ws://<address>/{stage}`, the `@connections`
+    /// API on `http://<address>/{stage}/@connections/{id}`. Loopback only (the management
+    /// API is unauthenticated); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:3003")]
+    ws_listen: SocketAddr,
     /// Also serve Lambda's Invoke API for the functions here (for tools that invoke a
     /// function directly; point them at it with `AWS_ENDPOINT_URL_LAMBDA`).
     #[arg(long)]
@@ -98,8 +107,13 @@ async fn main() -> anyhow::Result<()> {
         .load()
         .await;
 
-    let functions = discovery::discover_functions(&sdk, &bin_dir).await?;
+    let mut functions = discovery::discover_functions(&sdk, &bin_dir).await?;
     let routes = discovery::discover_routes(&sdk, &cli.api_id, &functions).await?;
+    // Before the runtime takes the functions: their environment may name the API's URLs.
+    let ws = match &cli.ws_api_id {
+        Some(api_id) => Some(prepare_websocket(&sdk, api_id, cli.ws_listen, &mut functions).await?),
+        None => None,
+    };
     let settings = RuntimeSettings::from_process_env(
         cli.functions_endpoint
             .clone()
@@ -142,6 +156,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    if let Some((api, _, local)) = &ws {
+        print_websocket_routes(api, *local);
+    }
+
     let gateway = Arc::new(Gateway {
         api_id: cli.api_id.clone(),
         account_id: cli.account_id.clone(),
@@ -152,6 +170,13 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(gateway::serve(listener, gateway, async move {
         let _ = stop_rx.await;
     }));
+    let (ws_stop_tx, ws_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ws_server = ws.map(|(api, listener, _)| {
+        let gateway = Arc::new(WsGateway::new(api, runtime.clone(), WsLimits::default()));
+        tokio::spawn(websocket::serve(listener, gateway, async move {
+            let _ = ws_stop_rx.await;
+        }))
+    });
     let (invoke_stop_tx, invoke_stop_rx) = tokio::sync::oneshot::channel::<()>();
     if let Some(address) = cli.lambda_listen {
         let listener = tokio::net::TcpListener::bind(address)
@@ -195,6 +220,15 @@ async fn main() -> anyhow::Result<()> {
     if let Some(event_sources) = event_sources {
         event_sources.stop().await;
     }
+    // WebSocket connections close first: their `$disconnect` needs the functions.
+    let _ = ws_stop_tx.send(());
+    if let Some(ws_server) = ws_server {
+        match tokio::time::timeout(Duration::from_secs(5), ws_server).await {
+            Ok(Ok(Err(err))) => tracing::warn!("WebSocket server error: {err:#}"),
+            Ok(Err(err)) => tracing::warn!("WebSocket server task failed: {err}"),
+            _ => {}
+        }
+    }
     let _ = stop_tx.send(());
     let _ = invoke_stop_tx.send(());
     let _ = issuer_stop_tx.send(());
@@ -206,6 +240,58 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// Reads the WebSocket API, binds its listener and points the functions' URLs of the API at
+/// it (the bound address, so `--ws-listen 127.0.0.1:0` works).
+async fn prepare_websocket(
+    sdk: &aws_config::SdkConfig,
+    api_id: &str,
+    listen: SocketAddr,
+    functions: &mut [FunctionConfig],
+) -> anyhow::Result<(WsApi, tokio::net::TcpListener, SocketAddr)> {
+    if !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--ws-listen {listen}: only loopback addresses (the @connections API has no authentication)"
+        );
+    }
+    let api = websocket::discovery::discover_ws_api(sdk, api_id, functions).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen} (--ws-listen)"))?;
+    let local = listener
+        .local_addr()
+        .context("reading the WebSocket listen address")?;
+    for rewrite in websocket::env_rewrite::rewrite_functions(functions, api_id, local) {
+        info!(
+            function = %rewrite.function,
+            variable = %rewrite.variable,
+            from = %rewrite.from,
+            to = %rewrite.to,
+            "pointed the function at the local WebSocket API"
+        );
+    }
+    Ok((api, listener, local))
+}
+
+fn print_websocket_routes(api: &WsApi, local: SocketAddr) {
+    for stage in &api.stages {
+        println!(
+            "WebSocket API {} on ws://{local}/{stage} (@connections: http://{local}/{stage}/@connections/{{id}})",
+            api.api_id
+        );
+    }
+    println!("  route selection {}", api.route_selection.as_str());
+    let width = api.routes.keys().map(String::len).max().unwrap_or(0);
+    for (key, route) in &api.routes {
+        let function = route.function.as_deref().unwrap_or("(not runnable)");
+        let response = if route.is_two_way() {
+            "  [route response]"
+        } else {
+            ""
+        };
+        println!("  {key:<width$}  →  {function}{response}");
+    }
 }
 
 /// Starts the stream pollers; a failure here leaves the HTTP front door running.

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use orders_core::ports::{Applied, OrderCommands, StockChange};
-use orders_core::{Money, Order, OrderError, OrderId, ProductId};
+use orders_core::{Money, Order, OrderError, OrderId, OrderStatus, ProductId};
 use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
@@ -45,16 +45,29 @@ impl DynamoOrderCommands {
             ":expected".to_owned(),
             AttributeValue::N((next.version - 1).to_string()),
         )]);
+        let removed = removed_attributes(next, &item);
         let mut sets = Vec::with_capacity(item.len());
         for (i, (name, value)) in item.into_iter().enumerate() {
             sets.push(format!("#a{i} = :v{i}"));
             names.insert(format!("#a{i}"), name);
             values.insert(format!(":v{i}"), value);
         }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removed.is_empty() {
+            let removes: Vec<String> = removed
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    names.insert(format!("#r{i}"), (*name).to_owned());
+                    format!("#r{i}")
+                })
+                .collect();
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
         Update::builder()
             .table_name(&self.orders_table)
             .key("orderId", id)
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(expression)
             .condition_expression("#version = :expected")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
@@ -97,6 +110,34 @@ impl DynamoOrderCommands {
             .build()
             .map_err(|e| OrderError::Unexpected(e.into()))
     }
+}
+
+/// Order attributes a version may lack (serialised only when set).
+const OPTIONAL_ATTRIBUTES: [&str; 8] = [
+    "processedAt",
+    "failedAt",
+    "failureReason",
+    "cancelledAt",
+    "shippedAt",
+    "deliveredAt",
+    "retries",
+    "retriedAt",
+];
+
+/// The optional attributes to remove from the stored item because `next` (whose item is
+/// `item`) lacks them: a `SET` of the new state alone would leave the old values in place.
+/// Only a retry — the one update to `PENDING`; placement is a put — drops attributes (the
+/// failure it clears). Every other change only adds to the previous version, so it stays a
+/// plain `SET`, which the emulator applies on its fast path (on AWS a `REMOVE` of a missing
+/// attribute would cost nothing either way).
+fn removed_attributes(next: &Order, item: &Item) -> Vec<&'static str> {
+    if next.status != OrderStatus::Pending {
+        return Vec::new();
+    }
+    OPTIONAL_ATTRIBUTES
+        .into_iter()
+        .filter(|name| !item.contains_key(*name))
+        .collect()
 }
 
 /// The unit price of `product`'s line in `order` (the lines a change reserves are the order's).
@@ -209,5 +250,65 @@ impl OrderCommands for DynamoOrderCommands {
                 Err(classify(err))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orders_core::order::NewLineItem;
+    use orders_core::{Currency, CustomerId, FailureReason, PlaceOrder, Quantity, Timestamp};
+
+    fn placed() -> Order {
+        let command = PlaceOrder {
+            customer_id: CustomerId::parse("c-1").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            items: vec![NewLineItem {
+                product_id: ProductId::parse("sku-1").unwrap(),
+                quantity: Quantity::new(1).unwrap(),
+                unit_price: Money::from_minor(100).unwrap(),
+            }],
+        };
+        let at = Timestamp::parse("2026-11-21T10:00:00Z").unwrap();
+        Order::place(OrderId::new(ulid::Ulid::from_parts(1, 1)), &command, at)
+    }
+
+    #[test]
+    fn the_optional_attributes_are_those_an_order_may_lack() {
+        let at = Timestamp::parse("2026-11-21T10:00:01Z").unwrap();
+        let mut full = placed();
+        full.processed_at = Some(at);
+        full.failed_at = Some(at);
+        full.failure_reason = Some(FailureReason::OutOfStock);
+        full.cancelled_at = Some(at);
+        full.shipped_at = Some(at);
+        full.delivered_at = Some(at);
+        full.retries = 1;
+        full.retried_at = Some(at);
+        let (full, placed) = (order_item(&full).unwrap(), order_item(&placed()).unwrap());
+        let mut optional: Vec<&str> = full
+            .keys()
+            .filter(|k| !placed.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        optional.sort_unstable();
+        let mut listed = OPTIONAL_ATTRIBUTES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(optional, listed);
+    }
+
+    #[test]
+    fn a_retry_removes_the_failure_and_other_changes_only_set() {
+        let at = Timestamp::parse("2026-11-21T10:00:01Z").unwrap();
+        let failed = placed().fail(FailureReason::OutOfStock, at).unwrap();
+        let retried = failed.retry(&[], at).unwrap();
+        let removed = removed_attributes(&retried, &order_item(&retried).unwrap());
+        assert!(removed.contains(&"failedAt") && removed.contains(&"failureReason"));
+        assert!(!removed.contains(&"retries") && !removed.contains(&"retriedAt"));
+        assert!(removed_attributes(&failed, &order_item(&failed).unwrap()).is_empty());
+        let processed = retried
+            .transition(orders_core::OrderStatus::Processed, at)
+            .unwrap();
+        assert!(removed_attributes(&processed, &order_item(&processed).unwrap()).is_empty());
     }
 }

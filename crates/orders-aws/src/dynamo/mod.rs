@@ -39,6 +39,7 @@ pub mod catalog;
 pub mod chain;
 pub mod commands;
 pub mod idempotency;
+pub mod live;
 pub mod orders;
 
 /// BatchWriteItem writes at most 25 items per call.

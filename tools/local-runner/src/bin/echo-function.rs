@@ -17,6 +17,11 @@
 //! - a DynamoDB Streams event (`eventSource == "aws:dynamodb"`): the same, with `seqs` from
 //!   `dynamodb.SequenceNumber` and `data` = `"<eventName> <data>"` where `<data>` is the string
 //!   attribute `data` of the new image (old image for `REMOVE`);
+//! - an API Gateway WebSocket event (`requestContext.eventType`): appends one JSON line
+//!   `{"function","eventType","routeKey","connectionId","event"}` to `ECHO_INVOCATIONS_FILE`
+//!   (if set); `CONNECT` answers `{"statusCode": 403}` when the query has `deny=1` and fails
+//!   (invocation error) with `fail=1`, else 200; a `MESSAGE` answers 200 with the body
+//!   `{"routeKey","connectionId","body"}`, or fails when its body is `fail`;
 //! - anything else: echo `{"event","requestId","functionArn","deadlineMs","traceId","pid","env"}`.
 //!
 //! Env: `ECHO_INIT_ERROR=1` posts `/runtime/init/error` and exits; `ECHO_INIT_EXIT=1` exits
@@ -131,6 +136,7 @@ fn main() -> Result<()> {
         };
         let result = match action {
             _ if is_stream_event(&event) => stream_batch(&event, &mut seen),
+            _ if is_websocket_event(&event) => websocket_reply(&event),
             Some("exit") => {
                 eprintln!("echo-function: exiting mid-invocation");
                 std::process::exit(3);
@@ -241,6 +247,52 @@ fn stream_batch(event: &Value, seen: &mut HashSet<String>) -> std::result::Resul
         }
     }
     Ok(json!({"batchItemFailures": failures}))
+}
+
+fn is_websocket_event(event: &Value) -> bool {
+    event["requestContext"]["eventType"].is_string() && event.get("version").is_none()
+}
+
+/// The WebSocket route handler (see the module docs).
+fn websocket_reply(event: &Value) -> std::result::Result<Value, Value> {
+    let context = &event["requestContext"];
+    if let Ok(path) = std::env::var("ECHO_INVOCATIONS_FILE") {
+        let line = json!({
+            "function": std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+            "eventType": context["eventType"],
+            "routeKey": context["routeKey"],
+            "connectionId": context["connectionId"],
+            "event": event,
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(format!("{line}\n").as_bytes()));
+        if let Err(err) = written {
+            eprintln!("echo-function: cannot append to {path}: {err}");
+        }
+    }
+    let query = &event["queryStringParameters"];
+    match context["eventType"].as_str() {
+        Some("CONNECT") if query["fail"] == "1" => {
+            Err(json!({"errorType": "EchoError", "errorMessage": "asked to fail"}))
+        }
+        Some("CONNECT") if query["deny"] == "1" => Ok(json!({"statusCode": 403})),
+        Some("MESSAGE") if event["body"] == "fail" => {
+            Err(json!({"errorType": "EchoError", "errorMessage": "asked to fail"}))
+        }
+        Some("MESSAGE") => Ok(json!({
+            "statusCode": 200,
+            "body": json!({
+                "routeKey": context["routeKey"],
+                "connectionId": context["connectionId"],
+                "body": event["body"],
+            })
+            .to_string(),
+        })),
+        _ => Ok(json!({"statusCode": 200})),
+    }
 }
 
 fn echo(event: &Value, request_id: &str, next: &HttpResponse) -> Value {
