@@ -1054,7 +1054,7 @@ async fn commands_and_reads_answer_as_documented() {
     .await;
     let expected = json!({"expectedTotal": 1400});
     assert!(c.body_conforms(RETRY, &expected));
-    for bad in [json!({"expectedTotal": 14.0}), json!({"total": 1400})] {
+    for bad in [json!({"expectedTotal": "1400"}), json!({"total": 1400})] {
         assert!(!c.body_conforms(RETRY, &bad), "{bad}");
         c.expect(
             StatusCode::BAD_REQUEST,
@@ -1097,6 +1097,15 @@ async fn commands_and_reads_answer_as_documented() {
     let nobody = crate::client_as(orders_tests::Holder::Customer("not a customer"));
     let refused = c
         .expect(StatusCode::FORBIDDEN, RETRY, nobody.post(retry_url(&s)))
+        .await;
+    assert_eq!(refused.body["error"]["code"], "forbidden");
+    // Live tickets: for callers the API knows (the rest of the role matrix covers 201/401).
+    let refused = c
+        .expect(
+            StatusCode::FORBIDDEN,
+            "POST /live/tickets",
+            nobody.post(url("/live/tickets")),
+        )
         .await;
     assert_eq!(refused.body["error"]["code"], "forbidden");
     c.expect(
