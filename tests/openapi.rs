@@ -459,7 +459,7 @@ fn documented_routes_are_the_deployed_and_handled_routes() {
     );
 
     let mut handled = BTreeMap::new();
-    for function in ["place-order", "query"] {
+    for function in ["place-order", "query", "live"] {
         for route in handled_routes(&read(&format!("functions/{function}/src/handler.rs"))) {
             assert!(
                 handled.insert(route.clone(), function.to_owned()).is_none(),
@@ -668,7 +668,7 @@ fn request_examples_are_accepted_by_the_validation_code() {
         }
         out
     };
-    for name in ["status", "customerId", "limit", "cursor"] {
+    for name in ["status", "customerId", "from", "to", "limit", "cursor"] {
         for value in query_examples("/orders", name) {
             ListOrders::parse([(name, value.as_str())])
                 .unwrap_or_else(|e| panic!("GET /orders?{name}={value}: {e:?}"));

@@ -16,7 +16,27 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[path = "events/contract.rs"]
+pub mod event_contract;
+#[path = "events/samples.rs"]
+pub mod event_samples;
+
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
+
+/// Panics, naming every violation, unless `event` (a record read off the events stream)
+/// conforms to the schema of its `eventType` in `api/events` — closed, so a field the
+/// code emits but the contract does not name fails too.
+pub fn assert_event_conforms(event: &Value) {
+    static SCHEMAS: std::sync::OnceLock<event_contract::EventSchemas> = std::sync::OnceLock::new();
+    let schemas = SCHEMAS
+        .get_or_init(|| event_contract::EventSchemas::closed(&repo_root().join("api/events")));
+    let violations = schemas.violations(event);
+    assert!(
+        violations.is_empty(),
+        "an event on the stream breaks its contract (api/events):\n{}\n{event}",
+        violations.join("\n")
+    );
+}
 
 pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned())

@@ -273,6 +273,10 @@ async fn our_records(emulator: &Emulator, ours: &BTreeSet<String>) -> Vec<(Strin
                 if !ours.contains(key) {
                     continue;
                 }
+                // Every event of our orders the relay published keeps its contract.
+                let event: Value = serde_json::from_slice(record.data().as_ref())
+                    .expect("the relay publishes JSON");
+                orders_tests::assert_event_conforms(&event);
                 out.push((
                     shard.shard_id().to_owned(),
                     json!({

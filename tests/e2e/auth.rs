@@ -126,7 +126,7 @@ async fn missing_and_bad_tokens_are_401_and_change_nothing_while_public_routes_s
         status_and_json(staff.get(format!("{}/orders?customerId={customer}", api()))).await;
     assert_eq!(list["orders"], json!([]));
 
-    for open in ["/health", "/openapi.json", "/"] {
+    for open in ["/health", "/openapi.json", "/asyncapi.json", "/"] {
         let status = reqwest::get(format!("{}{open}", api()))
             .await
             .unwrap()

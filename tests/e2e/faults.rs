@@ -173,6 +173,10 @@ async fn orders_settle_exactly_once_through_injected_aws_faults() {
     let wait = from.unix_millis() - Timestamp::now().unix_millis();
     tokio::time::sleep(Duration::from_millis(wait.max(0) as u64 + 50)).await;
 
+    // A staff dashboard's socket: pushes are at least once, through the faults too.
+    let socket = crate::live::subscribed(&client(), &["orders"]).await;
+    let (pushed, listening) = crate::live::collect(socket);
+
     let faults = Faults::inject().await;
     // 80 orders of one unit, 40 per product of 30 in stock: exactly 30 of each can succeed.
     let placed: Vec<String> = stream::iter(0..80usize)
@@ -235,11 +239,48 @@ async fn orders_settle_exactly_once_through_injected_aws_faults() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
+    // Every order's settled state was pushed to the staff socket.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let latest: BTreeMap<String, u64> = {
+            let pushed = pushed.lock().unwrap();
+            let mut latest = BTreeMap::new();
+            for m in pushed.iter().filter(|m| m["type"] == "order") {
+                let id = m["order"]["orderId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let version = m["order"]["version"].as_u64().unwrap_or_default();
+                let entry = latest.entry(id).or_insert(0);
+                *entry = (*entry).max(version);
+            }
+            latest
+        };
+        let missing: Vec<&Value> = settled
+            .iter()
+            .filter(|o| {
+                latest.get(o["orderId"].as_str().unwrap()).copied() != o["version"].as_u64()
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} settled orders were not pushed in their last version, e.g. {}",
+            missing.len(),
+            missing[0]
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    listening.abort();
+
     // Nothing of the run was dead-lettered: every fault was transient.
     for queue in [
         "process_order_dlq_url",
         "aggregate_dlq_url",
         "relay_dlq_url",
+        "notify_dlq_url",
     ] {
         for body in peek(&emulator, &emulator.output(queue)).await {
             assert!(

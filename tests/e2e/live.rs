@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ticket(http: &reqwest::Client) -> Value {
@@ -25,7 +25,7 @@ async fn ticket(http: &reqwest::Client) -> Value {
 }
 
 /// A socket opened with a fresh ticket and subscribed to `topics`.
-async fn subscribed(http: &reqwest::Client, topics: &[&str]) -> Socket {
+pub async fn subscribed(http: &reqwest::Client, topics: &[&str]) -> Socket {
     let url = ticket(http).await["url"].as_str().unwrap().to_owned();
     let (mut socket, _) = tokio_tungstenite::connect_async(&url)
         .await
@@ -211,4 +211,26 @@ async fn a_socket_needs_a_fresh_ticket_and_customers_get_no_analytics() {
     assert_eq!(reply["error"]["code"], "forbidden", "{reply}");
     let reply = request(&mut socket, json!({"action": "shout"})).await;
     assert_eq!(reply["error"]["code"], "unknown_action", "{reply}");
+}
+
+/// Every message `socket` receives from now on (batches unpacked), collected in the
+/// background until the returned task is aborted.
+pub fn collect(
+    mut socket: Socket,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&seen);
+    let task = tokio::spawn(async move {
+        loop {
+            let messages = within(&mut socket, Duration::from_secs(3600), |_| true).await;
+            if messages.is_empty() {
+                return;
+            }
+            sink.lock().unwrap().extend(messages);
+        }
+    });
+    (seen, task)
 }

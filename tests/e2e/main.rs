@@ -11,6 +11,7 @@ mod pipeline;
 mod reports;
 mod retention;
 mod retry;
+mod search;
 
 use orders_tests::Emulator;
 use reqwest::StatusCode;
@@ -133,6 +134,8 @@ async fn place_then_find_the_order_and_its_event() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     };
     assert_eq!(ours.len(), 1);
+    // What the relay published keeps the event contract (api/events).
+    orders_tests::assert_event_conforms(&ours[0].1);
     assert_eq!(ours[0].0, id);
     assert_eq!(ours[0].1["eventType"], "OrderPlaced");
     assert_eq!(ours[0].1["payload"]["order"], placed);

@@ -828,11 +828,66 @@ async fn commands_and_reads_answer_as_documented() {
         )
         .await;
     assert_eq!(page.body["orders"][0]["orderId"], a.as_str());
+    // Searching by creation time, from `a`'s own createdAt (inclusive): `a` is the oldest.
+    let a_created = page.body["orders"][0]["createdAt"]
+        .as_str()
+        .expect("createdAt")
+        .to_owned();
+    assert!(c.parameter_conforms(LIST_ORDERS, "from", &a_created));
+    let window = format!("from={a_created}&to=9998-12-31T23:59:59Z");
+    let mut last = None;
+    let mut window_cursor: Option<String> = None;
+    loop {
+        let paging = window_cursor
+            .as_ref()
+            .map(|c| format!("&cursor={c}"))
+            .unwrap_or_default();
+        let page = c
+            .expect(
+                StatusCode::OK,
+                LIST_ORDERS,
+                client().get(url(&format!(
+                    "/orders?customerId={alice}&limit=1&{window}{paging}"
+                ))),
+            )
+            .await;
+        last = page.body["orders"][0]["orderId"]
+            .as_str()
+            .map(str::to_owned)
+            .or(last);
+        match page.body["nextCursor"].as_str() {
+            Some(next) => window_cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        last.as_deref(),
+        Some(a.as_str()),
+        "the order at `from` is in"
+    );
+    // A cursor goes with its own window only (here: the one without a window).
+    c.expect(
+        StatusCode::BAD_REQUEST,
+        LIST_ORDERS,
+        client().get(url(&format!(
+            "/orders?customerId={alice}&limit=1&{window}&cursor={cursor}"
+        ))),
+    )
+    .await;
+    // `from` not before `to`: the code's rule alone (each value alone is a valid time).
+    c.expect(
+        StatusCode::BAD_REQUEST,
+        LIST_ORDERS,
+        client().get(url(&format!("/orders?from={a_created}&to={a_created}"))),
+    )
+    .await;
     for (name, value) in [
         ("limit", "1000"),
         ("status", "failed"),
         ("customerId", "a:b/c"),
         ("staus", "FAILED"),
+        ("from", "yesterday"),
+        ("to", "2026-13-01T00:00:00Z"),
     ] {
         assert!(
             !c.parameter_conforms(LIST_ORDERS, name, value),
@@ -1169,6 +1224,7 @@ async fn commands_and_reads_answer_as_documented() {
 
     // The document and the dashboard, with revalidation.
     c.revalidate("GET /openapi.json", "/openapi.json").await;
+    c.revalidate("GET /asyncapi.json", "/asyncapi.json").await;
     c.revalidate("GET /", "/").await;
 
     c.role_matrix(|route| !route.contains(" /analytics/")).await;
@@ -1190,6 +1246,39 @@ async fn the_served_document_is_api_openapi_json() {
         served.body == file,
         "GET /openapi.json is not api/openapi.json: rebuild and restart the stack"
     );
+}
+
+/// The stack serves api/asyncapi.json with the event contracts of api/events inlined.
+#[tokio::test]
+async fn the_served_asyncapi_document_is_api_asyncapi_json_bundled() {
+    let served = Checker::new()
+        .expect(
+            StatusCode::OK,
+            "GET /asyncapi.json",
+            client().get(url("/asyncapi.json")),
+        )
+        .await
+        .body;
+    let read = |path: &str| -> Value {
+        let text = std::fs::read_to_string(orders_tests::repo_root().join(path)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let file = read("api/asyncapi.json");
+    for part in ["info", "servers", "operations"] {
+        assert_eq!(
+            served[part], file[part],
+            "GET /asyncapi.json is not api/asyncapi.json: rebuild and restart the stack"
+        );
+    }
+    for (event_type, _) in orders_core::event::EVENT_TYPES {
+        let schema = read(&format!("api/events/{event_type}.schema.json"));
+        let bundled = &served["components"]["schemas"][event_type];
+        assert_eq!(bundled["required"], schema["required"], "{event_type}");
+        assert_eq!(
+            bundled["properties"]["schemaVersion"], schema["properties"]["schemaVersion"],
+            "{event_type}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -502,6 +502,7 @@ async fn exhausted_retries_end_in_the_dlq_and_replay_completes_the_work() {
         .find(|(_, e)| e["orderId"] == good.as_str() && e["eventType"] == "OrderPlaced")
         .expect("the OrderPlaced event")
         .1;
+    orders_tests::assert_event_conforms(&event);
     let put = emulator
         .kinesis()
         .put_record()

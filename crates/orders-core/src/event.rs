@@ -9,6 +9,9 @@
 //! one shard. Event ids are *derived* (UUIDv5 of order id, version and type), not random: a
 //! retried publish of the same change carries the same `eventId`, which is what lets
 //! consumers drop producer-side duplicates.
+//!
+//! The contract of each type is `api/events/<eventType>.schema.json`; `tests/events.rs` holds
+//! what this module emits to it, and it to the released contract (`docs/events.md`).
 
 use crate::ids::OrderId;
 use crate::order::{FailureReason, Order, OrderStatus};
@@ -17,9 +20,64 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
 
-/// Bumped on any incompatible change of an event's payload. Consumers reject versions they
-/// do not know rather than guess.
+/// The schema version every event type was first published at, and is still at: no type has
+/// changed incompatibly yet. Per type, the version is in [`EVENT_TYPES`].
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Every event type this build knows, with the schema version it writes it at — the newest
+/// it reads. A type's version is bumped on an incompatible change of its payload, together
+/// with an [`Upcaster`] from the previous version, so consumers read the events already on
+/// the stream (and in dead-letter queues) as the new version. The contract of each
+/// (type, version) is `api/events/<type>.schema.json`; `docs/events.md` says how to evolve it.
+pub const EVENT_TYPES: [(&str, u32); 7] = [
+    ("OrderPlaced", SCHEMA_VERSION),
+    ("OrderProcessed", SCHEMA_VERSION),
+    ("OrderFailed", SCHEMA_VERSION),
+    ("OrderRetried", SCHEMA_VERSION),
+    ("OrderCancelled", SCHEMA_VERSION),
+    ("OrderShipped", SCHEMA_VERSION),
+    ("OrderDelivered", SCHEMA_VERSION),
+];
+
+/// The schema version this build writes and reads `event_type` at; `None` for a type it
+/// does not know.
+pub fn current_version(event_type: &str) -> Option<u32> {
+    EVENT_TYPES
+        .iter()
+        .find(|(known, _)| *known == event_type)
+        .map(|(_, version)| *version)
+}
+
+/// One step of an event type's history: reads an envelope written at schema version `from`
+/// (as JSON) and returns it as version `from + 1`. [`EventEnvelope::decode`] chains the steps
+/// up to the type's current version and sets `schemaVersion` after each, so an upcaster only
+/// reshapes the rest — and must, for every event that version allowed (its released schema,
+/// `api/events/released/<from>/`).
+#[derive(Debug, Clone, Copy)]
+pub struct Upcaster {
+    pub event_type: &'static str,
+    pub from: u32,
+    pub upcast: fn(serde_json::Value) -> serde_json::Value,
+}
+
+/// Every upcaster there is. Empty while every type is at version 1; the contract check
+/// (`tests/events`) refuses a schema whose version was bumped without one.
+pub const UPCASTERS: &[Upcaster] = &[];
+
+/// The step from `from` to `from + 1` for `event_type`, if there is one.
+pub fn upcaster(event_type: &str, from: u32) -> Option<&'static Upcaster> {
+    find_upcaster(UPCASTERS, event_type, from)
+}
+
+fn find_upcaster<'a>(
+    upcasters: &'a [Upcaster],
+    event_type: &str,
+    from: u32,
+) -> Option<&'a Upcaster> {
+    upcasters
+        .iter()
+        .find(|u| u.event_type == event_type && u.from == from)
+}
 
 /// Namespace for derived event ids (a fixed random UUID, never to change).
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2c4e_8b3a_4f57_9e21_7c0d_5a9b_3e18);
@@ -201,7 +259,8 @@ impl OrderEvent {
 pub enum DecodeError {
     #[error("the record is not JSON: {0}")]
     NotJson(String),
-    #[error("schema version {0} is not supported (this consumer reads version {SCHEMA_VERSION})")]
+    /// Newer than this build reads, or older with no upcaster to bring it up to date.
+    #[error("schema version {0} is not supported by this consumer")]
     UnsupportedSchemaVersion(String),
     #[error("the event is malformed: {0}")]
     Malformed(String),
@@ -244,7 +303,8 @@ impl EventEnvelope {
         let order = event.order();
         Self {
             event_id: EventId::for_change(&order.order_id, order.version, event.event_type()),
-            schema_version: SCHEMA_VERSION,
+            schema_version: current_version(event.event_type())
+                .expect("every event type is in EVENT_TYPES"),
             occurred_at: order.updated_at,
             order_id: order.order_id,
             event,
@@ -261,37 +321,54 @@ impl EventEnvelope {
     }
 
     /// Reads a stream record. The schema version is checked before the payload, so a
-    /// version-2 event is reported as such rather than as "malformed".
+    /// version-2 event is reported as such rather than as "malformed"; an older version is
+    /// upcast to the current one ([`UPCASTERS`]), so callers only ever see current events.
+    /// Unknown fields are ignored (a newer producer may add optional ones); a type this build
+    /// does not know is [`Decoded::UnknownType`], whatever its version.
     pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-        let value: serde_json::Value =
+        Self::decode_with(bytes, UPCASTERS)
+    }
+
+    /// [`EventEnvelope::decode`] with the given upcasters (tests bring their own).
+    pub fn decode_with(bytes: &[u8], upcasters: &[Upcaster]) -> Result<Decoded, DecodeError> {
+        let mut value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-        match value.get("schemaVersion") {
-            Some(v) if v.as_u64() == Some(u64::from(SCHEMA_VERSION)) => {}
-            Some(v) => return Err(DecodeError::UnsupportedSchemaVersion(v.to_string())),
-            None => return Err(DecodeError::Malformed("schemaVersion is missing".into())),
-        }
+        let unsupported =
+            |v: &serde_json::Value| DecodeError::UnsupportedSchemaVersion(v.to_string());
+        let written = value
+            .get("schemaVersion")
+            .ok_or_else(|| DecodeError::Malformed("schemaVersion is missing".into()))?;
+        let mut version = written
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| unsupported(written))?;
         let event_type = value
             .get("eventType")
             .and_then(|t| t.as_str())
-            .ok_or_else(|| DecodeError::Malformed("eventType is missing".into()))?;
-        if !KNOWN_TYPES.contains(&event_type) {
-            return Ok(Decoded::UnknownType(event_type.to_owned()));
+            .ok_or_else(|| DecodeError::Malformed("eventType is missing".into()))?
+            .to_owned();
+        let Some(current) = current_version(&event_type) else {
+            return Ok(Decoded::UnknownType(event_type));
+        };
+        if version > current {
+            return Err(unsupported(&version.into()));
+        }
+        let written = version;
+        while version < current {
+            let step = find_upcaster(upcasters, &event_type, version)
+                .ok_or_else(|| unsupported(&written.into()))?;
+            value = (step.upcast)(value);
+            version += 1;
+            value
+                .as_object_mut()
+                .ok_or_else(|| DecodeError::Malformed("an upcaster returned no object".into()))?
+                .insert("schemaVersion".into(), version.into());
         }
         serde_json::from_value(value)
             .map(|e| Decoded::Event(Box::new(e)))
             .map_err(|e| DecodeError::Malformed(e.to_string()))
     }
 }
-
-const KNOWN_TYPES: [&str; 7] = [
-    "OrderPlaced",
-    "OrderProcessed",
-    "OrderFailed",
-    "OrderRetried",
-    "OrderCancelled",
-    "OrderShipped",
-    "OrderDelivered",
-];
 
 #[cfg(test)]
 mod tests {
@@ -519,6 +596,140 @@ mod tests {
                 previous_status: OrderStatus::Pending
             }
         );
+    }
+
+    /// A made-up version 0 of `OrderPlaced` that called the order `placed`.
+    fn v0_placed(order: &Order) -> serde_json::Value {
+        let mut v0 = serde_json::to_value(EventEnvelope::new(OrderEvent::OrderPlaced {
+            order: order.clone(),
+        }))
+        .unwrap();
+        v0["schemaVersion"] = 0.into();
+        let order = v0["payload"]
+            .as_object_mut()
+            .unwrap()
+            .remove("order")
+            .unwrap();
+        v0["payload"]["placed"] = order;
+        v0
+    }
+
+    fn rename_placed(mut v0: serde_json::Value) -> serde_json::Value {
+        if let Some(order) = v0["payload"]
+            .as_object_mut()
+            .and_then(|p| p.remove("placed"))
+        {
+            v0["payload"]["order"] = order;
+        }
+        v0
+    }
+
+    #[test]
+    fn decode_upcasts_older_versions_to_the_current_one() {
+        let current = EventEnvelope::new(OrderEvent::OrderPlaced { order: order() });
+        let v0 = v0_placed(&order()).to_string();
+        let upcasters = [Upcaster {
+            event_type: "OrderPlaced",
+            from: 0,
+            upcast: rename_placed,
+        }];
+        assert_eq!(
+            EventEnvelope::decode_with(v0.as_bytes(), &upcasters),
+            Ok(Decoded::Event(Box::new(current.clone()))),
+            "read as version 1, schemaVersion included"
+        );
+        // Without a step from 0, or with one for another type, version 0 is unreadable.
+        assert_eq!(
+            EventEnvelope::decode(v0.as_bytes()),
+            Err(DecodeError::UnsupportedSchemaVersion("0".into()))
+        );
+        let elsewhere = [Upcaster {
+            event_type: "OrderShipped",
+            ..upcasters[0]
+        }];
+        assert_eq!(
+            EventEnvelope::decode_with(v0.as_bytes(), &elsewhere),
+            Err(DecodeError::UnsupportedSchemaVersion("0".into()))
+        );
+        // Current events pass through untouched: no step runs.
+        let panics = [Upcaster {
+            event_type: "OrderPlaced",
+            from: 1,
+            upcast: |_| panic!("a current event is never upcast"),
+        }];
+        assert_eq!(
+            EventEnvelope::decode_with(&current.to_json(), &panics),
+            Ok(Decoded::Event(Box::new(current.clone())))
+        );
+        let broken = [Upcaster {
+            upcast: |_| serde_json::Value::Null,
+            ..upcasters[0]
+        }];
+        assert!(matches!(
+            EventEnvelope::decode_with(v0.as_bytes(), &broken),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn decode_ignores_unknown_fields_and_skips_unknown_types_at_any_version() {
+        let envelope = EventEnvelope::new(OrderEvent::OrderPlaced { order: order() });
+        let mut json: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+        json["traceId"] = "t-1".into();
+        json["payload"]["channel"] = "web".into();
+        json["payload"]["order"]["giftNote"] = "for you".into();
+        json["payload"]["order"]["items"][0]["sku"] = "x".into();
+        assert_eq!(
+            EventEnvelope::decode(json.to_string().as_bytes()),
+            Ok(Decoded::Event(Box::new(envelope)))
+        );
+        json["eventType"] = "OrderGiftWrapped".into();
+        json["schemaVersion"] = 7.into();
+        assert_eq!(
+            EventEnvelope::decode(json.to_string().as_bytes()),
+            Ok(Decoded::UnknownType("OrderGiftWrapped".into()))
+        );
+        json["eventType"] = "OrderPlaced".into();
+        json["schemaVersion"] = "1".into();
+        assert_eq!(
+            EventEnvelope::decode(json.to_string().as_bytes()),
+            Err(DecodeError::UnsupportedSchemaVersion("\"1\"".into()))
+        );
+    }
+
+    #[test]
+    fn every_event_type_has_a_version_and_every_version_is_reachable() {
+        let at = Timestamp::parse("2026-11-21T10:05:00Z").unwrap();
+        let placed = order();
+        let processed = placed.transition(OrderStatus::Processed, at).unwrap();
+        let failed = placed.fail(FailureReason::OutOfStock, at).unwrap();
+        let shipped = processed.transition(OrderStatus::Shipped, at).unwrap();
+        let states = [
+            placed.clone(),
+            processed.clone(),
+            failed.clone(),
+            failed.retry(&[], at).unwrap(),
+            processed.transition(OrderStatus::Cancelled, at).unwrap(),
+            shipped.clone(),
+            shipped.transition(OrderStatus::Delivered, at).unwrap(),
+        ];
+        let mut types: Vec<&str> = states
+            .iter()
+            .map(|s| OrderEvent::for_current_state(s).event_type())
+            .collect();
+        let mut known: Vec<&str> = EVENT_TYPES.iter().map(|(t, _)| *t).collect();
+        types.sort();
+        known.sort();
+        assert_eq!(types, known);
+        for (event_type, version) in EVENT_TYPES {
+            // A type at version n reads every version from 1 on: a step for each.
+            for from in SCHEMA_VERSION..version {
+                assert!(
+                    upcaster(event_type, from).is_some(),
+                    "{event_type}: no upcaster from version {from}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -101,6 +101,27 @@ impl OrderId {
     pub fn timestamp_ms(&self) -> u64 {
         self.0.timestamp_ms()
     }
+
+    /// The smallest id of millisecond `ms`: every id minted in that millisecond or later
+    /// sorts at or above it (ids carry their creation time in their leading 48 bits).
+    /// `ms` must fit 48 bits (until the year 10889); higher bits are dropped.
+    pub fn first_of_millisecond(ms: u64) -> Self {
+        Self(Ulid::from_parts(ms, 0))
+    }
+
+    /// The largest id of millisecond `ms` (all 80 random bits set): every id minted in that
+    /// millisecond or earlier sorts at or below it.
+    pub fn last_of_millisecond(ms: u64) -> Self {
+        Self(Ulid::from_parts(ms, u128::MAX))
+    }
+
+    /// The id just below this one, so that `id < x` can be written `id <= x.previous()`
+    /// (and joined with another bound into one range). `None` below the smallest id.
+    pub fn previous(&self) -> Option<Self> {
+        u128::from(self.0)
+            .checked_sub(1)
+            .map(|n| Self(Ulid::from(n)))
+    }
 }
 
 impl fmt::Display for OrderId {
@@ -215,6 +236,29 @@ mod tests {
         let newer = OrderId::new(Ulid::from_parts(1_001, 0));
         assert!(older < newer);
         assert!(older.to_string() < newer.to_string());
+    }
+
+    #[test]
+    fn millisecond_bounds_enclose_exactly_the_ids_of_that_millisecond() {
+        let ms = 1_700_000_000_123;
+        let (first, last) = (
+            OrderId::first_of_millisecond(ms),
+            OrderId::last_of_millisecond(ms),
+        );
+        assert_eq!((first.timestamp_ms(), last.timestamp_ms()), (ms, ms));
+        for random in [0, 1, 42, u128::MAX >> 48] {
+            let id = OrderId::new(Ulid::from_parts(ms, random));
+            assert!(first <= id && id <= last, "{id}");
+        }
+        // As strings too: the indexes compare the canonical text.
+        let before = OrderId::last_of_millisecond(ms - 1);
+        let after = OrderId::first_of_millisecond(ms + 1);
+        assert!(before < first && last < after);
+        assert!(before.to_string() < first.to_string());
+        assert!(last.to_string() < after.to_string());
+        assert_eq!(first.previous(), Some(before));
+        assert_eq!(after.previous(), Some(last));
+        assert_eq!(OrderId::first_of_millisecond(0).previous(), None);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`analytics`]: time buckets, what each event contributes, and the batch fold.
 //! - [`report`]: analytics query windows, the buckets that answer them, report shapes.
 //! - [`event`]: the versioned event envelope the relay publishes for every stored order
-//!   version (the orders table's change stream is the outbox).
+//!   version (the orders table's change stream is the outbox), each type's schema version,
+//!   and the upcasters that read older versions (contracts: `api/events`, `docs/events.md`).
 //! - [`listing`]: the list-orders query and its opaque cursor.
 //! - [`idempotency`]: what is remembered about an `Idempotency-Key`.
 //! - [`live`]: sockets, their tickets and subscriptions, and what each event pushes to whom.

@@ -12,7 +12,7 @@ use crate::event::EventEnvelope;
 use crate::idempotency::{Claim, IdempotencyRecord, StoredResponse};
 use crate::ids::ProductId;
 use crate::ids::{IdempotencyKey, OrderId};
-use crate::listing::{ListOrders, OrderPage};
+use crate::listing::{IdRange, ListOrders, OrderPage};
 use crate::order::Order;
 use crate::ports::{
     Applied, Catalog, CatalogWrite, Clock, Created, EventPublisher, IdempotencyStore,
@@ -77,9 +77,18 @@ impl OrderStore for MemoryOrderStore {
 
     async fn list(&self, query: &ListOrders) -> Result<OrderPage, OrderError> {
         let orders = lock(&self.orders);
-        let older = match query.before {
-            Some(before) => orders.range(..before),
-            None => orders.range(..),
+        // The id range the DynamoDB adapter puts in its key condition, so a window and a
+        // cursor select here exactly what they select there.
+        let older = match query.id_range() {
+            IdRange::All => orders.range(..),
+            IdRange::Below(before) => orders.range(..before),
+            IdRange::Between(low, high) => orders.range(low..=high),
+            IdRange::Empty => {
+                return Ok(OrderPage {
+                    orders: Vec::new(),
+                    next: None,
+                });
+            }
         };
         let mut page: Vec<Order> = older
             .rev()
@@ -381,6 +390,7 @@ mod tests {
     use super::*;
     use crate::event::OrderEvent;
     use crate::ids::{CustomerId, ProductId};
+    use crate::listing::CreatedWindow;
     use crate::money::{Currency, Money, Quantity};
     use crate::order::{NewLineItem, OrderStatus, PlaceOrder};
 
@@ -445,6 +455,7 @@ mod tests {
             customer_id: customer.map(|c| CustomerId::parse(c).unwrap()),
             limit,
             before,
+            window: CreatedWindow::ALL,
         };
         let page = run(store.list(&query(2, None, None, None))).unwrap();
         assert_eq!(page.orders, vec![all[4].clone(), all[3].clone()]);
@@ -461,6 +472,82 @@ mod tests {
         assert_eq!(failed.orders, vec![all[3].clone()]);
         let none = run(store.list(&query(10, None, Some(OrderStatus::Failed), Some("even"))));
         assert!(none.unwrap().orders.is_empty());
+    }
+
+    #[test]
+    fn lists_a_creation_window_in_pages_exactly() {
+        let store = MemoryOrderStore::new();
+        let ids = SequentialIds::new();
+        let t0 = now().unix_millis();
+        let mut all = Vec::new();
+        // Two orders in each of ten milliseconds, alternating customers and statuses.
+        for n in 0..20i64 {
+            let at = Timestamp::from_unix_millis(t0 + n / 2).unwrap();
+            let mut o = order(&ids, if n % 2 == 0 { "even" } else { "odd" });
+            o.order_id = ids.next_id(at);
+            o.created_at = at;
+            if n % 3 == 0 {
+                o.status = OrderStatus::Failed;
+            }
+            store.insert(o.clone());
+            all.push(o);
+        }
+        let ms = |n: i64| Timestamp::from_unix_millis(t0 + n).unwrap();
+        let windows = [
+            CreatedWindow {
+                from: Some(ms(2)),
+                to: Some(ms(7)),
+            },
+            CreatedWindow {
+                from: Some(ms(9)),
+                to: None,
+            },
+            CreatedWindow {
+                from: None,
+                to: Some(ms(1)),
+            },
+            CreatedWindow {
+                from: Some(ms(20)),
+                to: None,
+            },
+        ];
+        for window in windows {
+            for (status, customer) in [
+                (None, None),
+                (Some(OrderStatus::Failed), None),
+                (None, Some("odd")),
+                (Some(OrderStatus::Failed), Some("even")),
+            ] {
+                let customer = customer.map(|c| CustomerId::parse(c).unwrap());
+                let mut expected: Vec<OrderId> = all
+                    .iter()
+                    .filter(|o| window.contains(o.created_at))
+                    .filter(|o| status.is_none_or(|s| o.status == s))
+                    .filter(|o| customer.as_ref().is_none_or(|c| &o.customer_id == c))
+                    .map(|o| o.order_id)
+                    .collect();
+                expected.reverse();
+                let mut seen = Vec::new();
+                let mut before = None;
+                loop {
+                    let query = ListOrders {
+                        status,
+                        customer_id: customer.clone(),
+                        limit: 2,
+                        before,
+                        window,
+                    };
+                    let page = run(store.list(&query)).unwrap();
+                    assert!(page.orders.len() <= 2);
+                    seen.extend(page.orders.iter().map(|o| o.order_id));
+                    match page.next {
+                        Some(next) => before = Some(next),
+                        None => break,
+                    }
+                }
+                assert_eq!(seen, expected, "{window:?} {status:?} {customer:?}");
+            }
+        }
     }
 
     #[test]

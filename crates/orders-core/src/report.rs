@@ -55,23 +55,9 @@ impl Window {
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut instant = |name: &str, value: Option<&str>| {
-            let value = value?;
-            let parsed = Timestamp::parse(value);
-            match parsed {
-                None => errors.push(FieldError::new(
-                    name,
-                    "must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z",
-                )),
-                Some(at) if !(EARLIEST..LATEST).contains(&at.unix_seconds()) => {
-                    errors.push(FieldError::new(
-                        name,
-                        "must be between 1970-01-01T00:00:00Z and 9998-12-31T23:59:59Z",
-                    ));
-                    return None;
-                }
-                Some(_) => {}
-            }
-            parsed
+            window_bound(name, Timestamp::parse(value?))
+                .map_err(|e| errors.push(e))
+                .ok()
         };
         let from = instant("from", from);
         let to = instant("to", to);
@@ -157,6 +143,23 @@ impl Window {
 
     pub fn to_time(&self) -> Timestamp {
         time_of(self.to)
+    }
+}
+
+/// One bound of a time window given as a query parameter (`name`), parsed as the route
+/// parses it: an RFC 3339 time within `[1970-01-01, 9999-01-01)`. Every windowed route —
+/// analytics and order search — shares this rule, so one time is valid everywhere or nowhere.
+pub fn window_bound(name: &str, parsed: Option<Timestamp>) -> Result<Timestamp, FieldError> {
+    match parsed {
+        None => Err(FieldError::new(
+            name,
+            "must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z",
+        )),
+        Some(at) if !(EARLIEST..LATEST).contains(&at.unix_seconds()) => Err(FieldError::new(
+            name,
+            "must be between 1970-01-01T00:00:00Z and 9998-12-31T23:59:59Z",
+        )),
+        Some(at) => Ok(at),
     }
 }
 

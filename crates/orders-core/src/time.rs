@@ -55,6 +55,21 @@ impl Timestamp {
             .map(Self::from_datetime)
     }
 
+    /// [`Timestamp::parse`], rounding sub-millisecond digits up instead of down: as a bound
+    /// of a half-open window `[from, to)` over millisecond times, the rounded bound selects
+    /// exactly the times the written one does (`to=…:00.0005Z` keeps an order of `…:00.000`).
+    pub fn parse_rounding_up(s: &str) -> Option<Self> {
+        let at = OffsetDateTime::parse(s, &Rfc3339)
+            .ok()?
+            .checked_to_offset(UtcOffset::UTC)?;
+        let truncated = Self::from_datetime(at);
+        if at == truncated.0 {
+            Some(truncated)
+        } else {
+            Self::from_unix_millis(truncated.unix_millis() + 1)
+        }
+    }
+
     pub fn plus_seconds(&self, seconds: i64) -> Self {
         Self(self.0 + time::Duration::seconds(seconds))
     }
@@ -107,6 +122,24 @@ mod tests {
     fn millis_round_trip() {
         let t = Timestamp::from_unix_millis(1_795_305_301_123).unwrap();
         assert_eq!(t.unix_millis(), 1_795_305_301_123);
+    }
+
+    #[test]
+    fn window_bounds_round_sub_millisecond_digits_up() {
+        let up = |s| Timestamp::parse_rounding_up(s).map(|t| t.to_string());
+        assert_eq!(
+            up("2026-11-21T10:00:00.0001Z").as_deref(),
+            Some("2026-11-21T10:00:00.001Z")
+        );
+        assert_eq!(
+            up("2026-11-21T10:00:00.123+01:00").as_deref(),
+            Some("2026-11-21T09:00:00.123Z")
+        );
+        assert_eq!(
+            up("1969-12-31T23:59:59.9995Z").as_deref(),
+            Some("1970-01-01T00:00:00.000Z")
+        );
+        assert_eq!(up("yesterday"), None);
     }
 
     #[test]

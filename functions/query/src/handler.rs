@@ -58,6 +58,11 @@ pub async fn handle<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         Some("GET /analytics/summary") => report(service, &request, "summary").await,
         Some("GET /") => Ok(dashboard(service, &request)),
         Some("GET /openapi.json") => Ok(asset(&request, OPENAPI, "application/json")),
+        Some("GET /asyncapi.json") => Ok(asset(
+            &request,
+            crate::asyncapi::document(),
+            "application/json",
+        )),
         other => Err(ApiError::not_found(format!(
             "no such route on query: {}",
             other.unwrap_or("(none)")
@@ -109,7 +114,11 @@ async fn list_orders<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         StatusCode::OK,
         &OrderList {
             orders: page.orders,
-            next_cursor: page.next.as_ref().map(encode_cursor),
+            // The cursor carries the window, so it continues only this listing.
+            next_cursor: page
+                .next
+                .as_ref()
+                .map(|last| encode_cursor(last, &query.window)),
         },
     ))
 }

@@ -361,6 +361,68 @@ async fn a_listing_page_costs_a_fixed_number_of_queries_whatever_the_table_holds
 }
 
 #[tokio::test]
+async fn a_creation_window_pages_through_every_index_at_the_same_cost() {
+    let stack = spawn_stack().await;
+    let mut seeded = Vec::new();
+    for i in 0..30i64 {
+        let status = if i % 3 == 0 {
+            OrderStatus::Failed
+        } else {
+            OrderStatus::Pending
+        };
+        seeded.push(stack.seed("c-window", status, 60 - i, i as u128).await);
+    }
+    // Orders 10..20 by age: `from` is the 10th's createdAt (in), `to` the 20th's (out).
+    let (from, to) = (
+        seeded[10].created_at.to_string(),
+        seeded[20].created_at.to_string(),
+    );
+    let shards = orders_aws::dynamo::LIST_SHARDS as usize;
+    for (filter, queries_per_page) in [
+        (vec![], shards),
+        (vec![("status", "FAILED")], shards),
+        (vec![("customerId", "c-window")], 1),
+        (vec![("customerId", "c-window"), ("status", "PENDING")], 1),
+    ] {
+        let mut expected: Vec<String> = seeded[10..20]
+            .iter()
+            .filter(|o| {
+                filter
+                    .iter()
+                    .all(|(k, v)| *k != "status" || o.status.as_str() == *v)
+            })
+            .map(|o| o.order_id.to_string())
+            .collect();
+        expected.reverse();
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = filter.clone();
+            params.extend([("from", from.as_str()), ("to", to.as_str()), ("limit", "3")]);
+            if let Some(c) = &cursor {
+                params.push(("cursor", c.as_str()));
+            }
+            let before = stack.queries.load(Ordering::SeqCst);
+            let reply = stack.list(&params).await;
+            assert_eq!(reply.status, 200, "{params:?}: {}", reply.json);
+            assert!(
+                stack.queries.load(Ordering::SeqCst) - before <= queries_per_page,
+                "{filter:?}: a page of a window costs what a page without one does"
+            );
+            seen.extend(ids(&reply));
+            match reply.json["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen, expected,
+            "{filter:?}: the window's orders, once, newest first"
+        );
+    }
+}
+
+#[tokio::test]
 async fn bad_list_parameters_are_400s_naming_the_parameter() {
     let stack = spawn_stack().await;
     // Well-formed base64 of the right prefix, but not an order id we could have issued.
@@ -375,6 +437,22 @@ async fn bad_list_parameters_are_400s_naming_the_parameter() {
         (vec![("cursor", foreign_cursor)], "cursor"),
         (vec![("customerId", "has space")], "customerId"),
         (vec![("sort", "asc")], "sort"),
+        (vec![("from", "yesterday")], "from"),
+        (vec![("to", "1969-12-31T00:00:00Z")], "to"),
+        (
+            vec![
+                ("from", "2026-11-22T10:00:00Z"),
+                ("to", "2026-11-22T10:00:00Z"),
+            ],
+            "from",
+        ),
+        (
+            vec![
+                ("from", "2026-11-22T10:00:00Z"),
+                ("cursor", "djE6MDFNODFDMVhKQlFRSk0yUzZSNzZGUUNaMjU"),
+            ],
+            "cursor",
+        ),
     ] {
         let reply = stack.list(&params).await;
         assert_eq!(reply.status, 400, "{params:?}: {}", reply.json);

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use query::handler::{QueryService, handle};
 use serde_json::{Map, Value, json};
 
-const ROUTES: [(&str, &str); 10] = [
+const ROUTES: [(&str, &str); 11] = [
     ("GET /orders", "/orders"),
     ("GET /orders/{orderId}", "/orders/{orderId}"),
     ("GET /products", "/products"),
@@ -18,6 +18,7 @@ const ROUTES: [(&str, &str); 10] = [
     ("GET /analytics/summary", "/analytics/summary"),
     ("GET /health", "/health"),
     ("GET /openapi.json", "/openapi.json"),
+    ("GET /asyncapi.json", "/asyncapi.json"),
 ];
 
 /// Parameter names the routes read, and anything else.

@@ -105,7 +105,7 @@ resource "aws_apigatewayv2_integration" "fn" {
 resource "aws_apigatewayv2_route" "public" {
   for_each = local.public_routes
 
-  #checkov:skip=CKV_AWS_309: the health check, the OpenAPI document and the dashboard page are public on purpose; every other route is aws_apigatewayv2_route.protected.
+  #checkov:skip=CKV_AWS_309: the health check, the OpenAPI and AsyncAPI documents and the dashboard page are public on purpose; every other route is aws_apigatewayv2_route.protected.
 
   api_id    = aws_apigatewayv2_api.http.id
   route_key = each.key

@@ -17,6 +17,7 @@ locals {
     "GET /analytics/customers"         = "query"
     "GET /analytics/summary"           = "query"
     "GET /openapi.json"                = "query"
+    "GET /asyncapi.json"               = "query"
     "GET /"                            = "query"
     "POST /live/tickets"               = "live"
   }
@@ -84,7 +85,7 @@ locals {
   # Who may call each route when the JWT authorizer is on: the token must carry one of the
   # route's scopes (API Gateway checks), and the functions then apply ownership (a customer —
   # the token's subject — sees and changes only its own orders). Routes not listed are
-  # public: the health check, the OpenAPI document and the dashboard's static page.
+  # public: the health check, the OpenAPI and AsyncAPI documents and the dashboard's static page.
   customer_scopes = ["orders/customer", "orders/admin"]
   staff_scopes    = ["orders/admin"]
   route_scopes = {

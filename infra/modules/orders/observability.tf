@@ -343,6 +343,8 @@ locals {
     unknown       = [local.metrics_namespace, "OrdersFailed", local.metrics_dimension, local.fn_name["process-order"], "reason", "unknown_product", { stat = "Sum", label = "failed: unknown product" }]
     counter_items = [local.metrics_namespace, "AggregateWrites", local.metrics_dimension, local.fn_name["aggregate"], "kind", "counter", { stat = "Sum", label = "counter items" }]
     customer_sets = [local.metrics_namespace, "AggregateWrites", local.metrics_dimension, local.fn_name["aggregate"], "kind", "customers", { stat = "Sum", label = "customer sets" }]
+    pushes        = [local.metrics_namespace, "Pushes", local.metrics_dimension, local.fn_name["notify"], { stat = "Sum", label = "frames pushed" }]
+    gone          = [local.metrics_namespace, "ConnectionsGone", local.metrics_dimension, local.fn_name["notify"], { stat = "Sum", label = "sockets found closed" }]
   }
 
   api_metric = { for name in ["Count", "4xx", "5xx", "Latency", "IntegrationLatency"] : name => ["AWS/ApiGateway", name, "ApiId", aws_apigatewayv2_api.http.id] }
@@ -390,6 +392,15 @@ locals {
     {
       title   = "Aggregate writes"
       metrics = [local.emf.counter_items, local.emf.customer_sets]
+    },
+    {
+      # What API Gateway bills for sockets: messages (the pushes) and connections.
+      title = "Live updates"
+      metrics = [
+        local.emf.pushes, local.emf.gone,
+        ["AWS/ApiGateway", "ConnectCount", "ApiId", aws_apigatewayv2_api.live.id, { stat = "Sum", label = "sockets opened" }],
+        ["AWS/ApiGateway", "MessageCount", "ApiId", aws_apigatewayv2_api.live.id, { stat = "Sum", label = "messages" }],
+      ]
     },
     {
       title = "Lambda errors and throttles"

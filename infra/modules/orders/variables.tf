@@ -221,8 +221,8 @@ variable "kinesis_retention_hours" {
 
 variable "jwt_issuer" {
   description = <<-EOT
-    Issuer URL of the JWT authorizer on every route but /health, /openapi.json and the
-    dashboard page, e.g. https://cognito-idp.<region>.amazonaws.com/<pool id>; locally the
+    Issuer URL of the JWT authorizer on every route but /health, /openapi.json,
+    /asyncapi.json and the dashboard page, e.g. https://cognito-idp.<region>.amazonaws.com/<pool id>; locally the
     development issuer (http://127.0.0.1:3002). Null: no authorizer, every route is public —
     for a throwaway trial only.
   EOT

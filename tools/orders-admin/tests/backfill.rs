@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use orders_aws::DynamoOrderStore;
 use orders_aws::dynamo::orders::order_item;
-use orders_core::listing::ListOrders;
+use orders_core::listing::{CreatedWindow, ListOrders};
 use orders_core::order::NewLineItem;
 use orders_core::ports::OrderStore;
 use orders_core::{
@@ -64,6 +64,7 @@ async fn orders_stored_before_the_index_are_listed_by_customer_and_status_after_
         customer_id: Some(CustomerId::parse("c-old").unwrap()),
         limit: 10,
         before: None,
+        window: CreatedWindow::ALL,
     };
     assert_eq!(
         delivered(&store.list(&query).await.unwrap()),

@@ -18,8 +18,9 @@
 //! and merges — 16 small parallel queries per page instead of a ceiling at 1,000 orders/s.
 //!
 //! So a page costs at most 16 Queries of at most `limit + 1` items each, whatever the table
-//! holds (one Query for a customer, with or without a status): no filter expressions, which
-//! would read and bill items they then drop. Hot partitions at 1,000 orders/s: an order is
+//! holds (one Query for a customer, with or without a status; with or without a `from`/`to`
+//! creation window, which is a range of the sort key, `orderId BETWEEN`): no filter
+//! expressions, which would read and bill items they then drop. Hot partitions at 1,000 orders/s: an order is
 //! written about four times in its life (placed, processed, shipped, delivered) and each
 //! write changes projected attributes, so `byCreated` takes ~4,000 index writes/s, ~250 per
 //! shard; a status change moves the `byStatus` key (a delete and an insert), so one status

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use futures::future::try_join_all;
-use orders_core::listing::{ListOrders, OrderPage};
+use orders_core::listing::{CreatedWindow, IdRange, ListOrders, OrderPage};
 use orders_core::ports::{Created, OrderStore};
 use orders_core::{Order, OrderError, OrderId, OrderStatus, Timestamp};
 use std::collections::HashMap;
@@ -38,11 +38,14 @@ impl DynamoOrderStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Order>, OrderError> {
-        let low =
-            ulid::Ulid::from_parts(u64::try_from(from.unix_millis()).unwrap_or(0), 0).to_string();
-        let high =
-            ulid::Ulid::from_parts(u64::try_from(to.unix_millis() - 1).unwrap_or(0), u128::MAX)
-                .to_string();
+        let window = CreatedWindow {
+            from: Some(from),
+            to: Some(to),
+        };
+        let Some((low, high)) = window.id_bounds() else {
+            return Ok(Vec::new());
+        };
+        let (low, high) = (low.to_string(), high.to_string());
         let mut orders = Vec::new();
         for shard in 0..LIST_SHARDS {
             let mut start: Option<Item> = None;
@@ -166,39 +169,36 @@ impl DynamoOrderStore {
         output.item.map(order_from_item).transpose()
     }
 
-    /// Up to `want` orders of one index partition, newest first, older than `before`: one
-    /// Query, unless DynamoDB stops at its 1 MB page size first.
+    /// Up to `want` orders of one index partition, newest first, with ids in `range` (the
+    /// cursor and the creation-time window): one Query, unless DynamoDB stops at its 1 MB
+    /// page size first.
     async fn query_partition(
         &self,
         partition: Partition,
-        before: Option<OrderId>,
+        range: IdRange,
         want: usize,
     ) -> Result<Vec<Order>, OrderError> {
+        let (key_condition, sort_key_values) = key_condition(range);
         let mut found = Vec::new();
         let mut start_key: Option<Item> = None;
         loop {
-            let mut key_condition = "#pk = :pk".to_owned();
             let mut request = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(partition.index)
+                .key_condition_expression(key_condition)
                 .expression_attribute_names("#pk", partition.key_attribute)
                 .expression_attribute_values(":pk", AttributeValue::S(partition.value.clone()))
                 .scan_index_forward(false)
                 .select(Select::AllProjectedAttributes)
                 .limit(i32::try_from(want - found.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start_key.take());
-            if let Some(before) = before {
-                key_condition.push_str(" AND orderId < :before");
-                request = request
-                    .expression_attribute_values(":before", AttributeValue::S(before.to_string()));
+            for (name, id) in &sort_key_values {
+                request =
+                    request.expression_attribute_values(*name, AttributeValue::S(id.to_string()));
             }
-            let output = request
-                .key_condition_expression(key_condition)
-                .send()
-                .await
-                .map_err(classify)?;
+            let output = request.send().await.map_err(classify)?;
             for item in output.items.unwrap_or_default() {
                 found.push(order_from_item(item)?);
             }
@@ -229,6 +229,20 @@ struct Partition {
     index: &'static str,
     key_attribute: &'static str,
     value: String,
+}
+
+/// The key condition of a listing Query on any listing index (partition `#pk` = `:pk`,
+/// sorted by `orderId`) and the values of its sort-key placeholders. One condition on the
+/// sort key at most, as DynamoDB allows: the window and the cursor arrive as one range.
+fn key_condition(range: IdRange) -> (&'static str, Vec<(&'static str, OrderId)>) {
+    match range {
+        IdRange::All | IdRange::Empty => ("#pk = :pk", Vec::new()),
+        IdRange::Below(before) => ("#pk = :pk AND orderId < :before", vec![(":before", before)]),
+        IdRange::Between(low, high) => (
+            "#pk = :pk AND orderId BETWEEN :lo AND :hi",
+            vec![(":lo", low), (":hi", high)],
+        ),
+    }
 }
 
 fn status_shard(status: OrderStatus, shard: u32) -> String {
@@ -301,6 +315,14 @@ impl OrderStore for DynamoOrderStore {
     }
 
     async fn list(&self, query: &ListOrders) -> Result<OrderPage, OrderError> {
+        let range = query.id_range();
+        if range == IdRange::Empty {
+            // Nothing can match (a cursor at the window's first order): no need to ask.
+            return Ok(OrderPage {
+                orders: Vec::new(),
+                next: None,
+            });
+        }
         // One more than the page, to know whether a next page exists without an empty last page.
         let want = query.limit + 1;
         let partitions = match (&query.customer_id, query.status) {
@@ -332,7 +354,7 @@ impl OrderStore for DynamoOrderStore {
         let pages = try_join_all(
             partitions
                 .into_iter()
-                .map(|p| self.query_partition(p, query.before, want)),
+                .map(|p| self.query_partition(p, range, want)),
         )
         .await?;
         let mut orders: Vec<Order> = pages.into_iter().flatten().collect();
@@ -355,5 +377,58 @@ impl OrderStore for DynamoOrderStore {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orders_core::listing::CreatedWindow;
+
+    fn list(params: &[(&str, &str)]) -> ListOrders {
+        ListOrders::parse(params.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn a_window_is_one_sort_key_condition_on_any_index() {
+        assert_eq!(key_condition(list(&[]).id_range()), ("#pk = :pk", vec![]));
+        let window = list(&[
+            ("from", "2026-11-22T10:00:00Z"),
+            ("to", "2026-11-22T11:00:00Z"),
+            ("status", "FAILED"),
+        ]);
+        let (condition, values) = key_condition(window.id_range());
+        assert_eq!(condition, "#pk = :pk AND orderId BETWEEN :lo AND :hi");
+        let (low, high) = window.window.id_bounds().unwrap();
+        assert_eq!(values, vec![(":lo", low), (":hi", high)]);
+        // DynamoDB refuses a BETWEEN whose bounds are reversed; the strings compare as ids do.
+        assert!(low.to_string() < high.to_string());
+        assert_eq!(low.timestamp_ms(), 1_795_341_600_000);
+        assert_eq!(high.timestamp_ms(), 1_795_345_199_999);
+
+        // With a cursor: still one condition, its upper end just below the last order shown.
+        let last_shown = OrderId::new(ulid::Ulid::from_parts(1_795_343_000_000, 77));
+        let next_page = ListOrders {
+            before: Some(last_shown),
+            ..window.clone()
+        };
+        let (condition, values) = key_condition(next_page.id_range());
+        assert_eq!(condition, "#pk = :pk AND orderId BETWEEN :lo AND :hi");
+        assert_eq!(
+            values,
+            vec![(":lo", low), (":hi", last_shown.previous().unwrap())]
+        );
+        let unwindowed = ListOrders {
+            before: Some(last_shown),
+            window: CreatedWindow::ALL,
+            ..window
+        };
+        assert_eq!(
+            key_condition(unwindowed.id_range()),
+            (
+                "#pk = :pk AND orderId < :before",
+                vec![(":before", last_shown)]
+            )
+        );
     }
 }

@@ -1,0 +1,117 @@
+//! Events of every kind the domain makes, made by the domain: every event type, status and
+//! failure reason, orders retried (once, twice, re-priced), cancelled from either status,
+//! each optional field of the order both present and absent, and the events a rebuild
+//! derives from stored orders. What the contract tests hold `api/events` to.
+
+use orders_core::order::NewLineItem;
+use orders_core::{
+    Currency, CustomerId, EventEnvelope, FailureReason, Money, Order, OrderEvent, OrderId,
+    OrderStatus, PlaceOrder, Product, ProductId, Quantity, Timestamp,
+};
+
+/// The paths through the status flow the samples walk from a placed order (`Pending` after
+/// `Failed` is a retry).
+fn paths() -> Vec<Vec<OrderStatus>> {
+    use OrderStatus::*;
+    vec![
+        vec![],
+        vec![Processed],
+        vec![Failed],
+        vec![Cancelled],
+        vec![Processed, Cancelled],
+        vec![Processed, Shipped, Delivered],
+        vec![Failed, Pending, Processed, Shipped],
+        vec![Failed, Pending, Failed, Pending, Cancelled],
+        vec![Failed, Pending, Failed, Pending, Processed, Cancelled],
+    ]
+}
+
+/// Every event published along every path, for every failure reason a path fails with,
+/// with one-line and several-line orders; then the events `OrderEvent::history` derives from
+/// each final state.
+pub fn every_event() -> Vec<EventEnvelope> {
+    let mut events = Vec::new();
+    for (n, lines) in [1usize, 3].into_iter().enumerate() {
+        let placed = place(n, lines);
+        for reason in FailureReason::ALL {
+            for path in paths() {
+                let states = walk(&placed, &path, reason);
+                events.extend(
+                    states
+                        .iter()
+                        .map(|s| EventEnvelope::new(OrderEvent::for_current_state(s))),
+                );
+                let last = states.last().expect("a path starts placed");
+                events.extend(OrderEvent::history(last).expect("a reachable state"));
+            }
+        }
+    }
+    events
+}
+
+/// The `step`th change of a sample order: 1.5 s apart, so timestamps have milliseconds.
+fn at(step: u64) -> Timestamp {
+    let start = Timestamp::parse("2026-11-22T10:15:30.123Z").expect("a timestamp");
+    Timestamp::from_unix_millis(start.unix_millis() + step as i64 * 1500).expect("in range")
+}
+
+fn place(n: usize, lines: usize) -> Order {
+    let command = PlaceOrder {
+        customer_id: CustomerId::parse(&format!("c-{n}")).expect("an id"),
+        currency: Currency::parse(if n == 0 { "USD" } else { "EUR" }).expect("a currency"),
+        items: (0..lines)
+            .map(|i| NewLineItem {
+                product_id: ProductId::parse(&format!("sku-{i}")).expect("an id"),
+                quantity: Quantity::new(1 + i as u32 * 4).expect("a quantity"),
+                unit_price: Money::from_minor(1999 - i as i64 * 500).expect("a price"),
+            })
+            .collect(),
+    };
+    Order::place(
+        OrderId::parse(&format!("01M81C1XJBQQJM2S6R76FQCZ2{n}")).expect("an order id"),
+        &command,
+        at(0),
+    )
+}
+
+/// The states of `placed` along `path`, failing for `reason` (then, as a retry re-prices
+/// what failed for `price_changed`, at catalog prices one cent up).
+fn walk(placed: &Order, path: &[OrderStatus], reason: FailureReason) -> Vec<Order> {
+    let catalog: Vec<Product> = placed
+        .items
+        .iter()
+        .map(|line| Product {
+            product_id: line.product_id.clone(),
+            name: "Mug".into(),
+            price: Money::from_minor(line.unit_price.minor() + 1).expect("a price"),
+            stock: 10,
+            version: 1,
+            updated_at: at(0),
+        })
+        .collect();
+    let mut states = vec![placed.clone()];
+    for (i, next) in path.iter().enumerate() {
+        let last = states.last().expect("at least the placed state");
+        let now = at(i as u64 + 1);
+        let state = match next {
+            // `unknown_product` is not retryable: a failure a retry follows is out of stock.
+            OrderStatus::Failed if path.get(i + 1) == Some(&OrderStatus::Pending) => {
+                last.fail(retryable(reason), now).expect("pending can fail")
+            }
+            OrderStatus::Failed => last.fail(reason, now).expect("pending can fail"),
+            OrderStatus::Pending => last.retry(&catalog, now).expect("a retryable failure"),
+            other => last.transition(*other, now).expect("a legal transition"),
+        };
+        states.push(state);
+    }
+    states
+}
+
+/// `reason` if a retry may follow it, else out of stock.
+fn retryable(reason: FailureReason) -> FailureReason {
+    if reason.is_retryable() {
+        reason
+    } else {
+        FailureReason::OutOfStock
+    }
+}
