@@ -1,8 +1,9 @@
 //! The event contracts (`api/events`) without a running stack: one schema per event type the
 //! code knows and none other, every event the domain makes conforming to its schema (closed:
-//! nothing emitted goes undocumented), the order in them the HTTP API's order — and, in
-//! `events/compatibility.rs`, no breaking change since the released contract
-//! (`api/events/released/`). `docs/events.md` explains the rules.
+//! nothing emitted goes undocumented), the order in them the HTTP API's order, the events
+//! older producers wrote read as the current ones — and, in `events/compatibility.rs`, no
+//! breaking change since the released contract (`api/events/released/`). `docs/events.md`
+//! explains the rules.
 
 #[path = "events/compat.rs"]
 mod compat;
@@ -10,9 +11,9 @@ mod compat;
 mod compatibility;
 
 use orders_core::event::{EVENT_TYPES, current_version};
-use orders_core::{FailureReason, OrderStatus};
+use orders_core::{Decoded, EventEnvelope, FailureReason, Order, OrderEvent, OrderStatus};
 use orders_tests::event_contract::{EventSchemas, inline};
-use orders_tests::event_samples::every_event;
+use orders_tests::event_samples::{RECORDED_V1_ORDER_PLACED, as_written_by_v1, every_event};
 use orders_tests::repo_root;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -196,6 +197,36 @@ fn the_schemas_refuse_what_the_code_never_emits() {
             "{what} passes"
         );
     }
+    // OrderPlaced's totals, required since version 2.
+    let placed = every_event()
+        .into_iter()
+        .find(|e| e.event.event_type() == "OrderPlaced")
+        .unwrap();
+    let placed: Value = serde_json::from_slice(&placed.to_json()).unwrap();
+    assert!(open.violations(&placed).is_empty());
+    for (what, edit) in [
+        ("no totals", json!(null)),
+        ("no units", json!({"lines": 1})),
+        ("no lines", json!({"units": 2})),
+        ("zero units", json!({"units": 0, "lines": 1})),
+        ("units as a float", json!({"units": 2.5, "lines": 1})),
+        (
+            "more lines than an order has",
+            json!({"units": 100, "lines": 100}),
+        ),
+    ] {
+        let mut bad = placed.clone();
+        match edit {
+            Value::Null => {
+                bad["payload"].as_object_mut().unwrap().remove("totals");
+            }
+            totals => bad["payload"]["totals"] = totals,
+        }
+        assert!(
+            !open.violations(&bad).is_empty(),
+            "OrderPlaced: {what} passes"
+        );
+    }
     // Unknown properties: allowed by the published schemas (consumers ignore them), refused
     // by the closed ones the code is held to.
     for extra in [
@@ -247,4 +278,53 @@ fn the_order_in_the_events_is_the_order_of_the_http_api() {
             "{name}: api/events/common.schema.json vs components/schemas/{name} of api/openapi.json"
         );
     }
+}
+
+/// The released contract of version 1, closed like the current one in the conformance test.
+fn released_v1() -> EventSchemas {
+    EventSchemas::closed(&events_dir().join("released/1"))
+}
+
+#[test]
+fn the_recorded_v1_events_are_what_the_released_contract_describes_and_what_v1_wrote() {
+    let (v1, current) = (released_v1(), EventSchemas::current());
+    for (name, recorded) in RECORDED_V1_ORDER_PLACED {
+        let event: Value = serde_json::from_str(recorded).unwrap();
+        let violations = v1.violations(&event);
+        assert!(violations.is_empty(), "{name}: {violations:#?}");
+        assert!(
+            !current.violations(&event).is_empty(),
+            "{name}: a version-1 event is not a current one"
+        );
+        // `as_written_by_v1` writes what the version-1 relay wrote, byte for byte, for the
+        // same stored order version.
+        let order: Order = serde_json::from_value(event["payload"]["order"].clone()).unwrap();
+        let now = EventEnvelope::new(OrderEvent::for_current_state(&order));
+        assert_eq!(
+            String::from_utf8(as_written_by_v1(&now)).unwrap(),
+            recorded,
+            "{name}"
+        );
+    }
+}
+
+/// Every sample as a version-1 producer wrote it conforms to the released contract and
+/// decodes to the event this build writes for the same change: consumers read both alike.
+#[test]
+fn every_event_as_the_v1_producer_wrote_it_reads_as_the_current_event() {
+    let v1 = released_v1();
+    let mut placed = 0;
+    for event in every_event() {
+        let written = as_written_by_v1(&event);
+        let json: Value = serde_json::from_slice(&written).unwrap();
+        let violations = v1.violations(&json);
+        assert!(violations.is_empty(), "{violations:#?}\n{json}");
+        assert_eq!(
+            EventEnvelope::decode(&written),
+            Ok(Decoded::Event(Box::new(event.clone()))),
+            "{json}"
+        );
+        placed += usize::from(json["schemaVersion"] == 1 && json["eventType"] == "OrderPlaced");
+    }
+    assert!(placed > 0, "the samples hold OrderPlaced events");
 }

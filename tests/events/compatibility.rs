@@ -90,11 +90,48 @@ fn each_snapshot_holds_its_version_of_the_types_it_names() {
     }
 }
 
-/// The current schema of `OrderPlaced`, resolved, changed by `edit`.
+#[test]
+fn the_order_placed_v2_is_refused_without_its_upcaster_or_its_bump() {
+    // The bump without the step from 1: the check names the missing step, and nothing else.
+    let no_placed_step = |t: &str, from: u32| in_code(t, from) && (t, from) != ("OrderPlaced", 1);
+    assert_eq!(
+        breaking_changes_of_all(&released(), &current(), &no_placed_step),
+        [
+            "OrderPlaced: schemaVersion is 2 but no upcaster reads version 1 \
+          (orders_core::event::UPCASTERS)"
+        ]
+    );
+    // The new shape without the bump: `totals` newly required, whatever upcasters exist.
+    let mut unbumped = current().remove("OrderPlaced").unwrap();
+    at(&mut unbumped, "/properties/schemaVersion")["const"] = json!(1);
+    let found = breaking_changes(
+        "OrderPlaced",
+        &released()["OrderPlaced"],
+        &unbumped,
+        &in_code,
+    );
+    assert!(
+        found.iter().any(|b| b.contains("totals is newly required")),
+        "{found:#?}"
+    );
+}
+
+/// The newest released schema of `OrderPlaced`, resolved, changed by `edit`: the check's
+/// cases below are edits of a released schema.
 fn edited(edit: impl FnOnce(&mut Value)) -> Value {
-    let mut schema = current().remove("OrderPlaced").unwrap();
+    let mut schema = released().remove("OrderPlaced").unwrap();
     edit(&mut schema);
     schema
+}
+
+/// The schema version of the newest released `OrderPlaced`, plus `n`.
+fn released_version_plus(n: u64) -> Value {
+    json!(
+        released()["OrderPlaced"]["properties"]["schemaVersion"]["const"]
+            .as_u64()
+            .unwrap()
+            + n
+    )
 }
 
 fn at<'a>(schema: &'a mut Value, pointer: &str) -> &'a mut Value {
@@ -251,9 +288,9 @@ fn the_check_refuses_each_kind_of_breaking_change() {
         ),
         (
             "a version going down",
-            edited(|s| at(s, "/properties/schemaVersion")["const"] = json!(2)),
+            edited(|s| at(s, "/properties/schemaVersion")["const"] = released_version_plus(1)),
             released.clone(),
-            "went down from 2 to 1",
+            "schemaVersion went down",
         ),
     ];
     for (kind, old, new, expected) in cases {
@@ -269,25 +306,26 @@ fn the_check_refuses_each_kind_of_breaking_change() {
 fn a_breaking_change_is_a_new_version_with_an_upcaster() {
     let released = edited(|_| {});
     let v2 = edited(|s| {
-        at(s, "/properties/schemaVersion")["const"] = json!(2);
+        at(s, "/properties/schemaVersion")["const"] = released_version_plus(1);
         at(s, &format!("{ORDER}/properties"))
             .as_object_mut()
             .unwrap()
             .remove("customerId");
     });
-    let v3 = edited(|s| at(s, "/properties/schemaVersion")["const"] = json!(3));
+    let v3 = edited(|s| at(s, "/properties/schemaVersion")["const"] = released_version_plus(2));
+    let n = released_version_plus(0).as_u64().unwrap() as u32;
     let found = verdict(&released, &v2);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(
-        found[0].contains("no upcaster reads version 1"),
+        found[0].contains(&format!("no upcaster reads version {n}")),
         "{found:#?}"
     );
-    let from_1 = |t: &str, from: u32| t == "OrderPlaced" && from == 1;
-    assert!(breaking_changes("OrderPlaced", &released, &v2, &from_1).is_empty());
-    // Every step is needed: 1 → 2 → 3.
-    let found = breaking_changes("OrderPlaced", &released, &v3, &from_1);
+    let from_n = |t: &str, from: u32| t == "OrderPlaced" && from == n;
+    assert!(breaking_changes("OrderPlaced", &released, &v2, &from_n).is_empty());
+    // Every step is needed: n → n + 1 → n + 2.
+    let found = breaking_changes("OrderPlaced", &released, &v3, &from_n);
     assert!(
-        found.len() == 1 && found[0].contains("version 2"),
+        found.len() == 1 && found[0].contains(&format!("version {}", n + 1)),
         "{found:#?}"
     );
     let elsewhere = |t: &str, _: u32| t == "OrderShipped";

@@ -2,12 +2,65 @@
 //! failure reason, orders retried (once, twice, re-priced), cancelled from either status,
 //! each optional field of the order both present and absent, and the events a rebuild
 //! derives from stored orders. What the contract tests hold `api/events` to.
+//!
+//! And events as the producer wrote them before a type's version was bumped, for the tests
+//! that hold consumers to reading them: `OrderPlaced` version 1, recorded from the version-1
+//! relay ([`RECORDED_V1_ORDER_PLACED`]) and, for any order, [`as_written_by_v1`].
 
 use orders_core::order::NewLineItem;
 use orders_core::{
-    Currency, CustomerId, EventEnvelope, FailureReason, Money, Order, OrderEvent, OrderId,
+    Currency, CustomerId, EventEnvelope, EventId, FailureReason, Money, Order, OrderEvent, OrderId,
     OrderStatus, PlaceOrder, Product, ProductId, Quantity, Timestamp,
 };
+use serde::Serialize;
+
+/// `OrderPlaced` records as the version-1 relay published them (`EventEnvelope::to_json` of
+/// the build before `totals`, byte for byte), by name. `tests/events` holds them to
+/// `api/events/released/1/`, and [`as_written_by_v1`] to them.
+pub const RECORDED_V1_ORDER_PLACED: [(&str, &str); 2] = [
+    (
+        "one-line",
+        include_str!("fixtures/v1/OrderPlaced.one-line.json"),
+    ),
+    (
+        "two-lines",
+        include_str!("fixtures/v1/OrderPlaced.two-lines.json"),
+    ),
+];
+
+/// The record a version-1 relay published for the change `event` records: `OrderPlaced`
+/// without `payload.totals`, at `schemaVersion` 1, its fields in the order that build wrote
+/// them; the other types, which version 2 did not change, as this build writes them. The
+/// event id is the change's: it never depended on the version.
+pub fn as_written_by_v1(event: &EventEnvelope) -> Vec<u8> {
+    /// The version-1 envelope of `OrderPlaced`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PlacedV1<'a> {
+        event_id: EventId,
+        schema_version: u32,
+        occurred_at: Timestamp,
+        order_id: OrderId,
+        event_type: &'static str,
+        payload: PayloadV1<'a>,
+    }
+    #[derive(Serialize)]
+    struct PayloadV1<'a> {
+        order: &'a Order,
+    }
+    match &event.event {
+        OrderEvent::OrderPlaced { order, .. } => serde_json::to_vec(&PlacedV1 {
+            event_id: event.event_id,
+            schema_version: 1,
+            occurred_at: event.occurred_at,
+            order_id: event.order_id,
+            event_type: "OrderPlaced",
+            payload: PayloadV1 { order },
+        })
+        .expect("an event serialises"),
+        _ => event.to_json(),
+    }
+}
 
 /// The paths through the status flow the samples walk from a placed order (`Pending` after
 /// `Failed` is a retry).

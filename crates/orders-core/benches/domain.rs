@@ -58,9 +58,7 @@ fn validation(c: &mut Criterion) {
 fn events(c: &mut Criterion) {
     let mut group = c.benchmark_group("event");
     for (name, body) in [("typical", typical_body()), ("max-lines", large_body())] {
-        let envelope = EventEnvelope::new(OrderEvent::OrderPlaced {
-            order: order_from(&body),
-        });
+        let envelope = EventEnvelope::new(OrderEvent::placed(order_from(&body)));
         let encoded = envelope.to_json();
         group.bench_function(format!("{name}/encode"), |b| {
             b.iter(|| black_box(&envelope).to_json())

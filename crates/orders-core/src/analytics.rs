@@ -605,9 +605,7 @@ mod tests {
         let cancelled = processed.transition(OrderStatus::Cancelled, now).unwrap();
         let mut fold = Fold::default();
         for event in [
-            OrderEvent::OrderPlaced {
-                order: placed.clone(),
-            },
+            OrderEvent::placed(placed.clone()),
             OrderEvent::OrderProcessed { order: processed },
             OrderEvent::for_current_state(&cancelled),
         ] {

@@ -101,6 +101,24 @@ impl Caller {
             (_, None) => Err(OrderError::validation("customerId", "is required")),
         }
     }
+
+    /// The customer a storefront event is attributed to (`POST /events`): a customer's
+    /// events are its own (`customerId` may be left out, and any other is refused); staff
+    /// (a storefront backend relaying its shoppers' events) and anonymous callers name
+    /// whom they like, or nobody (a shopper not signed in).
+    pub fn event_customer(
+        &self,
+        named: Option<CustomerId>,
+    ) -> Result<Option<CustomerId>, OrderError> {
+        match (self, named) {
+            (Caller::Customer(me), Some(other)) if &other != me => Err(OrderError::Forbidden(
+                "a customer sends events only for itself: leave customerId out, or send its own"
+                    .into(),
+            )),
+            (Caller::Customer(me), _) => Ok(Some(me.clone())),
+            (_, named) => Ok(named),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -156,5 +174,15 @@ mod tests {
         assert_eq!(Caller::Staff.listing_scope(None).unwrap(), None);
         assert!(Caller::Staff.orderer(None).is_err());
         assert!(Caller::Anonymous.require_staff("shipping").is_ok());
+        assert_eq!(alice.event_customer(None).unwrap(), Some(id("alice")));
+        assert!(matches!(
+            alice.event_customer(Some(id("bob"))),
+            Err(OrderError::Forbidden(_))
+        ));
+        assert_eq!(Caller::Staff.event_customer(None).unwrap(), None);
+        assert_eq!(
+            Caller::Anonymous.event_customer(Some(id("bob"))).unwrap(),
+            Some(id("bob"))
+        );
     }
 }

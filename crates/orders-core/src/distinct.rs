@@ -1,7 +1,10 @@
-//! Distinct customers of a bucket in bounded space: exact id sets while they are small,
-//! HyperLogLog registers beyond.
+//! Distinct ids of a bucket in bounded space: exact id sets while they are small,
+//! HyperLogLog registers beyond. The order analytics count customers with it
+//! ([`ShardSet`], [`Distinct`]); storefront activity counts sessions and customers
+//! ([`crate::activity`]) with the same shards, limits and sketch ([`ShardSetOf`],
+//! [`DistinctOf`] over any [`Member`]).
 //!
-//! A bucket's customers are split into [`SHARDS`] by [`crate::shard::shard_of`] (the low
+//! A bucket's ids (customers, sessions) are split into [`SHARDS`] by [`crate::shard::shard_of`] (the low
 //! bits of the stable hash), one stored item each. A shard keeps its ids exactly up to
 //! [`EXACT_LIMIT`]; past that it becomes [`REGISTERS`] one-byte HyperLogLog registers
 //! (register = the next 8 bits of the hash, rank = trailing zeros of the remaining 50 + 1).
@@ -10,11 +13,29 @@
 //! register maximum), so a record applied twice changes nothing, and an item never exceeds
 //! 64 ids of ≤ 64 bytes (4 KB) or 256 bytes, whatever ids clients choose.
 
-use crate::ids::CustomerId;
+use crate::ids::{CustomerId, SessionId};
 use crate::shard::stable_hash;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Customer shards per bucket (a power of two: the shard takes the hash's low bits).
+/// An id that can be counted distinctly: its text is what is hashed (shard and register)
+/// and stored, so one id always lands in the same shard and register.
+pub trait Member: Ord + Clone {
+    fn key(&self) -> &str;
+}
+
+impl Member for CustomerId {
+    fn key(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Member for SessionId {
+    fn key(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// Shards per bucket (customers, sessions) (a power of two: the shard takes the hash's low bits).
 pub const SHARDS: u32 = 64;
 /// Ids a shard keeps exactly; one more and it is a sketch.
 pub const EXACT_LIMIT: usize = 64;
@@ -64,67 +85,76 @@ impl Registers {
 
 /// What one shard of a bucket holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ShardSet {
-    Exact(BTreeSet<CustomerId>),
+pub enum ShardSetOf<T> {
+    Exact(BTreeSet<T>),
     Sketch(Registers),
 }
 
-impl Default for ShardSet {
+/// A shard of a bucket's customers (the order analytics).
+pub type ShardSet = ShardSetOf<CustomerId>;
+
+impl<T> Default for ShardSetOf<T> {
     fn default() -> Self {
-        ShardSet::Exact(BTreeSet::new())
+        ShardSetOf::Exact(BTreeSet::new())
     }
 }
 
-impl ShardSet {
+impl<T: Member> ShardSetOf<T> {
     /// This shard with `ids` added, in the form it is stored in: exact while it holds at
     /// most [`EXACT_LIMIT`] ids, a sketch after (and forever: a sketch cannot go back).
-    pub fn bounded_union<'a>(&self, ids: impl IntoIterator<Item = &'a CustomerId>) -> ShardSet {
+    pub fn bounded_union<'a>(&self, ids: impl IntoIterator<Item = &'a T>) -> Self
+    where
+        T: 'a,
+    {
         let mut out = self.clone();
         out.union_ids(ids);
         out.into_bounded()
     }
 
-    /// The stored form of this shard (see [`ShardSet::bounded_union`]).
-    pub fn into_bounded(self) -> ShardSet {
+    /// The stored form of this shard (see [`ShardSetOf::bounded_union`]).
+    pub fn into_bounded(self) -> Self {
         match self {
-            ShardSet::Exact(ids) if ids.len() > EXACT_LIMIT => {
+            ShardSetOf::Exact(ids) if ids.len() > EXACT_LIMIT => {
                 let mut registers = Registers::default();
                 for id in &ids {
-                    registers.insert(id.as_str());
+                    registers.insert(id.key());
                 }
-                ShardSet::Sketch(registers)
+                ShardSetOf::Sketch(registers)
             }
             other => other,
         }
     }
 
     /// Union without a size bound (a report's window, held in memory only).
-    pub fn union(&mut self, other: &ShardSet) {
+    pub fn union(&mut self, other: &Self) {
         match other {
-            ShardSet::Exact(ids) => self.union_ids(ids),
-            ShardSet::Sketch(theirs) => {
+            ShardSetOf::Exact(ids) => self.union_ids(ids),
+            ShardSetOf::Sketch(theirs) => {
                 let mut registers = match self {
-                    ShardSet::Sketch(ours) => std::mem::take(ours),
-                    ShardSet::Exact(ids) => {
+                    ShardSetOf::Sketch(ours) => std::mem::take(ours),
+                    ShardSetOf::Exact(ids) => {
                         let mut r = Registers::default();
                         for id in ids.iter() {
-                            r.insert(id.as_str());
+                            r.insert(id.key());
                         }
                         r
                     }
                 };
                 registers.merge(theirs);
-                *self = ShardSet::Sketch(registers);
+                *self = ShardSetOf::Sketch(registers);
             }
         }
     }
 
-    fn union_ids<'a>(&mut self, ids: impl IntoIterator<Item = &'a CustomerId>) {
+    fn union_ids<'a>(&mut self, ids: impl IntoIterator<Item = &'a T>)
+    where
+        T: 'a,
+    {
         match self {
-            ShardSet::Exact(set) => set.extend(ids.into_iter().cloned()),
-            ShardSet::Sketch(registers) => {
+            ShardSetOf::Exact(set) => set.extend(ids.into_iter().cloned()),
+            ShardSetOf::Sketch(registers) => {
                 for id in ids {
-                    registers.insert(id.as_str());
+                    registers.insert(id.key());
                 }
             }
         }
@@ -132,8 +162,8 @@ impl ShardSet {
 
     pub fn is_empty(&self) -> bool {
         match self {
-            ShardSet::Exact(ids) => ids.is_empty(),
-            ShardSet::Sketch(registers) => registers.0.iter().all(|&r| r == 0),
+            ShardSetOf::Exact(ids) => ids.is_empty(),
+            ShardSetOf::Sketch(registers) => registers.0.iter().all(|&r| r == 0),
         }
     }
 }
@@ -145,29 +175,40 @@ pub struct Count {
     pub approximate: bool,
 }
 
-/// The customers of a bucket (or of a window: the union of its buckets), by shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Distinct {
-    shards: BTreeMap<u32, ShardSet>,
+/// The ids of a bucket (or of a window: the union of its buckets), by shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistinctOf<T> {
+    shards: BTreeMap<u32, ShardSetOf<T>>,
 }
 
-impl Distinct {
+/// The customers of a bucket or window (the order analytics).
+pub type Distinct = DistinctOf<CustomerId>;
+
+impl<T> Default for DistinctOf<T> {
+    fn default() -> Self {
+        Self {
+            shards: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T: Member> DistinctOf<T> {
     /// Adds what shard `shard` holds.
-    pub fn add_shard(&mut self, shard: u32, set: &ShardSet) {
+    pub fn add_shard(&mut self, shard: u32, set: &ShardSetOf<T>) {
         if !set.is_empty() {
             self.shards.entry(shard).or_default().union(set);
         }
     }
 
-    pub fn merge(&mut self, other: &Distinct) {
+    pub fn merge(&mut self, other: &Self) {
         for (shard, set) in &other.shards {
             self.add_shard(*shard, set);
         }
     }
 
     /// Every shard in its stored form (what a bucket of these customers holds).
-    pub fn bounded(&self) -> Distinct {
-        Distinct {
+    pub fn bounded(&self) -> Self {
+        Self {
             shards: self
                 .shards
                 .iter()
@@ -177,12 +218,12 @@ impl Distinct {
     }
 
     /// What shard `shard` holds (empty when nothing).
-    pub fn shard(&self, shard: u32) -> ShardSet {
+    pub fn shard(&self, shard: u32) -> ShardSetOf<T> {
         self.shards.get(&shard).cloned().unwrap_or_default()
     }
 
     /// Each shard as it is (unbounded: exact sets stay exact).
-    pub fn shards(&self) -> impl Iterator<Item = (u32, &ShardSet)> {
+    pub fn shards(&self) -> impl Iterator<Item = (u32, &ShardSetOf<T>)> {
         self.shards.iter().map(|(s, set)| (*s, set))
     }
 
@@ -195,8 +236,8 @@ impl Distinct {
         let mut zeros = 0usize;
         for set in self.shards.values() {
             match set {
-                ShardSet::Exact(ids) => exact += ids.len() as u64,
-                ShardSet::Sketch(r) => {
+                ShardSetOf::Exact(ids) => exact += ids.len() as u64,
+                ShardSetOf::Sketch(r) => {
                     registers += REGISTERS;
                     for &rank in &r.0 {
                         harmonic += 2f64.powi(-i32::from(rank));

@@ -1,8 +1,9 @@
 //! The events published to the order stream, in a versioned envelope.
 //!
 //! ```json
-//! {"eventId":"…","eventType":"OrderPlaced","schemaVersion":1,
-//!  "occurredAt":"2026-11-21T10:00:00.000Z","orderId":"01J…","payload":{"order":{…}}}
+//! {"eventId":"…","eventType":"OrderPlaced","schemaVersion":2,
+//!  "occurredAt":"2026-11-21T10:00:00.000Z","orderId":"01J…",
+//!  "payload":{"order":{…},"totals":{"units":3,"lines":2}}}
 //! ```
 //!
 //! The stream's partition key is the order id, so all events of one order stay in order on
@@ -20,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
 
-/// The schema version every event type was first published at, and is still at: no type has
-/// changed incompatibly yet. Per type, the version is in [`EVENT_TYPES`].
+/// The schema version every event type was first published at. Per type, the version this
+/// build writes is in [`EVENT_TYPES`]; each version after this one has an [`Upcaster`].
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Every event type this build knows, with the schema version it writes it at — the newest
@@ -30,7 +31,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// the stream (and in dead-letter queues) as the new version. The contract of each
 /// (type, version) is `api/events/<type>.schema.json`; `docs/events.md` says how to evolve it.
 pub const EVENT_TYPES: [(&str, u32); 7] = [
-    ("OrderPlaced", SCHEMA_VERSION),
+    // 2: `payload.totals` (`docs/events.md`, "The v2 upgrade of OrderPlaced").
+    ("OrderPlaced", 2),
     ("OrderProcessed", SCHEMA_VERSION),
     ("OrderFailed", SCHEMA_VERSION),
     ("OrderRetried", SCHEMA_VERSION),
@@ -60,9 +62,41 @@ pub struct Upcaster {
     pub upcast: fn(serde_json::Value) -> serde_json::Value,
 }
 
-/// Every upcaster there is. Empty while every type is at version 1; the contract check
-/// (`tests/events`) refuses a schema whose version was bumped without one.
-pub const UPCASTERS: &[Upcaster] = &[];
+/// Every upcaster there is; the contract check (`tests/events`) refuses a schema whose
+/// version was bumped without one. Each stays as long as events of its `from` version can
+/// still be read: the stream's retention plus a dead letter's (`docs/events.md`).
+pub const UPCASTERS: &[Upcaster] = &[Upcaster {
+    event_type: "OrderPlaced",
+    from: 1,
+    upcast: placed_v1_to_v2,
+}];
+
+/// `OrderPlaced` 1 → 2: adds `payload.totals`, computed from `payload.order.items` as the
+/// version-2 producer computes it ([`OrderTotals::of`]) — so a version-1 event reads exactly
+/// as the version-2 event of the same order version, no default needed. A `totals` the
+/// version-1 event carried (its schema was open, so it meant nothing) is replaced. An event
+/// whose lines do not sum (version 1 never allowed that) is left as it is: `decode` reports
+/// it malformed.
+fn placed_v1_to_v2(mut event: serde_json::Value) -> serde_json::Value {
+    let totals = event
+        .pointer("/payload/order/items")
+        .and_then(serde_json::Value::as_array)
+        .and_then(|items| {
+            let units = items.iter().try_fold(0u64, |sum, item| {
+                sum.checked_add(item.get("quantity")?.as_u64()?)
+            })?;
+            Some(serde_json::json!({ "units": units, "lines": items.len() }))
+        });
+    if let (Some(totals), Some(payload)) = (
+        totals,
+        event
+            .get_mut("payload")
+            .and_then(serde_json::Value::as_object_mut),
+    ) {
+        payload.insert("totals".into(), totals);
+    }
+    event
+}
 
 /// The step from `from` to `from + 1` for `event_type`, if there is one.
 pub fn upcaster(event_type: &str, from: u32) -> Option<&'static Upcaster> {
@@ -100,13 +134,39 @@ impl fmt::Display for EventId {
     }
 }
 
+/// What an order comes to in units and lines: `OrderPlaced`'s summary (since version 2),
+/// so a consumer that sizes work by it (picking, packing, a fraud rule on bulk orders) need
+/// not walk the lines. Both are fixed at placement — a retry re-prices lines but never
+/// changes them — so every event derived for the order's placement, live or in a rebuild,
+/// carries the same totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderTotals {
+    /// The sum of the lines' quantities.
+    pub units: u64,
+    /// How many lines the order has.
+    pub lines: u32,
+}
+
+impl OrderTotals {
+    pub fn of(order: &Order) -> Self {
+        Self {
+            units: order.units(),
+            // Validation caps an order at 99 lines.
+            lines: u32::try_from(order.items.len()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 /// What happened to an order. The variant name is the envelope's `eventType`; every payload
 /// carries the order as of that event, so consumers never need to read the table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "eventType", content = "payload")]
 pub enum OrderEvent {
+    /// A new order, `PENDING` at version 1. Make it with [`OrderEvent::placed`], which
+    /// derives `totals` from the order.
     OrderPlaced {
         order: Order,
+        totals: OrderTotals,
     },
     OrderProcessed {
         order: Order,
@@ -135,6 +195,14 @@ pub enum OrderEvent {
 }
 
 impl OrderEvent {
+    /// `OrderPlaced` for `order`, its totals derived from its lines.
+    pub fn placed(order: Order) -> Self {
+        OrderEvent::OrderPlaced {
+            totals: OrderTotals::of(&order),
+            order,
+        }
+    }
+
     /// The event recording `order`'s current state, derived from the order alone — which is
     /// what lets a writer re-publish an event whose first publish failed.
     pub fn for_current_state(order: &Order) -> Self {
@@ -142,7 +210,7 @@ impl OrderEvent {
         match order.status {
             // Only a retry makes a version after the first PENDING again.
             OrderStatus::Pending if order.version > 1 => OrderEvent::OrderRetried { order },
-            OrderStatus::Pending => OrderEvent::OrderPlaced { order },
+            OrderStatus::Pending => OrderEvent::placed(order),
             OrderStatus::Processed => OrderEvent::OrderProcessed { order },
             OrderStatus::Failed => OrderEvent::OrderFailed {
                 reason: order.failure_reason.unwrap_or(FailureReason::OutOfStock),
@@ -176,7 +244,8 @@ impl OrderEvent {
     /// was made at (the order's current lines). Neither changes an event's id or what it adds
     /// to the analytics: `OrderPlaced`, `OrderFailed` and `OrderRetried` count no money, and
     /// the only event that does, `OrderProcessed`, was published with the lines the order
-    /// still has (only a FAILED order is re-priced).
+    /// still has (only a FAILED order is re-priced). `OrderPlaced`'s `totals` are the
+    /// published ones: units and lines do not change after placement.
     pub fn history(order: &Order) -> Option<Vec<EventEnvelope>> {
         use OrderStatus::*;
         let tail: &[OrderStatus] = match (order.status, order.processed_at.is_some()) {
@@ -242,7 +311,7 @@ impl OrderEvent {
 
     pub fn order(&self) -> &Order {
         match self {
-            OrderEvent::OrderPlaced { order }
+            OrderEvent::OrderPlaced { order, .. }
             | OrderEvent::OrderProcessed { order }
             | OrderEvent::OrderFailed { order, .. }
             | OrderEvent::OrderRetried { order }
@@ -458,6 +527,13 @@ mod tests {
                     .collect()
             };
             assert_eq!(ids(&history), ids(&published), "{path:?}");
+            // Placement's totals too: a retry re-prices the lines, never changes them.
+            let totals = |e: &EventEnvelope| match e.event {
+                OrderEvent::OrderPlaced { totals, .. } => Some(totals),
+                _ => None,
+            };
+            assert_eq!(totals(&history[0]), totals(&published[0]), "{path:?}");
+            assert_eq!(totals(&history[0]), Some(OrderTotals::of(&placed)));
             let fold = |events: &[EventEnvelope]| {
                 let mut fold = Fold::default();
                 for e in events {
@@ -509,13 +585,17 @@ mod tests {
 
     #[test]
     fn envelope_shape() {
-        let envelope = EventEnvelope::new(OrderEvent::OrderPlaced { order: order() });
+        let envelope = EventEnvelope::new(OrderEvent::placed(order()));
         let json: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
         assert_eq!(json["eventType"], "OrderPlaced");
-        assert_eq!(json["schemaVersion"], 1);
+        assert_eq!(json["schemaVersion"], 2);
         assert_eq!(json["orderId"], envelope.order_id.to_string());
         assert_eq!(json["occurredAt"], "2026-11-21T10:00:00.000Z");
         assert_eq!(json["payload"]["order"]["total"], 3998);
+        assert_eq!(
+            json["payload"]["totals"],
+            serde_json::json!({"units": 2, "lines": 1})
+        );
         assert!(json["eventId"].as_str().unwrap().len() == 36);
         let back: EventEnvelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, envelope);
@@ -524,7 +604,7 @@ mod tests {
 
     #[test]
     fn decode_classifies_records() {
-        let envelope = EventEnvelope::new(OrderEvent::OrderPlaced { order: order() });
+        let envelope = EventEnvelope::new(OrderEvent::placed(order()));
         assert_eq!(
             EventEnvelope::decode(&envelope.to_json()),
             Ok(Decoded::Event(Box::new(envelope.clone())))
@@ -533,11 +613,11 @@ mod tests {
             EventEnvelope::decode(b"\x00\x01garbage"),
             Err(DecodeError::NotJson(_))
         ));
-        let mut v2: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
-        v2["schemaVersion"] = 2.into();
+        let mut v3: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+        v3["schemaVersion"] = 3.into();
         assert_eq!(
-            EventEnvelope::decode(v2.to_string().as_bytes()),
-            Err(DecodeError::UnsupportedSchemaVersion("2".into()))
+            EventEnvelope::decode(v3.to_string().as_bytes()),
+            Err(DecodeError::UnsupportedSchemaVersion("3".into()))
         );
         let mut other: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
         other["eventType"] = "OrderGiftWrapped".into();
@@ -598,18 +678,15 @@ mod tests {
         );
     }
 
-    /// A made-up version 0 of `OrderPlaced` that called the order `placed`.
+    /// A made-up version 0 of `OrderPlaced` that called the order `placed` (and, like
+    /// version 1, had no totals).
     fn v0_placed(order: &Order) -> serde_json::Value {
-        let mut v0 = serde_json::to_value(EventEnvelope::new(OrderEvent::OrderPlaced {
-            order: order.clone(),
-        }))
-        .unwrap();
+        let mut v0 =
+            serde_json::to_value(EventEnvelope::new(OrderEvent::placed(order.clone()))).unwrap();
         v0["schemaVersion"] = 0.into();
-        let order = v0["payload"]
-            .as_object_mut()
-            .unwrap()
-            .remove("order")
-            .unwrap();
+        let payload = v0["payload"].as_object_mut().unwrap();
+        payload.remove("totals");
+        let order = payload.remove("order").unwrap();
         v0["payload"]["placed"] = order;
         v0
     }
@@ -626,17 +703,25 @@ mod tests {
 
     #[test]
     fn decode_upcasts_older_versions_to_the_current_one() {
-        let current = EventEnvelope::new(OrderEvent::OrderPlaced { order: order() });
+        let current = EventEnvelope::new(OrderEvent::placed(order()));
         let v0 = v0_placed(&order()).to_string();
-        let upcasters = [Upcaster {
-            event_type: "OrderPlaced",
-            from: 0,
-            upcast: rename_placed,
-        }];
+        let upcasters = [
+            Upcaster {
+                event_type: "OrderPlaced",
+                from: 0,
+                upcast: rename_placed,
+            },
+            UPCASTERS[0],
+        ];
         assert_eq!(
             EventEnvelope::decode_with(v0.as_bytes(), &upcasters),
             Ok(Decoded::Event(Box::new(current.clone()))),
-            "read as version 1, schemaVersion included"
+            "read as version 2, step by step, schemaVersion included"
+        );
+        // Every step is needed: without the one from 1, version 0 stops there.
+        assert_eq!(
+            EventEnvelope::decode_with(v0.as_bytes(), &upcasters[..1]),
+            Err(DecodeError::UnsupportedSchemaVersion("0".into()))
         );
         // Without a step from 0, or with one for another type, version 0 is unreadable.
         assert_eq!(
@@ -652,11 +737,12 @@ mod tests {
             Err(DecodeError::UnsupportedSchemaVersion("0".into()))
         );
         // Current events pass through untouched: no step runs.
-        let panics = [Upcaster {
+        let never = Upcaster {
             event_type: "OrderPlaced",
             from: 1,
             upcast: |_| panic!("a current event is never upcast"),
-        }];
+        };
+        let panics = [never, Upcaster { from: 2, ..never }];
         assert_eq!(
             EventEnvelope::decode_with(&current.to_json(), &panics),
             Ok(Decoded::Event(Box::new(current.clone())))
@@ -671,9 +757,86 @@ mod tests {
         ));
     }
 
+    /// `OrderPlaced` as the version-1 relay wrote it, recorded from that build (before the
+    /// bump) — `tests/events` holds them to `api/events/released/1/`.
+    const RECORDED_V1: [&str; 2] = [
+        include_str!("../../../tests/events/fixtures/v1/OrderPlaced.one-line.json"),
+        include_str!("../../../tests/events/fixtures/v1/OrderPlaced.two-lines.json"),
+    ];
+
+    #[test]
+    fn a_recorded_v1_order_placed_reads_as_the_v2_event_of_the_same_order_version() {
+        for recorded in RECORDED_V1 {
+            let v1: serde_json::Value = serde_json::from_str(recorded).unwrap();
+            assert_eq!(v1["schemaVersion"], 1);
+            let order: Order = serde_json::from_value(v1["payload"]["order"].clone()).unwrap();
+            // What this build's relay publishes for the same stored version.
+            let v2 = EventEnvelope::new(OrderEvent::for_current_state(&order));
+            assert_eq!(
+                EventEnvelope::decode(recorded.as_bytes()),
+                Ok(Decoded::Event(Box::new(v2.clone())))
+            );
+            // The id is the change's, whatever the version: a v1 publish and a v2 re-publish
+            // of one change are duplicates to consumers, who drop them by id.
+            assert_eq!(v1["eventId"], v2.event_id.to_string());
+            assert_eq!(v2.schema_version, 2);
+            let OrderEvent::OrderPlaced { totals, .. } = v2.event else {
+                panic!("a placed order's event is OrderPlaced")
+            };
+            let lines = v1["payload"]["order"]["items"].as_array().unwrap();
+            let units: u64 = lines.iter().map(|l| l["quantity"].as_u64().unwrap()).sum();
+            assert_eq!((totals.units, totals.lines as usize), (units, lines.len()));
+            // Without the upcaster, the recorded event is a dead letter.
+            assert_eq!(
+                EventEnvelope::decode_with(recorded.as_bytes(), &[]),
+                Err(DecodeError::UnsupportedSchemaVersion("1".into()))
+            );
+        }
+    }
+
+    #[test]
+    fn the_v1_upcaster_reads_whatever_version_1_allowed_and_no_more() {
+        let recorded: serde_json::Value = serde_json::from_str(RECORDED_V1[1]).unwrap();
+        let decode = |v1: &serde_json::Value| EventEnvelope::decode(v1.to_string().as_bytes());
+        let expected = decode(&recorded).unwrap();
+        // Version 1 was open: unknown properties, a meaningless `totals` among them.
+        let mut open = recorded.clone();
+        open["traceId"] = "t-1".into();
+        open["payload"]["channel"] = "web".into();
+        open["payload"]["totals"] = serde_json::json!({"units": "many"});
+        open["payload"]["order"]["items"][1]["sku"] = "x".into();
+        assert_eq!(decode(&open), Ok(expected.clone()));
+        // What version 1 never allowed is malformed, not a panic.
+        for pointer in ["/payload/order/items", "/payload/order", "/payload"] {
+            let (parent, field) = pointer.rsplit_once('/').unwrap();
+            let mut broken = recorded.clone();
+            let parent = if parent.is_empty() {
+                &mut broken
+            } else {
+                broken.pointer_mut(parent).unwrap()
+            };
+            parent.as_object_mut().unwrap().remove(field);
+            assert!(
+                matches!(decode(&broken), Err(DecodeError::Malformed(_))),
+                "without {pointer}"
+            );
+        }
+        let mut huge = recorded.clone();
+        for line in 0..2 {
+            huge["payload"]["order"]["items"][line]["quantity"] = u64::MAX.into();
+        }
+        assert!(matches!(decode(&huge), Err(DecodeError::Malformed(_))));
+        let mut not_an_object = recorded;
+        not_an_object["payload"] = serde_json::json!([1]);
+        assert!(matches!(
+            decode(&not_an_object),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
     #[test]
     fn decode_ignores_unknown_fields_and_skips_unknown_types_at_any_version() {
-        let envelope = EventEnvelope::new(OrderEvent::OrderPlaced { order: order() });
+        let envelope = EventEnvelope::new(OrderEvent::placed(order()));
         let mut json: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
         json["traceId"] = "t-1".into();
         json["payload"]["channel"] = "web".into();
@@ -735,8 +898,8 @@ mod tests {
     #[test]
     fn event_ids_are_stable_per_change() {
         let o = order();
-        let a = EventEnvelope::new(OrderEvent::OrderPlaced { order: o.clone() });
-        let b = EventEnvelope::new(OrderEvent::OrderPlaced { order: o.clone() });
+        let a = EventEnvelope::new(OrderEvent::placed(o.clone()));
+        let b = EventEnvelope::new(OrderEvent::placed(o.clone()));
         assert_eq!(a.event_id, b.event_id);
         assert_eq!(a.to_json(), b.to_json());
         let mut next = o;

@@ -71,6 +71,16 @@ safe_id!(
     /// A catalog product (SKU).
     ProductId
 );
+safe_id!(
+    /// A storefront session, as the client names it (a cookie or app-install id): what
+    /// activity analytics count as an active user, signed in or not.
+    SessionId
+);
+safe_id!(
+    /// A storefront event's id, chosen by the client once per event and resent unchanged
+    /// with every retry: what drops a retried event's second copy. Unique per session.
+    ActivityEventId
+);
 
 /// A time-ordered order id (ULID): sorting ids sorts orders by creation time, which is what
 /// lets the listing indexes return newest-first with the id alone as the sort key.

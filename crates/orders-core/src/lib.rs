@@ -10,6 +10,9 @@
 //! - [`validation`]: turns an untrusted JSON body into a command, naming every bad field.
 //! - [`analytics`]: time buckets, what each event contributes, and the batch fold.
 //! - [`report`]: analytics query windows, the buckets that answer them, report shapes.
+//! - [`activity`]: storefront events (`POST /events`: views, cart changes, checkouts), their
+//!   validation, and their analytics — active users, product funnels, cart abandonment —
+//!   on the same buckets, product shards and distinct sets (`docs/activity.md`).
 //! - [`event`]: the versioned event envelope the relay publishes for every stored order
 //!   version (the orders table's change stream is the outbox), each type's schema version,
 //!   and the upcasters that read older versions (contracts: `api/events`, `docs/events.md`).
@@ -23,6 +26,7 @@
 //!
 //! Nothing here depends on an AWS crate: the compiler keeps the domain free of SDK types.
 
+pub mod activity;
 pub mod analytics;
 pub mod caller;
 pub mod distinct;
@@ -46,8 +50,10 @@ pub mod validation;
 
 pub use caller::Caller;
 pub use error::{FieldError, OrderError};
-pub use event::{DecodeError, Decoded, EventEnvelope, EventId, OrderEvent, SCHEMA_VERSION};
-pub use ids::{CustomerId, IdempotencyKey, OrderId, ProductId};
+pub use event::{
+    DecodeError, Decoded, EventEnvelope, EventId, OrderEvent, OrderTotals, SCHEMA_VERSION,
+};
+pub use ids::{ActivityEventId, CustomerId, IdempotencyKey, OrderId, ProductId, SessionId};
 pub use money::{Currency, Money, Quantity};
 pub use order::{
     FailureReason, IllegalTransition, LineItem, Order, OrderRequest, OrderStatus, PlaceOrder,

@@ -662,9 +662,7 @@ mod tests {
         assert_eq!(FixedClock(now()).now(), now());
 
         let publisher = RecordingPublisher::new();
-        let event = EventEnvelope::new(OrderEvent::OrderPlaced {
-            order: order(&ids, "c-1"),
-        });
+        let event = EventEnvelope::new(OrderEvent::placed(order(&ids, "c-1")));
         run(publisher.publish(&event)).unwrap();
         assert_eq!(publisher.events(), vec![event]);
         publisher.clear();

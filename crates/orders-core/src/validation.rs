@@ -179,7 +179,7 @@ fn parse_items(items: &[Value], errors: &mut Vec<FieldError>) -> Option<Vec<Requ
     (errors.len() == before).then_some(parsed)
 }
 
-fn reject_unknown(
+pub(crate) fn reject_unknown(
     object: &Map<String, Value>,
     known: &[&str],
     path: &str,
@@ -195,7 +195,7 @@ fn reject_unknown(
     }
 }
 
-fn required_str<'a>(
+pub(crate) fn required_str<'a>(
     object: &'a Map<String, Value>,
     key: &str,
     field: &str,
@@ -216,7 +216,7 @@ fn required_str<'a>(
 
 /// Integers only: `19.99` or `2.0` is refused rather than rounded, because a client sending
 /// a decimal price has misunderstood minor units and rounding would hide it.
-fn required_integer(
+pub(crate) fn required_integer(
     object: &Map<String, Value>,
     key: &str,
     field: &str,

@@ -36,7 +36,7 @@ fn batch(n: usize) -> Vec<Vec<u8>> {
                 created,
             );
             let event = if i % 2 == 0 {
-                OrderEvent::OrderPlaced { order }
+                OrderEvent::placed(order)
             } else {
                 OrderEvent::for_current_state(
                     &order.transition(OrderStatus::Processed, created).unwrap(),

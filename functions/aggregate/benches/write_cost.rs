@@ -344,12 +344,7 @@ fn reference_mix(orders: usize) -> Vec<EventEnvelope> {
             created,
         );
         let later = created.plus_seconds(1);
-        timeline.push((
-            at_ms,
-            EventEnvelope::new(OrderEvent::OrderPlaced {
-                order: order.clone(),
-            }),
-        ));
+        timeline.push((at_ms, EventEnvelope::new(OrderEvent::placed(order.clone()))));
         if rng.below(10) == 0 {
             let failed = order.fail(FailureReason::OutOfStock, later).unwrap();
             timeline.push((

@@ -111,9 +111,7 @@ fn history() -> Vec<EventEnvelope> {
             created,
         );
         let later = created.plus_seconds(2);
-        events.push(EventEnvelope::new(OrderEvent::OrderPlaced {
-            order: placed.clone(),
-        }));
+        events.push(EventEnvelope::new(OrderEvent::placed(placed.clone())));
         match i % 4 {
             0 | 1 => {
                 let processed = placed.transition(OrderStatus::Processed, later).unwrap();
@@ -446,9 +444,7 @@ async fn hundreds_of_products_of_one_shard_in_one_batch_are_written_in_runs_exac
         let i = i as u32;
         let [placed, processed] =
             processed_order(i, &format!("c-{i}"), pair, start.plus_seconds(i64::from(i)));
-        events.push(EventEnvelope::new(OrderEvent::OrderPlaced {
-            order: placed,
-        }));
+        events.push(EventEnvelope::new(OrderEvent::placed(placed)));
         events.push(EventEnvelope::new(OrderEvent::for_current_state(
             &processed,
         )));
@@ -512,7 +508,7 @@ async fn a_rebuild_writes_big_items_in_requests_dynamodb_accepts_and_never_over_
     // replaced (the rebuild reads again), so the stream's write is not lost.
     let [placed, processed] = processed_order(999, "c-2", &products[..1], at);
     let events = [
-        EventEnvelope::new(OrderEvent::OrderPlaced { order: placed }),
+        EventEnvelope::new(OrderEvent::placed(placed)),
         EventEnvelope::new(OrderEvent::for_current_state(&processed)),
     ];
     assert_eq!(stack.deliver(&records(&events)).await, None);
@@ -617,9 +613,7 @@ async fn a_product_shard_past_the_item_cap_continues_in_further_items_exactly() 
     for (i, lines) in products.chunks(99).enumerate() {
         let [placed, processed] =
             processed_order(i as u32, "c-1", lines, start.plus_seconds(i as i64));
-        events.push(EventEnvelope::new(OrderEvent::OrderPlaced {
-            order: placed,
-        }));
+        events.push(EventEnvelope::new(OrderEvent::placed(placed)));
         events.push(EventEnvelope::new(OrderEvent::for_current_state(
             &processed,
         )));

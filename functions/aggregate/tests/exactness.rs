@@ -3,7 +3,10 @@
 //! events the outbox relay publishes late (after a crash between an order's write and its
 //! publish) or a second time, redelivered batches, bisected halves, write failures mid-batch
 //! followed by retries, and a rebuild from the orders table in the middle of it all, the
-//! stored aggregates equal a straightforward fold over the unique events.
+//! stored aggregates equal a straightforward fold over the unique events. The relay is
+//! upgraded mid-stream: each shard's records up to a point are `OrderPlaced` version 1 as
+//! the old relay wrote it, the rest version 2 — so a change published by the old relay and
+//! again by the new one arrives as both versions, with one event id.
 //!
 //! The store here is in memory but keeps the DynamoDB adapter's conditional semantics
 //! (watermark per shard on each item, first-occurrence claims, idempotent customer sets),
@@ -24,6 +27,7 @@ use orders_core::{
     OrderEvent, OrderId, OrderStatus, PlaceOrder, Product, ProductId, Quantity, Timestamp,
     sequence,
 };
+use orders_tests::event_samples::as_written_by_v1;
 use proptest::prelude::*;
 use serde_json::json;
 use std::cmp::Ordering;
@@ -381,6 +385,7 @@ proptest! {
         actions in prop::collection::vec(action(), 40..120),
         shard_picks in prop::collection::vec(0u8..3, 120),
         rebuild_before in prop::option::of(0usize..120),
+        upgraded_at in prop::collection::vec(0usize..60, 3),
     ) {
         // Build each shard's stream: orders' events in order; some published twice by the
         // producer (right after), some by the relay `delay` events later as well, or only
@@ -422,7 +427,7 @@ proptest! {
                     .map(|(n, e)| Record {
                         shard: format!("shardId-00000000000{s}"),
                         sequence: format!("4959033827149025660855969253836157109592157598913{:07}", n * 3 + 1),
-                        data: e.to_json(),
+                        data: if n < upgraded_at[s] { as_written_by_v1(&e) } else { e.to_json() },
                     })
                     .collect()
             })
@@ -487,4 +492,111 @@ proptest! {
         prop_assert_eq!(stored, normalise(reference.counters));
         prop_assert_eq!(&state.customers, &reference.customers);
     }
+}
+
+/// The deploy of `OrderPlaced` version 2, on one shard: the old relay published an order's
+/// placement as version 1, the new one publishes it again as version 2 (a publish retried
+/// across the deploy), and a batch of the old records is redelivered after that. The two
+/// versions carry one event id, so the claims count the placement once.
+#[test]
+fn a_placement_published_as_v1_and_again_as_v2_counts_once() {
+    let at = Timestamp::parse("2026-12-07T09:58:00.250Z").unwrap();
+    let order = |n: u128, customer: &str| {
+        Order::place(
+            OrderId::new(ulid::Ulid::from_parts(at.unix_millis() as u64, n)),
+            &PlaceOrder {
+                customer_id: CustomerId::parse(customer).unwrap(),
+                currency: Currency::parse("USD").unwrap(),
+                items: vec![
+                    NewLineItem {
+                        product_id: ProductId::parse("sku-1").unwrap(),
+                        quantity: Quantity::new(2).unwrap(),
+                        unit_price: Money::from_minor(1999).unwrap(),
+                    },
+                    NewLineItem {
+                        product_id: ProductId::parse("sku-2").unwrap(),
+                        quantity: Quantity::new(1).unwrap(),
+                        unit_price: Money::from_minor(500).unwrap(),
+                    },
+                ],
+            },
+            at,
+        )
+    };
+    let (a, b) = (order(1, "c-1"), order(2, "c-2"));
+    let later = at.plus_seconds(5);
+    let a_processed = a.transition(OrderStatus::Processed, later).unwrap();
+    let b_processed = b.transition(OrderStatus::Processed, later).unwrap();
+    let event = |o: &Order| EventEnvelope::new(OrderEvent::for_current_state(o));
+    let (a_placed, b_placed) = (event(&a), event(&b));
+    let unique = [
+        a_placed.clone(),
+        b_placed.clone(),
+        event(&a_processed),
+        event(&b_processed),
+    ];
+    let v1 = as_written_by_v1;
+    let v2 = EventEnvelope::to_json;
+    let data = [
+        v1(&a_placed),
+        v1(&b_placed),
+        v2(&a_placed), // the new relay publishes a's placement again
+        v2(&unique[2]),
+        v1(&a_placed), // the old records, redelivered
+        v1(&b_placed),
+        v2(&b_placed),
+        v2(&unique[3]),
+    ];
+    // What makes them duplicates: one id, read as one event.
+    for (old, new) in [(&data[0], &a_placed), (&data[1], &b_placed)] {
+        let old: serde_json::Value = serde_json::from_slice(old).unwrap();
+        assert_eq!(
+            (&old["schemaVersion"], &old["eventId"]),
+            (&json!(1), &json!(new.event_id))
+        );
+        assert_eq!(
+            EventEnvelope::decode(&serde_json::to_vec(&old).unwrap()),
+            Ok(orders_core::Decoded::Event(Box::new(new.clone())))
+        );
+    }
+    let records: Vec<Record> = data
+        .into_iter()
+        .enumerate()
+        .map(|(n, data)| Record {
+            shard: "shardId-000000000000".into(),
+            sequence: format!(
+                "4959033827149025660855969253836157109592157598913{:07}",
+                n * 3 + 1
+            ),
+            data,
+        })
+        .collect();
+    let store = MemoryAnalytics::default();
+    let aggregator = Aggregator {
+        store: store.clone(),
+        dead_letters: NoDeadLetters,
+        clock: Arc::new(FixedClock(Timestamp::now())),
+        function_name: "aggregate".into(),
+    };
+    for batch in [&records[..3], &records[3..6], &records[6..]] {
+        let response = futures::executor::block_on(aggregator.handle(kinesis_event(batch)));
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let mut reference = Fold::default();
+    for event in &unique {
+        reference.add(&Effect::of(event));
+    }
+    let state = store.state();
+    let stored = normalise(
+        state
+            .counters
+            .iter()
+            .map(|(k, (_, d))| (k.clone(), d.clone())),
+    );
+    assert_eq!(stored, normalise(reference.counters));
+    assert_eq!(state.customers, reference.customers);
+    let minute = Bucket::containing(orders_core::analytics::Granularity::Minute, at);
+    let totals = stored[&CounterItem::Totals(minute)].totals;
+    assert_eq!((totals.orders, totals.processed, totals.units), (2, 2, 6));
+    assert_eq!(state.claims.len(), unique.len(), "one claim per event id");
 }

@@ -254,3 +254,44 @@ async fn a_push_that_may_pass_later_hands_the_batch_back() {
     // One socket got its frame; it gets it again with the retry and drops it by eventId.
     assert_eq!(live.pusher.sent.lock().unwrap().len(), 1);
 }
+
+/// `OrderPlaced` as the version-1 relay published it (recorded from that build): what the
+/// live sockets get from it is what they get from its version-2 publish, and the two,
+/// one change with one event id, are pushed once.
+#[tokio::test]
+async fn a_v1_order_placed_is_pushed_as_the_v2_one_and_its_v2_publish_is_its_duplicate() {
+    let v1 = include_str!("../../../tests/events/fixtures/v1/OrderPlaced.one-line.json");
+    let recorded: Value = serde_json::from_str(v1).unwrap();
+    assert_eq!(recorded["schemaVersion"], 1);
+    let order: Order = serde_json::from_value(recorded["payload"]["order"].clone()).unwrap();
+    let v2 = event(&order);
+    let pushed = |records: Vec<(&'static str, Vec<u8>)>| async move {
+        let store = MemoryLiveConnections::default();
+        listen(
+            &store,
+            "staff",
+            Audience::Everyone,
+            &[Topic::Orders, Topic::Analytics],
+        )
+        .await;
+        listen(&store, "c1", customer("c-1"), &[Topic::Orders]).await;
+        let pusher = RecordingPusher::default();
+        let letters = MemoryDeadLetters::default();
+        let response = notifier(&store, pusher.clone(), &letters)
+            .handle(batch(&records))
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert!(letters.letters().is_empty());
+        (received(&pusher, "staff"), received(&pusher, "c1"))
+    };
+    let from_v1 = pushed(vec![("1", v1.as_bytes().to_vec())]).await;
+    let from_v2 = pushed(vec![("1", v2.clone())]).await;
+    assert_eq!(from_v1, from_v2);
+    let (staff, c1) = &from_v1;
+    assert_eq!(staff.len(), 2, "the order and its delta: {staff:?}");
+    assert_eq!(c1.len(), 1);
+    assert_eq!(c1[0]["eventId"], recorded["eventId"]);
+    assert_eq!(c1[0]["order"], recorded["payload"]["order"]);
+    let both = pushed(vec![("1", v1.as_bytes().to_vec()), ("2", v2)]).await;
+    assert_eq!(both, from_v1, "pushed once");
+}

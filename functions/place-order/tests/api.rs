@@ -174,7 +174,8 @@ async fn places_an_order_stores_it_and_publishes_its_event() {
     let (partition_key, event) = &events[0];
     assert_eq!(partition_key, &id, "partition key = order id");
     assert_eq!(event["eventType"], "OrderPlaced");
-    assert_eq!(event["schemaVersion"], 1);
+    assert_eq!(event["schemaVersion"], 2);
+    assert_eq!(event["payload"]["totals"], json!({"units": 3, "lines": 2}));
     assert_eq!(event["orderId"], id.as_str());
     assert_eq!(event["payload"]["order"], order);
 }

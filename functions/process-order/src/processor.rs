@@ -142,7 +142,7 @@ where
             Ok(Decoded::Event(envelope)) => match envelope.event {
                 // A retried order is processed exactly like a placed one: it is PENDING again,
                 // at its own version.
-                OrderEvent::OrderPlaced { order } | OrderEvent::OrderRetried { order } => {
+                OrderEvent::OrderPlaced { order, .. } | OrderEvent::OrderRetried { order } => {
                     self.process(order).await?
                 }
                 _ => Ok(Outcome::Skipped),

@@ -85,10 +85,7 @@ async fn setup(
     let placed = Order::place(OrderId::new(ulid::Ulid::new()), &command, now);
     use orders_core::ports::OrderStore as _;
     commands.store.create(&placed).await.unwrap();
-    let data = EventEnvelope::new(orders_core::OrderEvent::OrderPlaced {
-        order: placed.clone(),
-    })
-    .to_json();
+    let data = EventEnvelope::new(orders_core::OrderEvent::placed(placed.clone())).to_json();
     let event: KinesisEvent = serde_json::from_value(serde_json::json!({"Records": [{
         "kinesis": {
             "kinesisSchemaVersion": "1.0",

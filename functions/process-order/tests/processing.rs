@@ -101,9 +101,7 @@ impl Stack {
         };
         let order = Order::place(OrderId::new(ulid::Ulid::new()), &command, Timestamp::now());
         self.store.create(&order).await.unwrap();
-        let record = self.record(&EventEnvelope::new(OrderEvent::OrderPlaced {
-            order: order.clone(),
-        }));
+        let record = self.record(&EventEnvelope::new(OrderEvent::placed(order.clone())));
         (order, record)
     }
 
@@ -346,22 +344,21 @@ async fn poison_records_are_dead_lettered_whole_and_the_rest_processed() {
     stack.product("sku-a", 10).await;
     let (first, r1) = stack.place(&[("sku-a", 1)]).await;
     let garbage = stack.raw("junk", vec![0xff, 0x00, 0x13, 0x37]);
-    let (_, v2_source) = stack.place(&[("sku-a", 1)]).await;
-    let mut v2: Value = serde_json::from_slice(&v2_source.data).unwrap();
-    v2["schemaVersion"] = json!(2);
-    let v2 = stack.raw(&v2_source.partition_key, v2.to_string().into_bytes());
+    // A version newer than this build reads (OrderPlaced is at 2).
+    let (_, newer_source) = stack.place(&[("sku-a", 1)]).await;
+    let mut newer: Value = serde_json::from_slice(&newer_source.data).unwrap();
+    newer["schemaVersion"] = json!(3);
+    let newer = stack.raw(&newer_source.partition_key, newer.to_string().into_bytes());
     // Valid JSON for an order that is not in the table.
     let ghost_order = {
         let (mut o, _) = stack.place(&[("sku-a", 1)]).await;
         o.order_id = OrderId::new(ulid::Ulid::new());
         o
     };
-    let ghost = stack.record(&EventEnvelope::new(OrderEvent::OrderPlaced {
-        order: ghost_order.clone(),
-    }));
+    let ghost = stack.record(&EventEnvelope::new(OrderEvent::placed(ghost_order.clone())));
     let (last, r5) = stack.place(&[("sku-a", 2)]).await;
 
-    let failures = stack.deliver(&[&r1, &garbage, &v2, &ghost, &r5]).await;
+    let failures = stack.deliver(&[&r1, &garbage, &newer, &ghost, &r5]).await;
     assert!(failures.is_empty(), "poison is not retried: {failures:?}");
     assert_eq!(stack.order(&first).await.status, OrderStatus::Processed);
     assert_eq!(stack.order(&last).await.status, OrderStatus::Processed);
@@ -391,7 +388,7 @@ async fn poison_records_are_dead_lettered_whole_and_the_rest_processed() {
     assert!(!junk["error"].as_str().unwrap().is_empty());
     assert_eq!(
         by_reason("unsupported_schema_version")["record"]["kinesis"]["sequenceNumber"],
-        v2.sequence_number.as_str()
+        newer.sequence_number.as_str()
     );
     let missing = by_reason("order_not_found");
     assert!(
@@ -412,9 +409,7 @@ async fn an_order_placed_event_for_a_version_past_pending_is_poison_not_retried(
     let processed = order
         .transition(OrderStatus::Processed, Timestamp::now())
         .unwrap();
-    let wrong = stack.record(&EventEnvelope::new(OrderEvent::OrderPlaced {
-        order: processed.clone(),
-    }));
+    let wrong = stack.record(&EventEnvelope::new(OrderEvent::placed(processed.clone())));
     assert!(stack.deliver(&[&wrong]).await.is_empty(), "not retried");
     assert_eq!(stack.order(&order).await.status, OrderStatus::Pending);
     assert_eq!(stack.stock("sku-a").await, 10);

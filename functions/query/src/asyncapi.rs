@@ -248,6 +248,16 @@ mod tests {
             let mut broken = json.clone();
             broken["payload"]["order"]["status"] = "LOST".into();
             assert!(!v.is_valid(&broken));
+            // OrderPlaced version 2: its totals are required, and version 1 is not it.
+            if let Some(payload) = json["payload"].as_object()
+                && payload.contains_key("totals")
+            {
+                let mut v1 = json.clone();
+                v1["payload"].as_object_mut().unwrap().remove("totals");
+                assert!(!v.is_valid(&v1), "without totals");
+                v1["schemaVersion"] = 1.into();
+                assert!(!v.is_valid(&v1), "version 1");
+            }
         }
     }
 }

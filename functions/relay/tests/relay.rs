@@ -2,7 +2,9 @@
 //! table cloned from the deployed one (change stream included), the table's change records
 //! read the way the local runner hands them to Lambda, the relay publishing to a fresh stream.
 
+use aws_lambda_events::event::dynamodb::EventRecord;
 use orders_aws::deadline::Deadline;
+use orders_aws::dynamo::orders::order_item;
 use orders_aws::{DynamoCatalog, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher};
 use orders_core::memory::FixedClock;
 use orders_core::order::NewLineItem;
@@ -10,11 +12,13 @@ use orders_core::ports::{
     Applied, Catalog, DeadLetter, DeadLetterQueue, OrderCommands, OrderStore, StockChange,
 };
 use orders_core::{
-    Currency, CustomerId, Money, Order, OrderError, OrderId, OrderStatus, PlaceOrder, Product,
-    ProductId, Quantity, Timestamp,
+    Currency, CustomerId, Decoded, EventEnvelope, Money, Order, OrderError, OrderId, OrderStatus,
+    PlaceOrder, Product, ProductId, Quantity, Timestamp,
 };
+use orders_tests::event_samples::RECORDED_V1_ORDER_PLACED;
 use orders_tests::{Emulator, FlakyPublisher};
-use relay::Relay;
+use relay::{Change, Relay, change_of};
+
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
@@ -76,6 +80,8 @@ impl Stack {
             .into_iter()
             .map(|(key, e)| {
                 assert_eq!(e["orderId"], json!(key), "partition key = order id");
+                // At this build's version of its type (OrderPlaced: 2, with totals).
+                orders_tests::assert_event_conforms(&e);
                 (
                     key,
                     e["eventType"].as_str().unwrap().to_owned(),
@@ -307,4 +313,65 @@ async fn an_invocation_out_of_time_publishes_nothing_and_hands_every_order_back(
     assert!(stack.published().await.is_empty());
     assert!(relay.handle(event).await.batch_item_failures.is_empty());
     assert_eq!(stack.published().await.len(), 3);
+}
+
+/// The change record of `order`'s write, as the table's change stream carries it: the item
+/// the adapter stores (index keys included) as the new image, `old` as the old one.
+fn change_record(order: &Order, old: Option<&Order>) -> EventRecord {
+    let image = |o: &Order| serde_dynamo::Item::from(order_item(o).unwrap());
+    let mut record = EventRecord::default();
+    record.event_name = if old.is_some() { "MODIFY" } else { "INSERT" }.into();
+    record.change.new_image = image(order);
+    if let Some(old) = old {
+        record.change.old_image = image(old);
+    }
+    record
+}
+
+/// Across the deploy of `OrderPlaced` version 2: an order the version-1 relay published
+/// (recorded from that build), published again by this relay — a publish retried across
+/// the deploy, or the same change record redelivered — goes out as version 2 with the same
+/// event id, so consumers drop it as a duplicate; and its version-1 record reads as exactly
+/// this event. No emulator: the mapping of one change record.
+#[test]
+fn a_change_published_as_v1_before_the_deploy_is_published_as_v2_with_the_same_id() {
+    for (name, recorded) in RECORDED_V1_ORDER_PLACED {
+        let v1: Value = serde_json::from_str(recorded).unwrap();
+        let order: Order = serde_json::from_value(v1["payload"]["order"].clone()).unwrap();
+        let Change::Publish(event) = change_of(&change_record(&order, None)) else {
+            panic!("{name}: a new order is published")
+        };
+        let json: Value = serde_json::from_slice(&event.to_json()).unwrap();
+        orders_tests::assert_event_conforms(&json);
+        assert_eq!(
+            (&json["eventType"], &json["schemaVersion"]),
+            (&json!("OrderPlaced"), &json!(2)),
+            "{name}"
+        );
+        assert_eq!(json["eventId"], v1["eventId"], "{name}: one change, one id");
+        assert_eq!(json["payload"]["order"], v1["payload"]["order"], "{name}");
+        let lines = order.items.len();
+        assert_eq!(
+            json["payload"]["totals"],
+            json!({"units": order.units(), "lines": lines}),
+            "{name}"
+        );
+        assert_eq!(
+            EventEnvelope::decode(recorded.as_bytes()),
+            Ok(Decoded::Event(event.clone())),
+            "{name}: consumers read the v1 record as this event"
+        );
+        // The next version of the order is its own event, at its own type's version.
+        let processed = order
+            .transition(OrderStatus::Processed, order.created_at.plus_seconds(1))
+            .unwrap();
+        let Change::Publish(next) = change_of(&change_record(&processed, Some(&order))) else {
+            panic!("{name}: a new version is published")
+        };
+        assert_eq!(
+            (next.event.event_type(), next.schema_version),
+            ("OrderProcessed", 1)
+        );
+        assert_ne!(next.event_id, event.event_id);
+    }
 }

@@ -229,7 +229,7 @@ pub async fn run(
     let stream_arn = "arn:aws:kinesis:us-east-1:123456789012:stream/bench-rss";
     let placed: Vec<EventEnvelope> = orders
         .iter()
-        .map(|o| EventEnvelope::new(OrderEvent::OrderPlaced { order: o.clone() }))
+        .map(|o| EventEnvelope::new(OrderEvent::placed(o.clone())))
         .collect();
     let process_row = measure(
         process,
@@ -242,9 +242,7 @@ pub async fn run(
     let half = &orders[..records / 2];
     let mut mixed = Vec::with_capacity(records);
     for order in half {
-        mixed.push(EventEnvelope::new(OrderEvent::OrderPlaced {
-            order: order.clone(),
-        }));
+        mixed.push(EventEnvelope::new(OrderEvent::placed(order.clone())));
         let processed = order.transition(OrderStatus::Processed, Timestamp::now())?;
         mixed.push(EventEnvelope::new(OrderEvent::for_current_state(
             &processed,
@@ -320,10 +318,8 @@ mod tests {
             Timestamp::now(),
         );
         let events = vec![
-            EventEnvelope::new(OrderEvent::OrderPlaced {
-                order: order.clone(),
-            }),
-            EventEnvelope::new(OrderEvent::OrderPlaced { order }),
+            EventEnvelope::new(OrderEvent::placed(order.clone())),
+            EventEnvelope::new(OrderEvent::placed(order)),
         ];
         let event = kinesis_event(&events, "shardId-x", "arn:s");
         let records = event["Records"].as_array().unwrap();
