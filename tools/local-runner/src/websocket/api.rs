@@ -7,13 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::websocket::route_selection::RouteSelectionExpression;
-
-/// The route API Gateway invokes when a client connects.
-pub const CONNECT_ROUTE: &str = "$connect";
-/// The route API Gateway invokes once a connection is gone.
-pub const DISCONNECT_ROUTE: &str = "$disconnect";
-/// The route of messages no other route matches.
-pub const DEFAULT_ROUTE: &str = "$default";
+pub use crate::websocket::route_selection::{CONNECT_ROUTE, DEFAULT_ROUTE, DISCONNECT_ROUTE};
 
 /// A WebSocket API: its stages (`/{stage}` on the listener), route selection and routes.
 #[derive(Debug, Clone)]

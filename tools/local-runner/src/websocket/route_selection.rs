@@ -9,7 +9,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::websocket::api::{CONNECT_ROUTE, DEFAULT_ROUTE, DISCONNECT_ROUTE};
+/// The route API Gateway invokes when a client connects.
+pub const CONNECT_ROUTE: &str = "$connect";
+/// The route API Gateway invokes once a connection is gone.
+pub const DISCONNECT_ROUTE: &str = "$disconnect";
+/// The route of messages no other route matches.
+pub const DEFAULT_ROUTE: &str = "$default";
 
 /// A parsed `route_selection_expression`.
 #[derive(Debug, Clone, PartialEq, Eq)]
