@@ -14,6 +14,13 @@ pub use lambda_http::{Body, Request, RequestExt, Response};
 
 use lambda_http::http::HeaderValue;
 
+/// Headers no answer should lack (also those of functions that build API Gateway responses
+/// themselves, such as the live function).
+pub const SECURITY_HEADERS: [(&str, &str); 2] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+];
+
 /// The last step of every API function: an error becomes its response (with the request id,
 /// so a client can quote it), and every response gets the headers no answer should lack —
 /// `X-Content-Type-Options: nosniff` (a JSON body is never sniffed into HTML) and
@@ -24,10 +31,8 @@ pub fn finish(request: &Request, result: Result<Response<Body>, ApiError>) -> Re
         error.into_response()
     });
     let headers = response.headers_mut();
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     response
 }

@@ -66,12 +66,14 @@ async fn http<L: LiveConnections>(live: &LiveService<L>, event: ApiGatewayV2http
 /// The headers every answer of the HTTP API has (`orders_http::finish`), and no caching: a
 /// ticket is for one caller, once.
 fn headers() -> Value {
-    json!({
+    let mut headers = json!({
         "content-type": "application/json",
         "cache-control": "no-store",
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer",
-    })
+    });
+    for (name, value) in orders_http::SECURITY_HEADERS {
+        headers[name] = json!(value);
+    }
+    headers
 }
 
 fn http_response(err: &ApiError) -> Value {

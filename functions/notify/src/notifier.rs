@@ -78,13 +78,12 @@ impl<L: LiveConnections, P: Pusher, D: DeadLetterQueue> Notifier<L, P, D> {
         }
 
         // 2. Who listens: staff once, each customer of the batch once.
+        let pushes: Vec<Push> = events.iter().flat_map(|(_, e)| pushes_of(e)).collect();
         let mut wanted: BTreeSet<(Audience, Topic)> = BTreeSet::new();
-        for (_, event) in &events {
-            for push in pushes_of(event) {
-                for audience in push.audiences {
-                    if audience.may_receive(push.topic) {
-                        wanted.insert((audience, push.topic));
-                    }
+        for push in &pushes {
+            for audience in &push.audiences {
+                if audience.may_receive(push.topic) {
+                    wanted.insert((audience.clone(), push.topic));
                 }
             }
         }
@@ -102,8 +101,7 @@ impl<L: LiveConnections, P: Pusher, D: DeadLetterQueue> Notifier<L, P, D> {
         // 3. One frame per socket for the whole batch (API Gateway bills per message, in
         //    32 KB steps): a socket costs at most one push per batch whatever the traffic.
         let mut frames: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-        let pushes: Vec<Vec<Push>> = events.iter().map(|(_, e)| pushes_of(e)).collect();
-        for push in pushes.iter().flatten() {
+        for push in &pushes {
             for audience in &push.audiences {
                 for id in listeners
                     .get(&(audience.clone(), push.topic))

@@ -91,30 +91,13 @@ impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
         } else {
             StockChange::None
         };
-        match self.commands.apply(&next, &stock).await? {
-            Applied::Done => {}
-            Applied::StaleVersion if if_match.is_some() => {
-                return Err(OrderError::PreconditionFailed {
-                    what: "order",
-                    current: order.version + 1,
-                });
-            }
-            Applied::StaleVersion => {
-                return Err(OrderError::Conflict(
-                    "the order changed while this request was being handled; read it again".into(),
-                ));
-            }
-            Applied::Contended => {
-                return Err(OrderError::Unavailable(
-                    "a concurrent transaction was writing the same stock; retry".into(),
-                ));
-            }
-            Applied::Refused(product) => {
-                return Err(OrderError::Unexpected(
-                    format!("releasing stock of {product} reported out of stock").into(),
-                ));
-            }
-        }
+        applied(
+            self.commands.apply(&next, &stock).await?,
+            order,
+            if_match,
+            "a concurrent transaction was writing the same stock; retry",
+            |product| format!("releasing stock of {product} reported out of stock"),
+        )?;
         info!(from = %order.status, version = next.version, "order status changed");
         Ok(next)
     }
@@ -212,30 +195,13 @@ impl<C: OrderCommands, K: Catalog> CommandService<C, K> {
                 lines: order.price_changes(&next),
             });
         }
-        match self.commands.apply(&next, &StockChange::None).await? {
-            Applied::Done => {}
-            Applied::StaleVersion if if_match.is_some() => {
-                return Err(OrderError::PreconditionFailed {
-                    what: "order",
-                    current: order.version + 1,
-                });
-            }
-            Applied::StaleVersion => {
-                return Err(OrderError::Conflict(
-                    "the order changed while this request was being handled; read it again".into(),
-                ));
-            }
-            Applied::Contended => {
-                return Err(OrderError::Unavailable(
-                    "a concurrent transaction was writing the order; retry".into(),
-                ));
-            }
-            Applied::Refused(product) => {
-                return Err(OrderError::Unexpected(
-                    format!("a retry, which reserves nothing, was refused for {product}").into(),
-                ));
-            }
-        }
+        applied(
+            self.commands.apply(&next, &StockChange::None).await?,
+            &order,
+            if_match,
+            "a concurrent transaction was writing the order; retry",
+            |product| format!("a retry, which reserves nothing, was refused for {product}"),
+        )?;
         info!(
             version = next.version,
             retries = next.retries,
@@ -390,4 +356,28 @@ fn version_of(body: &str) -> Result<u64, OrderError> {
     serde_json::from_str::<Versioned>(body)
         .map(|v| v.version)
         .map_err(|e| OrderError::Unexpected(format!("a stored retry answer: {e}").into()))
+}
+
+/// What a conditional write of the next version of `order` means to the client: a version
+/// changed under it is `412` when it sent `If-Match`, else `409`; a lost transaction race
+/// may pass on retry (`contended`); a refusal is a bug (`refused` names it).
+fn applied(
+    result: Applied,
+    order: &Order,
+    if_match: Option<u64>,
+    contended: &str,
+    refused: impl FnOnce(&ProductId) -> String,
+) -> Result<(), OrderError> {
+    match result {
+        Applied::Done => Ok(()),
+        Applied::StaleVersion if if_match.is_some() => Err(OrderError::PreconditionFailed {
+            what: "order",
+            current: order.version + 1,
+        }),
+        Applied::StaleVersion => Err(OrderError::Conflict(
+            "the order changed while this request was being handled; read it again".into(),
+        )),
+        Applied::Contended => Err(OrderError::Unavailable(contended.to_owned().into())),
+        Applied::Refused(product) => Err(OrderError::Unexpected(refused(&product).into())),
+    }
 }

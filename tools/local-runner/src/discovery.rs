@@ -132,6 +132,48 @@ pub async fn discover_routes(
 
     let mut authorizers: HashMap<String, Arc<JwtAuthorizer>> = HashMap::new();
     let mut table = RouteTable::new();
+    for route in read_routes(&client, api_id).await? {
+        let Some(route_key) = route.route_key() else {
+            continue;
+        };
+        let mut target = resolve_target(route.target(), &integrations, functions);
+        if route.authorization_type() == Some(&AuthorizationType::Jwt) {
+            let id = route.authorizer_id().unwrap_or_default();
+            let authorizer = match authorizers.get(id) {
+                Some(known) => Arc::clone(known),
+                None => {
+                    let found = discover_authorizer(&client, api_id, id)
+                        .await
+                        .with_context(|| format!("the authorizer of route `{route_key}`"))?;
+                    authorizers.insert(id.to_owned(), Arc::clone(&found));
+                    found
+                }
+            };
+            target.auth = Some(RouteAuth {
+                authorizer,
+                scopes: route.authorization_scopes().to_vec(),
+            });
+        }
+        if target.function.is_none() {
+            warn!(route = route_key, integration = %target.integration, "route does not lead to a runnable function");
+        }
+        table
+            .insert(route_key, target)
+            .with_context(|| format!("route `{route_key}` of API {api_id}"))?;
+    }
+    if table.is_empty() {
+        warn!(api_id, "the API has no routes; every request will get 404");
+    }
+    Ok(table)
+}
+
+/// An integration's URI and payload format version, by integration id.
+/// Every route of API `api_id` (GetRoutes, all pages: the SDK has no paginator for it).
+pub(crate) async fn read_routes(
+    client: &aws_sdk_apigatewayv2::Client,
+    api_id: &str,
+) -> anyhow::Result<Vec<aws_sdk_apigatewayv2::types::Route>> {
+    let mut routes = Vec::new();
     let mut next_token = None;
     loop {
         let page = client
@@ -141,47 +183,15 @@ pub async fn discover_routes(
             .send()
             .await
             .with_context(|| format!("GetRoutes for API {api_id}"))?;
-        for route in page.items() {
-            let Some(route_key) = route.route_key() else {
-                continue;
-            };
-            let mut target = resolve_target(route.target(), &integrations, functions);
-            if route.authorization_type() == Some(&AuthorizationType::Jwt) {
-                let id = route.authorizer_id().unwrap_or_default();
-                let authorizer = match authorizers.get(id) {
-                    Some(known) => Arc::clone(known),
-                    None => {
-                        let found = discover_authorizer(&client, api_id, id)
-                            .await
-                            .with_context(|| format!("the authorizer of route `{route_key}`"))?;
-                        authorizers.insert(id.to_owned(), Arc::clone(&found));
-                        found
-                    }
-                };
-                target.auth = Some(RouteAuth {
-                    authorizer,
-                    scopes: route.authorization_scopes().to_vec(),
-                });
-            }
-            if target.function.is_none() {
-                warn!(route = route_key, integration = %target.integration, "route does not lead to a runnable function");
-            }
-            table
-                .insert(route_key, target)
-                .with_context(|| format!("route `{route_key}` of API {api_id}"))?;
-        }
+        routes.extend(page.items().iter().cloned());
         match page.next_token() {
             Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
             _ => break,
         }
     }
-    if table.is_empty() {
-        warn!(api_id, "the API has no routes; every request will get 404");
-    }
-    Ok(table)
+    Ok(routes)
 }
 
-/// An integration's URI and payload format version, by integration id.
 pub(crate) type Integrations = HashMap<String, (String, Option<String>)>;
 
 /// Reads every integration of API `api_id` (HTTP or WebSocket).

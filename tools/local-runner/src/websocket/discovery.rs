@@ -11,7 +11,7 @@ use aws_config::SdkConfig;
 use aws_sdk_apigatewayv2::types::ProtocolType;
 use tracing::warn;
 
-use crate::discovery::{read_integrations, resolve_integration};
+use crate::discovery::{read_integrations, read_routes, resolve_integration};
 use crate::instances::FunctionConfig;
 use crate::websocket::api::{WsApi, WsRoute};
 use crate::websocket::route_selection::RouteSelectionExpression;
@@ -81,39 +81,25 @@ pub async fn discover_ws_api(
 
     let integrations = read_integrations(&client, api_id).await?;
     let mut routes = BTreeMap::new();
-    let mut next_token = None;
-    loop {
-        let page = client
-            .get_routes()
-            .api_id(api_id)
-            .set_next_token(next_token.take())
-            .send()
-            .await
-            .with_context(|| format!("GetRoutes for API {api_id}"))?;
-        for route in page.items() {
-            let Some(route_key) = route.route_key() else {
-                continue;
-            };
-            let resolved = resolve_integration(route.target(), &integrations, functions);
-            if resolved.function.is_none() {
-                warn!(route = route_key, integration = %resolved.integration, "WebSocket route does not lead to a runnable function");
-            }
-            routes.insert(
-                route_key.to_owned(),
-                WsRoute {
-                    function: resolved.function,
-                    integration: resolved.integration,
-                    route_response_selection_expression: route
-                        .route_response_selection_expression()
-                        .filter(|e| !e.is_empty())
-                        .map(str::to_owned),
-                },
-            );
+    for route in read_routes(&client, api_id).await? {
+        let Some(route_key) = route.route_key() else {
+            continue;
+        };
+        let resolved = resolve_integration(route.target(), &integrations, functions);
+        if resolved.function.is_none() {
+            warn!(route = route_key, integration = %resolved.integration, "WebSocket route does not lead to a runnable function");
         }
-        match page.next_token() {
-            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-            _ => break,
-        }
+        routes.insert(
+            route_key.to_owned(),
+            WsRoute {
+                function: resolved.function,
+                integration: resolved.integration,
+                route_response_selection_expression: route
+                    .route_response_selection_expression()
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_owned),
+            },
+        );
     }
     if routes.is_empty() {
         warn!(api_id, "the WebSocket API has no routes");
