@@ -69,7 +69,7 @@ SKIP=",${BENCH_SKIP:-},"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$EMULATOR_PORT"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-BINS=(place-order query process-order aggregate relay live notify)
+BINS=(place-order query process-order aggregate relay live notify aggregate-activity)
 
 say() { echo "==> bench: $*" >&2; }
 die() { echo "bench: error: $*" >&2; exit 1; }

@@ -27,7 +27,7 @@ STATE="$STATE_DIR/local.tfstate"   # passed to the "local" backend at init
 TF_LOG_FILE="$LOCAL/terraform$SUFFIX.log"
 ARTIFACTS="$LOCAL/artifacts"
 OUTPUTS="$LOCAL/outputs$SUFFIX.json"
-BINS=(place-order process-order aggregate query relay live notify)
+BINS=(place-order process-order aggregate query relay live notify aggregate-activity)
 
 ENDPOINT="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT:-4566}}"
 REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"

@@ -20,7 +20,7 @@ CHECKOV_VERSION="3.3.30"
 CHECKOV_VENV="$LOCAL/checkov-venv"
 CHECKOV_MARKER="$CHECKOV_VENV/.installed-checkov-$CHECKOV_VERSION"
 PORT="${INFRA_CHECK_PORT:-4579}"
-BINS=(place-order process-order aggregate query relay live notify)
+BINS=(place-order process-order aggregate query relay live notify aggregate-activity)
 
 say() { echo "infra-check: $*" >&2; }
 die() { say "error: $*"; exit 1; }

@@ -17,7 +17,7 @@ VENV="$LOCAL/venv"
 CARGO_LAMBDA_SPEC="cargo-lambda==1.9.2"
 ZIG_SPEC="ziglang==0.15.1"
 MARKER="$VENV/.installed-cargo-lambda-1.9.2-zig-0.15.1"
-BINS=(place-order query process-order aggregate relay live notify)
+BINS=(place-order query process-order aggregate relay live notify aggregate-activity)
 
 say() { echo "package: $*" >&2; }
 die() { say "error: $*"; exit 1; }

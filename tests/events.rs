@@ -3,17 +3,21 @@
 //! nothing emitted goes undocumented), the order in them the HTTP API's order, the events
 //! older producers wrote read as the current ones — and, in `events/compatibility.rs`, no
 //! breaking change since the released contract (`api/events/released/`). `docs/events.md`
-//! explains the rules.
+//! explains the rules. The storefront activity events of the `activity` stream
+//! (`orders_core::activity`, `docs/activity.md`) are held to their schemas the same way.
 
 #[path = "events/compat.rs"]
 mod compat;
 #[path = "events/compatibility.rs"]
 mod compatibility;
 
+use orders_core::activity::{ACTIVITY_EVENT_TYPES, ACTIVITY_SCHEMA_VERSION, ActivityEnvelope};
 use orders_core::event::{EVENT_TYPES, current_version};
 use orders_core::{Decoded, EventEnvelope, FailureReason, Order, OrderEvent, OrderStatus};
 use orders_tests::event_contract::{EventSchemas, inline};
-use orders_tests::event_samples::{RECORDED_V1_ORDER_PLACED, as_written_by_v1, every_event};
+use orders_tests::event_samples::{
+    RECORDED_V1_ORDER_PLACED, as_written_by_v1, every_activity_event, every_event,
+};
 use orders_tests::repo_root;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -26,13 +30,24 @@ fn events_dir() -> std::path::PathBuf {
 fn there_is_a_schema_for_each_event_type_the_code_knows_and_no_other() {
     let schemas = EventSchemas::current();
     let files: BTreeSet<&str> = schemas.schemas.keys().map(String::as_str).collect();
-    let known: BTreeSet<&str> = EVENT_TYPES.iter().map(|(t, _)| *t).collect();
-    assert_eq!(files, known, "api/events/*.schema.json vs EVENT_TYPES");
+    let known: BTreeSet<&str> = EVENT_TYPES
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(ACTIVITY_EVENT_TYPES)
+        .collect();
+    assert_eq!(
+        files, known,
+        "api/events/*.schema.json vs EVENT_TYPES and ACTIVITY_EVENT_TYPES"
+    );
     for (event_type, schema) in &schemas.schemas {
         assert_eq!(schema["properties"]["eventType"]["const"], *event_type);
+        let written = match current_version(event_type) {
+            Some(version) => version,
+            None => ACTIVITY_SCHEMA_VERSION,
+        };
         assert_eq!(
             schemas.version(event_type),
-            current_version(event_type).map(u64::from),
+            Some(u64::from(written)),
             "{event_type}: the schema's schemaVersion vs the version the code writes"
         );
         assert!(
@@ -276,6 +291,285 @@ fn the_order_in_the_events_is_the_order_of_the_http_api() {
             shape(&events),
             shape(&http),
             "{name}: api/events/common.schema.json vs components/schemas/{name} of api/openapi.json"
+        );
+    }
+}
+
+#[test]
+fn the_ids_in_the_activity_events_are_those_of_the_http_api() {
+    let openapi: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("api/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let from_openapi = |reference: &str| openapi.pointer(&reference[1..]).cloned();
+    let schemas = EventSchemas::current();
+    let from_common = |reference: &str| {
+        let (_, fragment) = reference.split_once('#')?;
+        schemas.common.pointer(fragment).cloned()
+    };
+    for name in [
+        "SessionId",
+        "ActivityEventId",
+        "CustomerId",
+        "ProductId",
+        "Quantity",
+    ] {
+        let http = inline(&openapi["components"]["schemas"][name], &from_openapi);
+        let events = inline(&schemas.common["$defs"][name], &from_common);
+        assert_eq!(
+            shape(&events),
+            shape(&http),
+            "{name}: api/events/common.schema.json vs components/schemas/{name} of api/openapi.json"
+        );
+    }
+}
+
+/// Every activity envelope place-order makes conforms to the closed schema of its type, and
+/// reads back (`ActivityEnvelope::decode`) as the event written.
+#[test]
+fn every_activity_event_the_domain_makes_conforms_to_its_schema() {
+    let schemas = EventSchemas::closed(&events_dir());
+    let envelopes = every_activity_event();
+    let events: Vec<Value> = envelopes
+        .iter()
+        .map(|e| serde_json::from_slice(&e.to_json()).unwrap())
+        .collect();
+    for (envelope, event) in envelopes.iter().zip(&events) {
+        let violations = schemas.violations(event);
+        assert!(violations.is_empty(), "{violations:#?}\n{event}");
+        assert_eq!(
+            ActivityEnvelope::decode(&envelope.to_json()),
+            Ok(Some(envelope.clone())),
+            "{event}"
+        );
+    }
+    let types: BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e["eventType"].as_str())
+        .collect();
+    assert_eq!(types, ACTIVITY_EVENT_TYPES.into_iter().collect());
+    // Optional exactly where the schema says so: customerId, in every type.
+    for event_type in ACTIVITY_EVENT_TYPES {
+        let schema = &schemas.schemas[event_type];
+        let of_type: Vec<Value> = events
+            .iter()
+            .filter(|e| e["eventType"] == event_type)
+            .cloned()
+            .collect();
+        for (pointer, object) in [
+            ("", &schema["properties"]),
+            ("/payload", &schema["properties"]["payload"]["properties"]),
+        ] {
+            let required = if pointer.is_empty() {
+                &schema["required"]
+            } else {
+                &schema["properties"]["payload"]["required"]
+            };
+            for field in object.as_object().unwrap().keys() {
+                let (present, absent) = presence(&of_type, pointer, field);
+                assert!(present, "{event_type}: no sample has {pointer}/{field}");
+                assert_eq!(
+                    absent,
+                    !required.as_array().unwrap().contains(&json!(field)),
+                    "{event_type}: {pointer}/{field} optional exactly when the schema says so"
+                );
+            }
+        }
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e["payload"]["cart"].as_array().is_some_and(Vec::is_empty)),
+        "a checkout without a cart"
+    );
+    assert!(
+        events.iter().any(|e| e["payload"]["cart"]
+            .as_array()
+            .is_some_and(|c| c.len() == orders_core::activity::parse::MAX_CART_PRODUCTS)),
+        "a checkout with a full cart"
+    );
+}
+
+#[test]
+fn the_activity_schemas_refuse_what_the_code_never_emits() {
+    let open = EventSchemas::current();
+    let closed = EventSchemas::closed(&events_dir());
+    let sample = |event_type: &str| -> Value {
+        let envelope = every_activity_event()
+            .into_iter()
+            .find(|e| e.event.kind.event_type() == event_type)
+            .unwrap();
+        serde_json::from_slice(&envelope.to_json()).unwrap()
+    };
+    let added = sample("AddedToCart");
+    let checkout = sample("CheckoutStarted");
+    assert!(open.violations(&added).is_empty());
+    let broken = |event: &Value, edit: &dyn Fn(&mut Value)| {
+        let mut e = event.clone();
+        edit(&mut e);
+        e
+    };
+    for (what, bad) in [
+        (
+            "another version",
+            broken(&added, &|e| e["schemaVersion"] = json!(2)),
+        ),
+        (
+            "no receivedAt",
+            broken(&added, &|e| {
+                e.as_object_mut().unwrap().remove("receivedAt");
+            }),
+        ),
+        (
+            "no session",
+            broken(&added, &|e| {
+                e.as_object_mut().unwrap().remove("sessionId");
+            }),
+        ),
+        (
+            "a null customer",
+            broken(&added, &|e| e["customerId"] = json!(null)),
+        ),
+        (
+            "an id with a slash",
+            broken(&added, &|e| e["sessionId"] = json!("s/1")),
+        ),
+        (
+            "an id too long",
+            broken(&added, &|e| e["eventId"] = json!("e".repeat(65))),
+        ),
+        (
+            "a time without milliseconds",
+            broken(&added, &|e| e["occurredAt"] = json!("2026-11-22T10:30:00Z")),
+        ),
+        (
+            "a time with an offset",
+            broken(&added, &|e| {
+                e["occurredAt"] = json!("2026-11-22T11:30:00.000+01:00")
+            }),
+        ),
+        (
+            "no quantity",
+            broken(&added, &|e| {
+                e["payload"].as_object_mut().unwrap().remove("quantity");
+            }),
+        ),
+        (
+            "zero units",
+            broken(&added, &|e| e["payload"]["quantity"] = json!(0)),
+        ),
+        (
+            "too many units",
+            broken(&added, &|e| e["payload"]["quantity"] = json!(10_001)),
+        ),
+        (
+            "units as a float",
+            broken(&added, &|e| e["payload"]["quantity"] = json!(1.5)),
+        ),
+        (
+            "no product",
+            broken(&added, &|e| {
+                e["payload"].as_object_mut().unwrap().remove("productId");
+            }),
+        ),
+        (
+            "another type's name",
+            broken(&added, &|e| e["eventType"] = json!("RemovedFromCart")),
+        ),
+    ] {
+        assert!(
+            !open.violations_as("AddedToCart", &bad).is_empty(),
+            "AddedToCart: {what} passes"
+        );
+    }
+    for (what, bad) in [
+        (
+            "no cart",
+            broken(&checkout, &|e| {
+                e["payload"].as_object_mut().unwrap().remove("cart");
+            }),
+        ),
+        (
+            "a null cart",
+            broken(&checkout, &|e| e["payload"]["cart"] = json!(null)),
+        ),
+        (
+            "a product twice",
+            broken(&checkout, &|e| {
+                e["payload"]["cart"] = json!(["sku-1", "sku-1"])
+            }),
+        ),
+        (
+            "more products than an order has lines",
+            broken(&checkout, &|e| {
+                e["payload"]["cart"] =
+                    json!((0..100).map(|i| format!("sku-{i}")).collect::<Vec<_>>())
+            }),
+        ),
+    ] {
+        assert!(
+            !open.violations_as("CheckoutStarted", &bad).is_empty(),
+            "CheckoutStarted: {what} passes"
+        );
+    }
+    // Unknown properties: allowed by the published schemas (consumers ignore them), refused
+    // by the closed ones the code is held to.
+    for extra in [
+        broken(&added, &|e| e["traceId"] = json!("t-1")),
+        broken(&added, &|e| e["payload"]["cart"] = json!([])),
+        broken(&checkout, &|e| e["payload"]["productId"] = json!("sku-1")),
+    ] {
+        assert!(open.violations(&extra).is_empty(), "{extra}");
+        assert!(!closed.violations(&extra).is_empty(), "{extra}");
+    }
+}
+
+/// `api/asyncapi.json` carries the activity events on their own channel, each message's
+/// payload its schema file, sent by place-order and received by aggregate-activity.
+#[test]
+fn the_activity_channel_carries_every_activity_event_type_with_its_schema() {
+    let asyncapi: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("api/asyncapi.json")).unwrap(),
+    )
+    .unwrap();
+    let channel = &asyncapi["channels"]["activity"];
+    let types: BTreeSet<&str> = channel["messages"]
+        .as_object()
+        .expect("channels.activity.messages")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(types, ACTIVITY_EVENT_TYPES.into_iter().collect());
+    let listed: BTreeSet<String> = ACTIVITY_EVENT_TYPES
+        .iter()
+        .map(|t| format!("#/channels/activity/messages/{t}"))
+        .collect();
+    for (operation, action) in [("publishActivity", "send"), ("consumeActivity", "receive")] {
+        let operation = &asyncapi["operations"][operation];
+        assert_eq!(operation["action"], action);
+        assert_eq!(operation["channel"]["$ref"], "#/channels/activity");
+        let messages: BTreeSet<String> = operation["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["$ref"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(messages, listed);
+    }
+    for event_type in ACTIVITY_EVENT_TYPES {
+        assert_eq!(
+            channel["messages"][event_type]["$ref"],
+            format!("#/components/messages/{event_type}")
+        );
+        assert_eq!(
+            asyncapi["components"]["messages"][event_type]["payload"]["$ref"],
+            format!("events/{event_type}.schema.json")
+        );
+        assert!(
+            asyncapi["channels"]["orderEvents"]["messages"]
+                .get(event_type)
+                .is_none(),
+            "{event_type} is not an order event"
         );
     }
 }

@@ -7,7 +7,14 @@
 mod contract;
 
 use contract::{Contract, escape};
-use orders_core::analytics::{Granularity, Totals};
+use orders_core::activity::parse::{
+    MAX_AGE_SECONDS, MAX_BATCH_EVENTS, MAX_CART_PRODUCTS, MAX_FUTURE_SECONDS,
+};
+use orders_core::activity::{
+    ACTIVITY_EVENT_TYPES, ActivityReport, ActivitySeries, ActivityView, Counts, FunnelReport,
+    parse_activity_batch,
+};
+use orders_core::analytics::{Granularity, ProductTotals, Totals};
 use orders_core::listing::{DEFAULT_LIMIT, ListOrders, ListProducts, MAX_LIMIT};
 use orders_core::money::{MAX_QUANTITY, MAX_UNIT_PRICE, MIN_QUANTITY};
 use orders_core::product::{MAX_NAME_LEN, MAX_STOCK};
@@ -17,8 +24,8 @@ use orders_core::report::{
 };
 use orders_core::validation::{MAX_ITEMS, parse_place_order};
 use orders_core::{
-    Currency, FailureReason, Money, Order, OrderId, OrderStatus, Product, ProductId, PutProduct,
-    RetryOrder, Timestamp,
+    Caller, Currency, FailureReason, Money, Order, OrderId, OrderStatus, Product, ProductId,
+    PutProduct, RetryOrder, Timestamp,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -1037,4 +1044,344 @@ fn analytics_parameters_are_the_report_constants() {
             .is_some_and(|d| d.contains(&format!("{MAX_WINDOW_DAYS} days"))),
         "the to parameter states the longest window"
     );
+}
+
+/// The storefront activity batch (`POST /events`) as place-order validates it at `now`,
+/// received from staff (who may name any customer).
+fn activity_batch_is_valid(body: &Value, now: Timestamp) -> bool {
+    parse_activity_batch(body, &Caller::Staff, now).is_ok()
+}
+
+/// Bodies the schema and `parse_activity_batch` must agree on, both ways; and the rules the
+/// schema cannot hold (the server's clock, one id for two different events), which the
+/// code alone enforces and the document states in words.
+#[test]
+fn activity_batch_schema_accepts_what_the_code_accepts() {
+    let c = Contract::load();
+    let schema = "/components/schemas/ActivityBatchRequest";
+    let now = Timestamp::parse("2026-11-22T12:00:00Z").unwrap();
+    let at = "2026-11-22T11:59:00.000Z";
+    let viewed = |id: &str| json!({"eventId": id, "eventType": "ProductViewed", "sessionId": "s-1", "occurredAt": at, "productId": "sku-1"});
+    let added = json!({"eventId": "e-2", "eventType": "AddedToCart", "sessionId": "s-1", "occurredAt": at, "productId": "sku-1", "quantity": 2});
+    let removed = json!({"eventId": "e-3", "eventType": "RemovedFromCart", "sessionId": "s-1", "occurredAt": at, "productId": "sku-1", "quantity": 1});
+    let checkout = json!({"eventId": "e-4", "eventType": "CheckoutStarted", "sessionId": "s-1", "occurredAt": at, "cart": ["sku-1", "sku-2"]});
+    let batch = |events: Vec<Value>| json!({ "events": events });
+    let with = |event: &Value, key: &str, value: Value| {
+        let mut e = event.clone();
+        e[key] = value;
+        e
+    };
+    let without = |event: &Value, key: &str| {
+        let mut e = event.clone();
+        e.as_object_mut().unwrap().remove(key);
+        e
+    };
+    let safe = "A-z_0.9:".repeat(8);
+    let cart = |n: usize| json!((0..n).map(|i| format!("sku-{i}")).collect::<Vec<_>>());
+    let accepted = [
+        batch(vec![
+            viewed("e-1"),
+            added.clone(),
+            removed.clone(),
+            checkout.clone(),
+        ]),
+        batch(vec![with(&viewed("e-1"), "customerId", json!("c-1"))]),
+        // Null is the same as absent wherever a field is optional or not the type's.
+        batch(vec![with(&viewed("e-1"), "customerId", json!(null))]),
+        batch(vec![with(
+            &with(&viewed("e-1"), "quantity", json!(null)),
+            "cart",
+            json!(null),
+        )]),
+        batch(vec![with(&added, "cart", json!(null))]),
+        batch(vec![with(
+            &with(&checkout, "productId", json!(null)),
+            "quantity",
+            json!(null),
+        )]),
+        batch(vec![with(&checkout, "cart", json!(null))]),
+        batch(vec![without(&checkout, "cart")]),
+        batch(vec![with(&checkout, "cart", json!([]))]),
+        batch(vec![with(&checkout, "cart", cart(MAX_CART_PRODUCTS))]),
+        batch(vec![with(&added, "quantity", json!(MAX_QUANTITY))]),
+        batch(vec![with(&removed, "quantity", json!(MIN_QUANTITY))]),
+        batch(vec![with(
+            &with(
+                &with(&viewed(&safe), "sessionId", json!(safe)),
+                "customerId",
+                json!(safe),
+            ),
+            "productId",
+            json!(safe),
+        )]),
+        batch(vec![with(
+            &viewed("e-1"),
+            "occurredAt",
+            json!("2026-11-22T12:04:00+00:00"),
+        )]),
+        batch(vec![with(
+            &viewed("e-1"),
+            "occurredAt",
+            json!("2026-11-22T06:30:00-05:00"),
+        )]),
+        batch(
+            (0..MAX_BATCH_EVENTS)
+                .map(|i| viewed(&format!("e-{i}")))
+                .collect(),
+        ),
+        // An identical copy is one event.
+        batch(vec![viewed("e-1"), viewed("e-1")]),
+    ];
+    for body in &accepted {
+        assert!(activity_batch_is_valid(body, now), "code rejects {body}");
+        let violations = c.violations(schema, body);
+        assert!(
+            violations.is_empty(),
+            "schema rejects {body}: {violations:#?}"
+        );
+    }
+    let rejected = [
+        json!([]),
+        json!({}),
+        json!({"events": null}),
+        json!({"events": {}}),
+        batch(vec![]),
+        batch(
+            (0..=MAX_BATCH_EVENTS)
+                .map(|i| viewed(&format!("e-{i}")))
+                .collect(),
+        ),
+        json!({"events": [viewed("e-1")], "sentAt": at}),
+        batch(vec![json!("e-1")]),
+        batch(vec![with(&viewed("e-1"), "note", json!("x"))]),
+        batch(vec![with(
+            &viewed("e-1"),
+            "payload",
+            json!({"productId": "sku-1"}),
+        )]),
+        batch(vec![without(&viewed("e-1"), "eventId")]),
+        batch(vec![without(&viewed("e-1"), "sessionId")]),
+        batch(vec![without(&viewed("e-1"), "eventType")]),
+        batch(vec![without(&viewed("e-1"), "occurredAt")]),
+        batch(vec![with(&viewed("e-1"), "eventType", json!("Purchased"))]),
+        batch(vec![with(&viewed("e-1"), "eventType", json!(null))]),
+        batch(vec![with(&viewed("e-1"), "eventId", json!(null))]),
+        batch(vec![with(&viewed("e-1"), "eventId", json!(""))]),
+        batch(vec![with(&viewed("e-1"), "eventId", json!("e".repeat(65)))]),
+        batch(vec![with(&viewed("e-1"), "eventId", json!(7))]),
+        batch(vec![with(&viewed("e-1"), "sessionId", json!("s 1"))]),
+        batch(vec![with(&viewed("e-1"), "sessionId", json!("s/1"))]),
+        batch(vec![with(&viewed("e-1"), "customerId", json!("c#1"))]),
+        batch(vec![with(&viewed("e-1"), "customerId", json!(7))]),
+        batch(vec![with(&viewed("e-1"), "occurredAt", json!("yesterday"))]),
+        batch(vec![with(
+            &viewed("e-1"),
+            "occurredAt",
+            json!("2026-11-22"),
+        )]),
+        batch(vec![with(&viewed("e-1"), "occurredAt", json!(1795305316))]),
+        // productId: required where the type takes it, refused where it does not.
+        batch(vec![without(&viewed("e-1"), "productId")]),
+        batch(vec![with(&viewed("e-1"), "productId", json!(null))]),
+        batch(vec![without(&added, "productId")]),
+        batch(vec![without(&removed, "productId")]),
+        batch(vec![with(&viewed("e-1"), "productId", json!("sku/1"))]),
+        batch(vec![with(&checkout, "productId", json!("sku-1"))]),
+        // quantity: the same.
+        batch(vec![without(&added, "quantity")]),
+        batch(vec![with(&removed, "quantity", json!(null))]),
+        batch(vec![with(&viewed("e-1"), "quantity", json!(1))]),
+        batch(vec![with(&checkout, "quantity", json!(1))]),
+        batch(vec![with(&added, "quantity", json!(0))]),
+        batch(vec![with(&added, "quantity", json!(-1))]),
+        batch(vec![with(&added, "quantity", json!(MAX_QUANTITY + 1))]),
+        batch(vec![with(&added, "quantity", json!(1.5))]),
+        batch(vec![with(&added, "quantity", json!("2"))]),
+        // cart: checkouts only, each product once, at most 99.
+        batch(vec![with(&viewed("e-1"), "cart", json!([]))]),
+        batch(vec![with(&added, "cart", json!(["sku-1"]))]),
+        batch(vec![with(&checkout, "cart", json!(["sku-1", "sku-1"]))]),
+        batch(vec![with(&checkout, "cart", cart(MAX_CART_PRODUCTS + 1))]),
+        batch(vec![with(&checkout, "cart", json!(["sku 1"]))]),
+        batch(vec![with(&checkout, "cart", json!([3]))]),
+        batch(vec![with(&checkout, "cart", json!("sku-1"))]),
+    ];
+    for body in &rejected {
+        assert!(!activity_batch_is_valid(body, now), "code accepts {body}");
+        assert!(
+            !c.violations(schema, body).is_empty(),
+            "schema accepts {body}"
+        );
+    }
+    // What only the code can tell: the schema accepts these, the descriptions state them.
+    let ahead = now.plus_seconds(MAX_FUTURE_SECONDS + 1).to_string();
+    let behind = now.plus_seconds(-MAX_AGE_SECONDS - 1).to_string();
+    let code_only = [
+        batch(vec![with(&viewed("e-1"), "occurredAt", json!(ahead))]),
+        batch(vec![with(&viewed("e-1"), "occurredAt", json!(behind))]),
+        batch(vec![
+            viewed("e-1"),
+            with(&viewed("e-1"), "productId", json!("sku-2")),
+        ]),
+        // A whole number written as a float: JSON Schema's integer, not the code's.
+        batch(vec![with(&added, "quantity", json!(2.0))]),
+    ];
+    for body in &code_only {
+        assert!(!activity_batch_is_valid(body, now), "code accepts {body}");
+        assert!(c.violations(schema, body).is_empty(), "{body}");
+    }
+    let described = |pointer: &str, words: &[&str]| {
+        let text = c.at(pointer).as_str().unwrap_or_default().to_owned();
+        for word in words {
+            assert!(text.contains(word), "{pointer} does not say {word:?}");
+        }
+    };
+    let event = "/components/schemas/NewActivityEvent/properties";
+    described(
+        &format!("{event}/occurredAt/description"),
+        &[
+            &format!("{} minutes after", MAX_FUTURE_SECONDS / 60),
+            &format!("{} hours before", MAX_AGE_SECONDS / 3600),
+        ],
+    );
+    described(
+        "/components/schemas/ActivityBatchRequest/properties/events/description",
+        &["same sessionId and eventId", "other contents is refused"],
+    );
+    described(&format!("{event}/quantity/description"), &["2, not 2.0"]);
+}
+
+#[test]
+fn activity_request_examples_are_accepted_by_the_validation_code() {
+    let c = Contract::load();
+    // The examples' events happened between 10:30 and 10:34 that day.
+    let now = Timestamp::parse("2026-11-22T10:35:00Z").unwrap();
+    for (at, body) in examples_of(&c, "ActivityBatchRequest") {
+        parse_activity_batch(&body, &Caller::Staff, now).unwrap_or_else(|e| panic!("{at}: {e:?}"));
+    }
+}
+
+#[test]
+fn activity_enums_and_limits_are_the_domain_constants() {
+    let c = Contract::load();
+    let schema = |name: &str| c.at(&format!("/components/schemas/{name}")).clone();
+    assert_eq!(
+        schema("ActivityEventType")["enum"],
+        json!(ACTIVITY_EVENT_TYPES)
+    );
+    assert_eq!(
+        schema("ActivityBatchRequest")["properties"]["events"]["maxItems"],
+        MAX_BATCH_EVENTS
+    );
+    assert_eq!(
+        schema("ActivityBatchAccepted")["properties"]["accepted"]["maximum"],
+        MAX_BATCH_EVENTS
+    );
+    assert_eq!(
+        schema("NewActivityEvent")["properties"]["cart"]["maxItems"],
+        MAX_CART_PRODUCTS
+    );
+    assert_eq!(
+        schema("ActivitySeries")["properties"]["buckets"]["maxItems"],
+        MAX_SALES_BUCKETS
+    );
+    // The if/then branches name every type, once.
+    let branches: Vec<Value> = schema("NewActivityEvent")["allOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| {
+            let t = &b["if"]["properties"]["eventType"];
+            match t.get("const") {
+                Some(one) => vec![one.clone()],
+                None => t["enum"].as_array().unwrap().clone(),
+            }
+        })
+        .collect();
+    assert_eq!(
+        branches,
+        json!(ACTIVITY_EVENT_TYPES).as_array().unwrap().clone()
+    );
+    let funnel = c.at(&c.operation("GET", "/analytics/funnel"))["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| resolve(&c, p))
+        .find(|p| p["name"] == "productId")
+        .expect("GET /analytics/funnel documents productId")
+        .clone();
+    assert_eq!(
+        (funnel["in"].as_str(), &funnel["required"]),
+        (Some("query"), &json!(true))
+    );
+    let granularity = c.at(&c.operation("GET", "/analytics/activity"))["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| resolve(&c, p))
+        .find(|p| p["name"] == "granularity")
+        .expect("GET /analytics/activity documents granularity")
+        .clone();
+    assert!(
+        granularity["schema"].get("default").is_none(),
+        "without granularity the report is of the whole window, not of hours"
+    );
+}
+
+#[test]
+fn activity_reports_serialise_exactly_as_documented() {
+    let c = Contract::load();
+    let at = |s: &str| Timestamp::parse(s).unwrap();
+    let window = Window::parse(
+        Some("2026-11-22T10:00:00Z"),
+        Some("2026-11-22T12:00:00Z"),
+        at("2026-11-22T12:00:00Z"),
+    )
+    .unwrap();
+    let report = serde_json::to_value(ActivityReport::for_window(
+        &window,
+        &ActivityView::default(),
+    ))
+    .unwrap();
+    assert_documents_exactly(&c, "ActivityReport", &report);
+    let buckets = window.buckets(Granularity::Hour).unwrap();
+    let series = serde_json::to_value(ActivitySeries::new(
+        Granularity::Hour,
+        &buckets,
+        &vec![ActivityView::default(); buckets.len()],
+    ))
+    .unwrap();
+    assert_documents_exactly(&c, "ActivitySeries", &series);
+    assert_documents_exactly(&c, "ActivityReport", &series["buckets"][1]);
+    // Either shape is a 200 of GET /analytics/activity, and only one of them.
+    let ok = format!(
+        "{}/responses/200/content/application~1json/schema",
+        c.operation("GET", "/analytics/activity")
+    );
+    assert!(c.violations(&ok, &report).is_empty());
+    assert!(c.violations(&ok, &series).is_empty());
+    let funnel = |views, cart_adds, orders| {
+        serde_json::to_value(FunnelReport::new(
+            &window,
+            ProductId::parse("sku-1").unwrap(),
+            &Counts {
+                views,
+                cart_adds,
+                cart_removes: 1,
+                checkouts: 2,
+            },
+            &ProductTotals {
+                units: 9,
+                revenue: 900,
+                orders,
+            },
+        ))
+        .unwrap()
+    };
+    assert_documents_exactly(&c, "FunnelReport", &funnel(200, 30, 9));
+    // Orders without storefront events: rates above 1 are documented, not capped.
+    let above = funnel(4, 2, 9);
+    assert!(above["cartToOrderRate"].as_f64().unwrap() > 1.0, "{above}");
+    assert_documents_exactly(&c, "FunnelReport", &above);
+    assert_documents_exactly(&c, "FunnelReport", &funnel(0, 0, 0));
 }

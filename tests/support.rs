@@ -23,9 +23,10 @@ pub mod event_samples;
 
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
 
-/// Panics, naming every violation, unless `event` (a record read off the events stream)
-/// conforms to the schema of its `eventType` in `api/events` — closed, so a field the
-/// code emits but the contract does not name fails too.
+/// Panics, naming every violation, unless `event` (a record read off the order events
+/// stream or the storefront activity stream: both kinds of envelope have their schema in
+/// `api/events`, found by `eventType`) conforms to the schema of its `eventType` — closed, so
+/// a field the code emits but the contract does not name fails too.
 pub fn assert_event_conforms(event: &Value) {
     static SCHEMAS: std::sync::OnceLock<event_contract::EventSchemas> = std::sync::OnceLock::new();
     let schemas = SCHEMAS

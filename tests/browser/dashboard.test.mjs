@@ -1,6 +1,9 @@
 // The dashboard (GET /) in Debian's headless Chromium against a running stack: it shows the
 // KPIs the API computes, placed orders and their status changes are pushed to it over its
-// socket (place -> on screen measured), the status filter works, the page fits 375 px. A
+// socket (place -> on screen measured), the status filter works, the page fits 375 px. The
+// storefront activity the test sends (POST /events) shows in the activity tiles and in its
+// product's funnel exactly, counted once though sent twice; the funnel follows the first top
+// product until one is chosen (a row's button, by keyboard, or the picker). A
 // second page whose socket is refused polls instead: it still updates, a slow or busy API
 // keeps the last data with a "slow" note, and only an unreachable one shows the outage
 // banner, which clears when it answers again. Ten live dashboards do not slow the API
@@ -35,11 +38,16 @@ const SETTLE_MS = 20_000;
 const RECOVER_MS = 20_000;
 // A polling page notices a failing or slow API at its next poll.
 const NOTICE_MS = 12_000;
+// How long the query function serves a computed report (analytics.rs FRESHNESS): two reads
+// further apart than this are two computations.
+const REPORT_CACHE_MS = 2000;
 
 const run = `bt-${Date.now().toString(36)}`;
 const products = {
   lamp: { id: `${run}-lamp`, name: 'Desk lamp', price: 4599 },
   pen: { id: `${run}-pen`, name: 'Fountain pen', price: 1250 },
+  // Only the storefront activity test's events and order name it: its funnel is exact.
+  mug: { id: `${run}-mug`, name: 'Tea mug', price: 899 },
 };
 
 let context;
@@ -114,12 +122,35 @@ async function settled(orderId) {
   });
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const count = (n) => new Intl.NumberFormat('en-US').format(n);
 const usd = (minor) => new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' }).format(minor / 100);
 const percent = (rate) => `${(rate * 100).toFixed(1)}%`;
 
 async function kpiText(id, tab = page) {
   return (await tab.locator(`[data-testid=${id}] .kpi-value`).textContent()).trim();
+}
+
+/** The activity tiles' value and detail texts, by test id. */
+async function activityTiles(tab = page) {
+  return tab.locator('[data-testid=activity] .kpi').evaluateAll((tiles) => Object.fromEntries(tiles.map((t) => [
+    t.dataset.testid,
+    { value: t.querySelector('.kpi-value').textContent.trim(), detail: t.querySelector('.kpi-detail').textContent.trim() },
+  ])));
+}
+
+const FUNNEL_STEPS = ['views', 'cartAdds', 'checkouts', 'orders'];
+/** The funnel as shown: its product, state, caption, and each step's value and rate text. */
+async function funnelShown(tab = page) {
+  return tab.getByTestId('funnel').evaluate((list) => ({
+    productId: list.dataset.productId,
+    state: list.dataset.state,
+    caption: document.querySelector('[data-testid=funnel-product-name]').textContent,
+    steps: Object.fromEntries([...list.children].map((li) => [li.dataset.step, {
+      value: li.querySelector('.funnel-value').textContent.trim(),
+      rate: li.querySelector('.funnel-rate').textContent.trim(),
+    }])),
+  }));
 }
 
 async function orderRows(tab = page) {
@@ -256,6 +287,35 @@ test('the sales chart switches granularity and top products follow the API', asy
   await screenshot('dashboard-desktop.png');
 });
 
+test('the funnel shows the first top product until a top product is chosen (by keyboard)', async () => {
+  const funnel = page.getByTestId('funnel');
+  const rows = page.locator('[data-testid=top-products] tbody tr[data-product-id]');
+  await eventually('the funnel shows the first top product', async () => {
+    const [shown, state, first] = [
+      await funnel.getAttribute('data-product-id'), await funnel.getAttribute('data-state'),
+      await rows.first().getAttribute('data-product-id'),
+    ];
+    return state === 'ok' && shown === first && shown;
+  });
+  // The second product (the first when it is the only one): its name is a button.
+  const other = await rows.nth(Math.min(1, (await rows.count()) - 1)).getAttribute('data-product-id');
+  const pick = page.locator(`[data-testid=top-products] tr[data-product-id="${other}"] [data-testid=product-pick]`);
+  await pick.focus();
+  await page.keyboard.press('Enter');
+  await page.locator(`[data-testid=funnel][data-product-id="${other}"]`).waitFor({ timeout: NOTICE_MS });
+  assert.equal(await pick.getAttribute('aria-pressed'), 'true');
+  assert.equal(await page.getByTestId('funnel-product').inputValue(), other, 'the picker names the product');
+  // Each step's number is text in the list, not only a bar.
+  let last;
+  await eventually(`the funnel of ${other} matches the API`, async () => {
+    const report = await getOk(`/analytics/funnel?productId=${encodeURIComponent(other)}`);
+    const shown = await funnelShown();
+    last = { report, shown };
+    return shown.state === 'ok' && shown.productId === other
+      && FUNNEL_STEPS.every((step) => shown.steps[step].value === count(report[step]));
+  }).catch((err) => assert.fail(`${err.message}: ${JSON.stringify(last)}`));
+});
+
 test('placed orders and their status changes are pushed to the page (place -> on screen measured)', async (t) => {
   await filterBy('');
   assert.equal(await page.getByTestId('live-status').textContent(), 'Live');
@@ -295,9 +355,129 @@ test('a live page does not poll the listing or the reports', async (t) => {
   await page.waitForTimeout(10_000);
   page.off('request', count);
   t.diagnostic(`reads in 10 s while live and idle: ${reads.length} (${[...new Set(reads)].join(', ')})`);
-  // Polling read the listing every second and four reports every two: 30 in 10 s. Live it
-  // reads them again once a minute (and a few seconds after pushed analytics).
+  // Polling reads the listing and six reports (four order analytics, activity, the funnel)
+  // every 5 s: 14 to 21 in 10 s. Live it reads them once a minute (and the reports a few
+  // seconds after pushed analytics, passed by now): at most 1 + 6 here.
   assert.ok(reads.length <= 10, `read ${reads.length} times: ${reads.join(', ')}`);
+});
+
+// The activity this test sends: four sessions of its own (so each distinct count grows by
+// exactly its share), around this run's mug, which nothing else views or orders.
+const SHOPPER = `${run}-shopper`;
+function storefrontEvents(occurredAt) {
+  const mug = products.mug.id;
+  const event = (session, id, eventType, fields) => ({
+    eventId: `e-${id}`, eventType, sessionId: `${run}-s${session}`, occurredAt, ...fields,
+  });
+  return [
+    // s1 views the mug, adds it and checks out.
+    event(1, 1, 'ProductViewed', { productId: mug }),
+    event(1, 2, 'AddedToCart', { productId: mug, quantity: 1 }),
+    event(1, 3, 'CheckoutStarted', { cart: [mug] }),
+    // s2 views it, adds it twice, removes one and leaves: an abandoned cart.
+    event(2, 1, 'ProductViewed', { productId: mug }),
+    event(2, 2, 'AddedToCart', { productId: mug, quantity: 2 }),
+    event(2, 3, 'AddedToCart', { productId: mug, quantity: 1 }),
+    event(2, 4, 'RemovedFromCart', { productId: mug, quantity: 1 }),
+    // s3 only looks, at the lamp too.
+    event(3, 1, 'ProductViewed', { productId: mug }),
+    event(3, 2, 'ProductViewed', { productId: products.lamp.id }),
+    // s4 is a signed-in customer (staff relays it, as a storefront backend would).
+    event(4, 1, 'ProductViewed', { productId: mug, customerId: SHOPPER }),
+  ];
+}
+// What those events add to GET /analytics/activity, and the mug's funnel (with the order the
+// test places).
+const SENT = {
+  activeSessions: 4, activeCustomers: 1, views: 5, cartAdds: 3, cartRemoves: 1, checkouts: 1,
+  cartSessions: 2, checkoutSessions: 1, abandonedSessions: 1,
+};
+const MUG_FUNNEL = { views: 4, cartAdds: 3, cartRemoves: 1, checkouts: 1, orders: 1 };
+const ACTIVITY_COUNTERS = ['views', 'cartAdds', 'cartRemoves', 'checkouts'];
+const ACTIVITY_DISTINCT = ['activeSessions', 'activeCustomers', 'cartSessions', 'checkoutSessions', 'abandonedSessions'];
+/** The API's rates: four decimals, 0 without a denominator. */
+const rate = (n, d) => (d > 0 ? Math.round((n / d) * 10_000) / 10_000 : 0);
+
+/** GET /analytics/activity once two reads a report computation apart agree: what earlier
+ *  runs sent has been counted, so this run's events add up exactly. */
+async function steadyActivity() {
+  let last = await getOk('/analytics/activity');
+  return eventually('the activity report is steady', async () => {
+    await sleep(REPORT_CACHE_MS + 500);
+    const now = await getOk('/analytics/activity');
+    const same = [...ACTIVITY_COUNTERS, ...ACTIVITY_DISTINCT].every((k) => now[k] === last[k]);
+    last = now;
+    return same && now;
+  }, 2 * SETTLE_MS);
+}
+
+test('storefront activity shows in the tiles and the product funnel, exactly and once', async (t) => {
+  // The polling page: it reads the reports every 5 s, where a live one reads them once a
+  // minute (activity is not pushed).
+  const tab = await pollingDashboard();
+  // The default window (the last 24 h) is the page's default period. Exact as long as
+  // nothing else sends events meanwhile and no event leaves the window's start.
+  const base = await steadyActivity();
+  const events = storefrontEvents(new Date().toISOString());
+  for (const attempt of ['sent', 'resent, as a client that got no answer would']) {
+    const { status, body } = await api('POST', '/events', { events });
+    assert.equal(status, 202, `POST /events (${attempt}): ${JSON.stringify(body)}`);
+    assert.equal(body.accepted, events.length, JSON.stringify(body));
+  }
+  const orderId = await placeOrder(SHOPPER, [[products.mug, 1]]);
+  assert.equal((await settled(orderId)).status, 'PROCESSED');
+
+  const want = Object.fromEntries([...ACTIVITY_COUNTERS, ...ACTIVITY_DISTINCT].map((k) => [k, base[k] + SENT[k]]));
+  let report;
+  await eventually('GET /analytics/activity counts the events once', async () => {
+    report = await getOk('/analytics/activity');
+    // Estimated distinct counts (a window past the exact limit) cannot be checked exactly.
+    return ACTIVITY_COUNTERS.every((k) => report[k] === want[k])
+      && (report.approximate || ACTIVITY_DISTINCT.every((k) => report[k] === want[k]));
+  }, 2 * SETTLE_MS).catch((err) => assert.fail(`${err.message}: want ${JSON.stringify(want)}, got ${JSON.stringify(report)}`));
+  if (report.approximate) t.diagnostic('the window holds more sessions than are counted exactly: distinct counts compared with the API');
+  const shown = report.approximate ? report : { ...want, abandonmentRate: rate(want.abandonedSessions, want.cartSessions) };
+  const about = report.approximate ? '≈ ' : '';
+  const expectTiles = {
+    'activity-sessions': { value: about + count(shown.activeSessions) },
+    'activity-customers': { value: about + count(shown.activeCustomers) },
+    'activity-views': { value: count(want.views) },
+    'activity-cart-adds': { value: count(want.cartAdds), detail: `${count(want.cartRemoves)} removed` },
+    'activity-checkouts': { value: count(want.checkouts) },
+    'activity-abandonment': {
+      value: about + percent(shown.abandonmentRate),
+      detail: `${about}${count(shown.abandonedSessions)} of ${about}${count(shown.cartSessions)} sessions with a cart`,
+    },
+  };
+
+  // The mug through the picker, by keyboard: not a top product, so typed.
+  const picker = tab.getByLabel('Product id');
+  await picker.fill(products.mug.id);
+  await picker.press('Enter');
+  const m = MUG_FUNNEL;
+  const expectFunnel = {
+    views: { value: count(m.views), rate: '' },
+    cartAdds: { value: count(m.cartAdds), rate: `${percent(rate(m.cartAdds, m.views))} of views · ${count(m.cartRemoves)} removed` },
+    checkouts: { value: count(m.checkouts), rate: '' },
+    orders: { value: count(m.orders), rate: `${percent(rate(m.orders, m.cartAdds))} of cart adds · ${percent(rate(m.orders, m.views))} of views` },
+  };
+  let last;
+  await eventually('the tiles and the funnel show exactly what was sent', async () => {
+    const [tiles, funnel] = [await activityTiles(tab), await funnelShown(tab)];
+    last = { tiles, funnel };
+    const tilesOk = Object.entries(expectTiles).every(([id, e]) => tiles[id].value === e.value
+      && (e.detail === undefined || tiles[id].detail === e.detail));
+    const funnelOk = funnel.state === 'ok' && funnel.productId === products.mug.id
+      && JSON.stringify(funnel.steps) === JSON.stringify(expectFunnel);
+    return tilesOk && funnelOk;
+  }).catch((err) => assert.fail(`${err.message}: want ${JSON.stringify({ expectTiles, expectFunnel })}, got ${JSON.stringify(last)}`));
+  assert.match(last.funnel.caption, new RegExp(products.mug.id));
+  // The API says the same for the mug.
+  const funnel = await getOk(`/analytics/funnel?productId=${products.mug.id}`);
+  assert.deepEqual(
+    Object.fromEntries(Object.keys(MUG_FUNNEL).map((k) => [k, funnel[k]])), MUG_FUNNEL, JSON.stringify(funnel));
+  assert.deepEqual([funnel.viewToCartRate, funnel.cartToOrderRate, funnel.viewToOrderRate], [0.75, 0.3333, 0.25]);
+  await screenshot('dashboard-activity.png', tab);
 });
 
 test('the status filter shows only orders of that status', async () => {
@@ -347,8 +527,10 @@ test('the page fits a 375 px wide screen', async () => {
     viewport: window.innerWidth,
   }));
   assert.ok(widths.document <= widths.viewport && widths.body <= widths.viewport, JSON.stringify(widths));
-  const chartBox = await page.getByTestId('sales-chart').boundingBox();
-  assert.ok(chartBox.x >= 0 && chartBox.x + chartBox.width <= 375, JSON.stringify(chartBox));
+  for (const id of ['sales-chart', 'activity', 'funnel-panel']) {
+    const box = await page.getByTestId(id).boundingBox();
+    assert.ok(box.x >= 0 && box.x + box.width <= 375, `${id}: ${JSON.stringify(box)}`);
+  }
   await screenshot('dashboard-375.png');
   await page.setViewportSize({ width: 1280, height: 900 });
 });
@@ -459,10 +641,16 @@ test('analytics the API does not serve show as a dash, not as an outage', async 
     for (const id of ['kpi-orders', 'kpi-revenue', 'kpi-aov', 'kpi-failure-rate', 'kpi-customers']) {
       assert.equal(await kpiText(id, tab), '—', id);
     }
+    await tab.locator('[data-testid=funnel][data-state=error]').waitFor({ timeout: NOTICE_MS });
+    for (const [id, tile] of Object.entries(await activityTiles(tab))) assert.equal(tile.value, '—', id);
+    assert.match(await tab.getByTestId('activity-note').textContent(), /not available/);
+    for (const [step, shown] of Object.entries((await funnelShown(tab)).steps)) assert.equal(shown.value, '—', step);
     assert.equal(await tab.getByTestId('api-status').isVisible(), false);
     assert.ok(await tab.locator('[data-testid=orders-table] tr[data-order-id]').count() > 0);
     await tab.unroute(/\/analytics\//, missing);
     await tab.locator('[data-testid=kpi-orders]:not([data-value=""])').waitFor({ timeout: RECOVER_MS });
+    await tab.locator('[data-testid=funnel][data-state=ok]').waitFor({ timeout: RECOVER_MS });
+    assert.equal(await tab.getByTestId('activity-note').isVisible(), false);
   } finally {
     allowedFailures = null;
   }
@@ -501,9 +689,10 @@ test('ten live dashboards do not slow the API (measured)', async (t) => {
 
 test('a customer token cannot read analytics, and no token cannot read orders', async () => {
   assert.ok(CUSTOMER_TOKEN, 'ORDERS_CUSTOMER_TOKEN is set by scripts/browser-test.sh');
-  const asCustomer = await api('GET', '/analytics/summary', undefined,
-    { authorization: `Bearer ${CUSTOMER_TOKEN}` });
-  assert.equal(asCustomer.status, 403);
+  for (const path of ['/analytics/summary', '/analytics/activity', `/analytics/funnel?productId=${products.mug.id}`]) {
+    const asCustomer = await api('GET', path, undefined, { authorization: `Bearer ${CUSTOMER_TOKEN}` });
+    assert.equal(asCustomer.status, 403, path);
+  }
   const anonymous = await fetch(`${BASE}/orders`);
   assert.equal(anonymous.status, 401);
 });

@@ -155,6 +155,37 @@ async fn minutes(
     (stored, expected)
 }
 
+/// 20 sessions of the run, 5 events each, dated now (the run's minutes): two views,
+/// two cart adds (one of each product), then — in even sessions — a checkout, in odd
+/// ones a removal and a third cart add; signed in as the run's customers in turn.
+/// Totals: 40 views, 40 cart adds, 10 removals, 10 checkouts; 20 carted sessions, half
+/// of them abandoned.
+fn storefront(run: &str, products: &[String; 2], customers: &[String]) -> Vec<Value> {
+    let now = Timestamp::now();
+    let mut events = Vec::new();
+    for s in 0..20usize {
+        let session = format!("{run}-s{s}");
+        let mut kinds = vec![
+            serde_json::json!({"eventType": "ProductViewed", "productId": products[0]}),
+            serde_json::json!({"eventType": "ProductViewed", "productId": products[1]}),
+            serde_json::json!({"eventType": "AddedToCart", "productId": products[0], "quantity": 1}),
+        ];
+        if s % 2 == 0 {
+            kinds.push(serde_json::json!({"eventType": "AddedToCart", "productId": products[1], "quantity": 1}));
+            kinds.push(serde_json::json!({"eventType": "CheckoutStarted", "cart": products}));
+        } else {
+            kinds.push(serde_json::json!({"eventType": "RemovedFromCart", "productId": products[0], "quantity": 1}));
+            kinds.push(serde_json::json!({"eventType": "AddedToCart", "productId": products[1], "quantity": 1}));
+        }
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let mut event = crate::activity::event(&format!("e-{i}"), &session, now, kind);
+            event["customerId"] = serde_json::json!(customers[s % customers.len()]);
+            events.push(event);
+        }
+    }
+    events
+}
+
 #[tokio::test]
 #[ignore = "fault injection: run alone (make test runs it after the others)"]
 async fn orders_settle_exactly_once_through_injected_aws_faults() {
@@ -178,6 +209,20 @@ async fn orders_settle_exactly_once_through_injected_aws_faults() {
     let (pushed, listening) = crate::live::collect(socket);
 
     let faults = Faults::inject().await;
+    // Storefront sessions alongside: each batch sent twice (a client that got no answer),
+    // through throttled puts, lost answers and resets on the way to the activity figures.
+    let shoppers = storefront(&run, &products, &customers);
+    let sending = tokio::spawn({
+        let shoppers = shoppers.clone();
+        async move {
+            for batch in shoppers.chunks(25) {
+                for _ in 0..2 {
+                    let (status, answer) = crate::activity::send(&client(), batch).await;
+                    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{answer}");
+                }
+            }
+        }
+    });
     // 80 orders of one unit, 40 per product of 30 in stock: exactly 30 of each can succeed.
     let placed: Vec<String> = stream::iter(0..80usize)
         .map(|i| {
@@ -188,6 +233,9 @@ async fn orders_settle_exactly_once_through_injected_aws_faults() {
         .buffer_unordered(8)
         .collect()
         .await;
+    sending
+        .await
+        .expect("the storefront's batches went through");
     wait_until_processed(&customers, Duration::from_secs(180)).await;
     let fired = faults.fired().await;
     faults.clear().await;
@@ -239,6 +287,20 @@ async fn orders_settle_exactly_once_through_injected_aws_faults() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
+    // Storefront activity of the run's minutes: every event once, whatever fired.
+    let window = format!("from={}&to={}", from, to);
+    crate::activity::converges(
+        &format!("/analytics/activity?{window}"),
+        &serde_json::json!({
+            "from": from.to_string(), "to": to.to_string(),
+            "activeSessions": 20, "activeCustomers": 4, "approximate": false,
+            "views": 40, "cartAdds": 40, "cartRemoves": 10, "checkouts": 10,
+            "cartSessions": 20, "checkoutSessions": 10, "abandonedSessions": 10,
+            "abandonmentRate": 0.5
+        }),
+    )
+    .await;
+
     // Every order's settled state was pushed to the staff socket.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -281,10 +343,11 @@ async fn orders_settle_exactly_once_through_injected_aws_faults() {
         "aggregate_dlq_url",
         "relay_dlq_url",
         "notify_dlq_url",
+        "aggregate_activity_dlq_url",
     ] {
         for body in peek(&emulator, &emulator.output(queue)).await {
             assert!(
-                !ids.iter().any(|id| body.contains(id)),
+                !ids.iter().any(|id| body.contains(id)) && !body.contains(&run),
                 "{queue} holds an order of the run: {body}"
             );
         }

@@ -2,8 +2,10 @@
 //! routes Terraform declared) → the real function binaries → the Terraform-deployed tables
 //! and stream in the emulator. `make test` brings the stack up before running this.
 
+mod activity;
 mod analytics;
 mod auth;
+mod customers;
 mod faults;
 mod live;
 mod openapi;

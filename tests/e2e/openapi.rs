@@ -1222,6 +1222,92 @@ async fn commands_and_reads_answer_as_documented() {
     c.expect(StatusCode::OK, "GET /health", client().get(url("/health")))
         .await;
 
+    // Customers: alice's summary (her orders so far), to her and to staff; not bob's to her.
+    const CUSTOMER: &str = "GET /customers/{customerId}";
+    let reply = c
+        .expect(
+            StatusCode::OK,
+            CUSTOMER,
+            client().get(url(&format!("/customers/{alice}"))),
+        )
+        .await;
+    assert!(reply.body["orders"].as_u64() >= Some(1), "{}", reply.body);
+    c.expect(
+        StatusCode::OK,
+        CUSTOMER,
+        crate::client_as(orders_tests::Holder::Customer(&alice))
+            .get(url(&format!("/customers/{alice}"))),
+    )
+    .await;
+    c.expect(
+        StatusCode::FORBIDDEN,
+        CUSTOMER,
+        crate::client_as(orders_tests::Holder::Customer(&alice))
+            .get(url(&format!("/customers/{bob}"))),
+    )
+    .await;
+    c.expect(
+        StatusCode::NOT_FOUND,
+        CUSTOMER,
+        client().get(url(&format!("/customers/{run}-nobody"))),
+    )
+    .await;
+    c.expect(
+        StatusCode::BAD_REQUEST,
+        CUSTOMER,
+        client().get(url("/customers/not%20an%20id")),
+    )
+    .await;
+
+    // Storefront activity, dated yesterday (the orders-sim run reconciles today's minutes).
+    const EVENTS: &str = "POST /events";
+    let yesterday = Timestamp::from_unix_millis(
+        (Timestamp::now().unix_seconds() - 23 * 3600 - 600) / 60 * 60 * 1000,
+    )
+    .expect("a valid time");
+    let session = unique("oapi-session");
+    let viewed = json!({"eventId": "e-1", "eventType": "ProductViewed", "sessionId": session,
+        "occurredAt": yesterday.to_string(), "productId": "sku-1"});
+    let reply = c
+        .expect(
+            StatusCode::ACCEPTED,
+            EVENTS,
+            client()
+                .post(url("/events"))
+                .json(&json!({"events": [viewed]})),
+        )
+        .await;
+    assert_eq!(reply.body, json!({"accepted": 1}));
+    let reply = c
+        .expect(
+            StatusCode::BAD_REQUEST,
+            EVENTS,
+            client()
+                .post(url("/events"))
+                .json(&json!({"events": [{"eventId": "e-2", "eventType": "Teleported"}]})),
+        )
+        .await;
+    assert_eq!(reply.body["error"]["code"], "validation_failed");
+    let mut theirs = viewed.clone();
+    theirs["customerId"] = json!("someone-else");
+    c.expect(
+        StatusCode::FORBIDDEN,
+        EVENTS,
+        crate::client_as(orders_tests::Holder::Customer("oapi-shopper"))
+            .post(url("/events"))
+            .json(&json!({"events": [theirs]})),
+    )
+    .await;
+    c.expect(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        EVENTS,
+        client()
+            .post(url("/events"))
+            .header("content-type", "application/json")
+            .body(json!({"events": [], "padding": "x".repeat(1024 * 1024)}).to_string()),
+    )
+    .await;
+
     // The document and the dashboard, with revalidation.
     c.revalidate("GET /openapi.json", "/openapi.json").await;
     c.revalidate("GET /asyncapi.json", "/asyncapi.json").await;
@@ -1374,9 +1460,36 @@ async fn analytics_answer_as_documented() {
         .await;
     assert!(reply.body["activeCustomers"].as_u64() >= Some(2));
 
+    const ACTIVITY: &str = "GET /analytics/activity";
+    let reply = c
+        .revalidate(ACTIVITY, &format!("/analytics/activity?{window}"))
+        .await;
+    assert_eq!(reply.body["from"], from.to_string());
+    let reply = c
+        .revalidate(
+            ACTIVITY,
+            &format!("/analytics/activity?granularity=minute&{window}"),
+        )
+        .await;
+    assert_eq!(reply.body["buckets"].as_array().map(Vec::len), Some(3));
+    const FUNNEL: &str = "GET /analytics/funnel";
+    let reply = c
+        .revalidate(
+            FUNNEL,
+            &format!("/analytics/funnel?productId={product}&{window}"),
+        )
+        .await;
+    assert_eq!(
+        reply.body["orders"], 2,
+        "the funnel's orders are top products'"
+    );
+
     // Bad parameters: 400 from the code, and outside the document's parameter schemas where
     // those can say so (the window rules are the code's alone).
     let rejected_by_both = [
+        (ACTIVITY, "granularity", "week"),
+        (ACTIVITY, "by", "units"),
+        (FUNNEL, "limit", "5"),
         (SALES, "granularity", "week"),
         (SALES, "from", "yesterday"),
         (SALES, "limit", "5"),

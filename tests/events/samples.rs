@@ -6,11 +6,16 @@
 //! And events as the producer wrote them before a type's version was bumped, for the tests
 //! that hold consumers to reading them: `OrderPlaced` version 1, recorded from the version-1
 //! relay ([`RECORDED_V1_ORDER_PLACED`]) and, for any order, [`as_written_by_v1`].
+//!
+//! And the storefront activity events of the `activity` stream ([`every_activity_event`]),
+//! made as place-order makes them: a `POST /events` body through the validation code, each
+//! event in the envelope it travels in.
 
+use orders_core::activity::{ActivityEnvelope, parse_activity_batch};
 use orders_core::order::NewLineItem;
 use orders_core::{
-    Currency, CustomerId, EventEnvelope, EventId, FailureReason, Money, Order, OrderEvent, OrderId,
-    OrderStatus, PlaceOrder, Product, ProductId, Quantity, Timestamp,
+    Caller, Currency, CustomerId, EventEnvelope, EventId, FailureReason, Money, Order, OrderEvent,
+    OrderId, OrderStatus, PlaceOrder, Product, ProductId, Quantity, Timestamp,
 };
 use serde::Serialize;
 
@@ -167,4 +172,50 @@ fn retryable(reason: FailureReason) -> FailureReason {
     } else {
         FailureReason::OutOfStock
     }
+}
+
+/// When the sample activity batch arrives: its events are up to 5 minutes ahead of it and
+/// up to 24 hours behind.
+pub const ACTIVITY_RECEIVED_AT: &str = "2026-11-22T10:31:00.000Z";
+
+/// Every storefront event type, with and without a customer, every optional field present
+/// and absent (a checkout with a full cart, with one product, without one), quantities and
+/// ids at their limits, times with an offset and without milliseconds (the envelope writes
+/// them in UTC milliseconds): a `POST /events` body validated as place-order validates it
+/// (a staff caller, which names any customer), each event in its stream envelope.
+pub fn every_activity_event() -> Vec<ActivityEnvelope> {
+    let now = Timestamp::parse(ACTIVITY_RECEIVED_AT).expect("a timestamp");
+    let longest = "A-z_0.9:".repeat(8);
+    let cart: Vec<String> = (0..orders_core::activity::parse::MAX_CART_PRODUCTS)
+        .map(|i| format!("sku-{i}"))
+        .collect();
+    let body = serde_json::json!({"events": [
+        {"eventId": "e-1", "eventType": "ProductViewed", "sessionId": "s-1",
+         "occurredAt": "2026-11-22T10:30:01.250Z", "productId": "sku-mug-blue"},
+        {"eventId": "e-2", "eventType": "AddedToCart", "sessionId": "s-1",
+         "occurredAt": "2026-11-22T10:30:02.500Z", "productId": "sku-mug-blue", "quantity": 1},
+        {"eventId": "e-3", "eventType": "RemovedFromCart", "sessionId": "s-1",
+         "occurredAt": "2026-11-22T10:30:03Z", "productId": "sku-mug-blue", "quantity": 1},
+        {"eventId": "e-4", "eventType": "CheckoutStarted", "sessionId": "s-1",
+         "occurredAt": "2026-11-22T10:30:04.001Z"},
+        {"eventId": "e-1", "eventType": "ProductViewed", "sessionId": "s-2", "customerId": "c-1",
+         "occurredAt": "2026-11-22T11:35:00+01:00", "productId": "sku-tea-earl"},
+        {"eventId": "e-2", "eventType": "AddedToCart", "sessionId": "s-2", "customerId": "c-1",
+         "occurredAt": "2026-11-21T10:31:00Z", "productId": "sku-tea-earl",
+         "quantity": orders_core::money::MAX_QUANTITY},
+        {"eventId": "e-3", "eventType": "RemovedFromCart", "sessionId": "s-2",
+         "customerId": "c-1", "occurredAt": "2026-11-22T10:30:05.999Z",
+         "productId": "sku-tea-earl", "quantity": orders_core::money::MAX_QUANTITY},
+        {"eventId": "e-4", "eventType": "CheckoutStarted", "sessionId": "s-2", "customerId": "c-1",
+         "occurredAt": "2026-11-22T10:30:06.120Z", "cart": ["sku-tea-earl"]},
+        {"eventId": longest, "eventType": "CheckoutStarted", "sessionId": longest,
+         "customerId": longest, "occurredAt": "2026-11-22T10:30:07.120Z", "cart": cart},
+        {"eventId": "e-5", "eventType": "ProductViewed", "sessionId": "s-3",
+         "occurredAt": "2026-11-22T10:36:00Z", "productId": longest},
+    ]});
+    parse_activity_batch(&body, &Caller::Staff, now)
+        .expect("the sample batch is valid")
+        .into_iter()
+        .map(|event| ActivityEnvelope::new(event, now))
+        .collect()
 }

@@ -1,12 +1,14 @@
 //! Publishes order events to the Kinesis stream, partitioned by order id so each order's
-//! events stay in order on one shard.
+//! events stay in order on one shard; and storefront events to the activity stream,
+//! partitioned by session.
 
 use crate::errors::classify;
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use orders_core::ports::EventPublisher;
+use orders_core::activity::ActivityEnvelope;
+use orders_core::ports::{ActivityPublisher, EventPublisher};
 use orders_core::{EventEnvelope, OrderError};
 use tracing::debug;
 
@@ -57,30 +59,68 @@ impl EventPublisher for KinesisPublisher {
     /// One PutRecords per 500 events (or 5 MiB); a record Kinesis refused (throttled, internal
     /// failure) reports its error code, the others succeed.
     async fn publish_all(&self, events: &[EventEnvelope]) -> Vec<Result<(), OrderError>> {
-        let mut outcomes = Vec::with_capacity(events.len());
-        for chunk in chunks(events) {
-            outcomes.extend(self.put_records(chunk).await);
-        }
-        outcomes
+        let records = events
+            .iter()
+            .map(|e| Record {
+                key: e.partition_key().to_owned(),
+                data: e.to_json(),
+            })
+            .collect();
+        self.put_all(records).await
+    }
+}
+
+#[async_trait]
+impl ActivityPublisher for KinesisPublisher {
+    /// As [`EventPublisher::publish_all`], partitioned by session.
+    async fn publish_activity(&self, events: &[ActivityEnvelope]) -> Vec<Result<(), OrderError>> {
+        let records = events
+            .iter()
+            .map(|e| Record {
+                key: e.event.partition_key().to_owned(),
+                data: e.to_json(),
+            })
+            .collect();
+        self.put_all(records).await
+    }
+}
+
+/// A stream record to put: its partition key and data.
+struct Record {
+    key: String,
+    data: Vec<u8>,
+}
+
+impl Record {
+    fn size(&self) -> usize {
+        self.key.len() + self.data.len()
     }
 }
 
 impl KinesisPublisher {
-    async fn put_records(&self, events: &[EventEnvelope]) -> Vec<Result<(), OrderError>> {
+    async fn put_all(&self, records: Vec<Record>) -> Vec<Result<(), OrderError>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in chunks(&records) {
+            outcomes.extend(self.put_records(chunk).await);
+        }
+        outcomes
+    }
+
+    async fn put_records(&self, records: &[Record]) -> Vec<Result<(), OrderError>> {
         // Both fields are always set, so building an entry cannot fail; if it ever did, no
-        // event of the chunk went out.
-        let entries: Result<Vec<_>, _> = events
+        // record of the chunk went out.
+        let entries: Result<Vec<_>, _> = records
             .iter()
-            .map(|event| {
+            .map(|record| {
                 PutRecordsRequestEntry::builder()
-                    .partition_key(event.partition_key())
-                    .data(Blob::new(event.to_json()))
+                    .partition_key(&record.key)
+                    .data(Blob::new(record.data.clone()))
                     .build()
             })
             .collect();
         let entries = match entries {
             Ok(entries) => entries,
-            Err(e) => return every(events, || OrderError::Unexpected(e.to_string().into())),
+            Err(e) => return every(records, || OrderError::Unexpected(e.to_string().into())),
         };
         let output = match self
             .client
@@ -92,27 +132,27 @@ impl KinesisPublisher {
         {
             Ok(output) => output,
             Err(err) => {
-                // The whole request failed: every event of the chunk failed the same way.
+                // The whole request failed: every record of the chunk failed the same way.
                 let err = classify(err);
                 let detail = format!("{err}: {:?}", std::error::Error::source(&err));
                 return match err {
                     OrderError::Throttled(_) => {
-                        every(events, || OrderError::Throttled(detail.clone().into()))
+                        every(records, || OrderError::Throttled(detail.clone().into()))
                     }
                     OrderError::Unavailable(_) => {
-                        every(events, || OrderError::Unavailable(detail.clone().into()))
+                        every(records, || OrderError::Unavailable(detail.clone().into()))
                     }
-                    _ => every(events, || OrderError::Unexpected(detail.clone().into())),
+                    _ => every(records, || OrderError::Unexpected(detail.clone().into())),
                 };
             }
         };
-        let records = output.records();
-        events
+        let answers = output.records();
+        records
             .iter()
             .enumerate()
-            .map(|(i, event)| match records.get(i) {
+            .map(|(i, record)| match answers.get(i) {
                 Some(r) if r.error_code().is_none() => {
-                    debug!(event_id = %event.event_id, shard_id = r.shard_id(), sequence_number = r.sequence_number(), "event published");
+                    debug!(partition_key = %record.key, shard_id = r.shard_id(), sequence_number = r.sequence_number(), "record published");
                     Ok(())
                 }
                 Some(r) => {
@@ -135,24 +175,24 @@ impl KinesisPublisher {
     }
 }
 
-fn every(events: &[EventEnvelope], error: impl Fn() -> OrderError) -> Vec<Result<(), OrderError>> {
-    events.iter().map(|_| Err(error())).collect()
+fn every(records: &[Record], error: impl Fn() -> OrderError) -> Vec<Result<(), OrderError>> {
+    records.iter().map(|_| Err(error())).collect()
 }
 
-/// Consecutive runs of events that fit one PutRecords request.
-fn chunks(events: &[EventEnvelope]) -> Vec<&[EventEnvelope]> {
+/// Consecutive runs of records that fit one PutRecords request.
+fn chunks(records: &[Record]) -> Vec<&[Record]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
-    for (i, event) in events.iter().enumerate() {
-        let size = event.to_json().len() + event.partition_key().len();
+    for (i, record) in records.iter().enumerate() {
+        let size = record.size();
         if i > start && (i - start == MAX_RECORDS_PER_PUT || bytes + size > MAX_BYTES_PER_PUT) {
-            out.push(&events[start..i]);
+            out.push(&records[start..i]);
             (start, bytes) = (i, 0);
         }
         bytes += size;
     }
-    if start < events.len() {
-        out.push(&events[start..]);
+    if start < records.len() {
+        out.push(&records[start..]);
     }
     out
 }

@@ -88,6 +88,16 @@ impl Caller {
         }
     }
 
+    /// Reads about one customer (its summary): a customer reads only its own.
+    pub fn require_self(&self, customer: &CustomerId) -> Result<(), OrderError> {
+        match self {
+            Caller::Customer(me) if me != customer => Err(OrderError::Forbidden(
+                "a customer reads only its own summary".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The customer an order is placed for: a customer places only for itself (the body's
     /// `customerId` may be left out); staff and anonymous callers must name one.
     pub fn orderer(&self, named: Option<CustomerId>) -> Result<CustomerId, OrderError> {

@@ -21,17 +21,25 @@ use std::collections::{BTreeMap, BTreeSet};
 /// and stored, so one id always lands in the same shard and register.
 pub trait Member: Ord + Clone {
     fn key(&self) -> &str;
+    /// The id a stored key spells; `None` when it is not one (stored data is not trusted).
+    fn from_key(key: &str) -> Option<Self>;
 }
 
 impl Member for CustomerId {
     fn key(&self) -> &str {
         self.as_str()
     }
+    fn from_key(key: &str) -> Option<Self> {
+        CustomerId::parse(key).ok()
+    }
 }
 
 impl Member for SessionId {
     fn key(&self) -> &str {
         self.as_str()
+    }
+    fn from_key(key: &str) -> Option<Self> {
+        SessionId::parse(key).ok()
     }
 }
 

@@ -29,6 +29,7 @@
 pub mod activity;
 pub mod analytics;
 pub mod caller;
+pub mod customer;
 pub mod distinct;
 pub mod error;
 pub mod event;

@@ -146,6 +146,50 @@ impl EventPublisher for RecordingPublisher {
     }
 }
 
+/// Records every accepted storefront event; `fail_next(n)` makes the next `n` puts fail
+/// as a throttled stream would (each event's outcome on its own, as PutRecords reports).
+#[derive(Debug, Default, Clone)]
+pub struct RecordingActivity {
+    events: Arc<Mutex<Vec<crate::activity::ActivityEnvelope>>>,
+    failures: Arc<Mutex<usize>>,
+}
+
+impl RecordingActivity {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events put so far, in order.
+    pub fn events(&self) -> Vec<crate::activity::ActivityEnvelope> {
+        lock(&self.events).clone()
+    }
+
+    pub fn fail_next(&self, puts: usize) {
+        *lock(&self.failures) = puts;
+    }
+}
+
+#[async_trait]
+impl crate::ports::ActivityPublisher for RecordingActivity {
+    async fn publish_activity(
+        &self,
+        events: &[crate::activity::ActivityEnvelope],
+    ) -> Vec<Result<(), OrderError>> {
+        events
+            .iter()
+            .map(|event| {
+                let mut failures = lock(&self.failures);
+                if *failures > 0 {
+                    *failures -= 1;
+                    return Err(OrderError::Throttled("injected".into()));
+                }
+                lock(&self.events).push(event.clone());
+                Ok(())
+            })
+            .collect()
+    }
+}
+
 /// Idempotency records by key. As in DynamoDB, an expired record (TTL deletes lazily)
 /// counts as free when claimed again.
 #[derive(Debug, Default)]
@@ -385,6 +429,17 @@ impl OrderIds for SequentialIds {
     }
 }
 
+/// Runs a future over in-memory ports: they never wait, so polling once completes it.
+#[cfg(test)]
+pub(crate) fn run<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("in-memory ports never wait"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,16 +448,6 @@ mod tests {
     use crate::listing::CreatedWindow;
     use crate::money::{Currency, Money, Quantity};
     use crate::order::{NewLineItem, OrderStatus, PlaceOrder};
-
-    /// The futures here never wait, so polling once runs them to completion.
-    fn run<F: std::future::Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(output) => output,
-            std::task::Poll::Pending => panic!("in-memory ports never wait"),
-        }
-    }
 
     fn now() -> Timestamp {
         Timestamp::parse("2026-11-21T10:00:00Z").unwrap()
@@ -671,10 +716,12 @@ mod tests {
 }
 
 /// Analytics held as a [`Fold`](crate::analytics::Fold) of effects: what the aggregate
-/// function would have stored for them.
+/// function would have stored for them; storefront activity beside it, as the table
+/// holds both.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryAnalytics {
     fold: Arc<Mutex<crate::analytics::Fold>>,
+    pub activity: MemoryActivity,
 }
 
 impl MemoryAnalytics {
@@ -712,6 +759,24 @@ impl crate::ports::AnalyticsReader for MemoryAnalytics {
     ) -> Result<Vec<crate::distinct::Distinct>, OrderError> {
         let fold = lock(&self.fold);
         Ok(buckets.iter().map(|b| fold.view(b).customers).collect())
+    }
+}
+
+#[async_trait]
+impl crate::ports::ActivityReader for MemoryAnalytics {
+    async fn activity(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+    ) -> Result<Vec<crate::activity::ActivityView>, OrderError> {
+        self.activity.activity(buckets).await
+    }
+
+    async fn product_activity(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+        product: &ProductId,
+    ) -> Result<Vec<crate::activity::Counts>, OrderError> {
+        self.activity.product_activity(buckets, product).await
     }
 }
 
@@ -815,5 +880,181 @@ impl crate::ports::DeadLetterQueue for MemoryDeadLetters {
     async fn send(&self, letter: &crate::ports::DeadLetter) -> Result<(), OrderError> {
         lock(&self.0).push(letter.clone());
         Ok(())
+    }
+}
+
+/// Storefront activity stored as the activity store keeps it: counter items with per-shard
+/// watermarks, claims by group, set shards in their bounded form. Reads answer from the
+/// same state, so a test can aggregate and report through one value. Clones share state.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryActivity {
+    state: Arc<Mutex<ActivityState>>,
+}
+
+#[derive(Debug, Default)]
+struct ActivityState {
+    claims: BTreeMap<(String, String), String>,
+    counters: BTreeMap<crate::analytics::CounterItem, crate::activity::ActivityDelta>,
+    watermarks: BTreeMap<(crate::analytics::CounterItem, String), String>,
+    views: BTreeMap<crate::analytics::Bucket, crate::activity::ActivityView>,
+    /// Counter writes applied (for tests of what a batch costs).
+    writes: usize,
+}
+
+impl MemoryActivity {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counter writes applied so far.
+    pub fn counter_writes(&self) -> usize {
+        lock(&self.state).writes
+    }
+
+    /// What `bucket` holds now: counters and sets (as stored, bounded).
+    pub fn view(&self, bucket: &crate::analytics::Bucket) -> crate::activity::ActivityView {
+        let state = lock(&self.state);
+        let mut view = state.views.get(bucket).cloned().unwrap_or_default();
+        for (item, delta) in &state.counters {
+            if item.bucket() == *bucket {
+                for (name, value) in delta.attributes() {
+                    view.add_counter(&name, value);
+                }
+            }
+        }
+        view
+    }
+
+    fn apply(
+        &self,
+        item: &crate::analytics::CounterItem,
+        shard: &str,
+        expected: impl FnOnce(Option<&String>) -> Result<(), Option<String>>,
+        last: &str,
+        delta: &crate::activity::ActivityDelta,
+    ) -> Result<(), Option<String>> {
+        let mut state = lock(&self.state);
+        let key = (item.clone(), shard.to_owned());
+        expected(state.watermarks.get(&key))?;
+        state.watermarks.insert(key, last.to_owned());
+        state.counters.entry(item.clone()).or_default().add(delta);
+        state.writes += 1;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::ActivityStore for MemoryActivity {
+    async fn claim_activity(
+        &self,
+        group: &str,
+        claims: &[(String, String)],
+    ) -> Result<Vec<bool>, OrderError> {
+        let mut state = lock(&self.state);
+        Ok(claims
+            .iter()
+            .map(|(id, position)| {
+                let owner = state
+                    .claims
+                    .entry((group.to_owned(), id.clone()))
+                    .or_insert_with(|| position.clone());
+                owner == position
+            })
+            .collect())
+    }
+
+    async fn add_activity(
+        &self,
+        item: &crate::analytics::CounterItem,
+        shard: &str,
+        first: &str,
+        last: &str,
+        delta: &crate::activity::ActivityDelta,
+    ) -> Result<crate::ports::CountersApplied, OrderError> {
+        let seen = |wm: Option<&String>| match wm {
+            Some(wm) if crate::sequence::compare(wm, first) != std::cmp::Ordering::Less => {
+                Err(Some(wm.clone()))
+            }
+            _ => Ok(()),
+        };
+        Ok(match self.apply(item, shard, seen, last, delta) {
+            Ok(()) => crate::ports::CountersApplied::Done,
+            Err(wm) => crate::ports::CountersApplied::Behind(wm.unwrap_or_default()),
+        })
+    }
+
+    async fn add_activity_after(
+        &self,
+        item: &crate::analytics::CounterItem,
+        shard: &str,
+        watermark: &str,
+        last: &str,
+        delta: &crate::activity::ActivityDelta,
+    ) -> Result<bool, OrderError> {
+        let at = |wm: Option<&String>| {
+            if wm.map(String::as_str) == Some(watermark) {
+                Ok(())
+            } else {
+                Err(None)
+            }
+        };
+        Ok(self.apply(item, shard, at, last, delta).is_ok())
+    }
+
+    async fn add_sessions(
+        &self,
+        bucket: &crate::analytics::Bucket,
+        set: crate::activity::SessionSet,
+        shard: u32,
+        sessions: &std::collections::BTreeSet<crate::ids::SessionId>,
+    ) -> Result<(), OrderError> {
+        let mut state = lock(&self.state);
+        let stored = state.views.entry(*bucket).or_default().session_set(set);
+        // The bounded union holds the shard's ids (or their registers): adding it is the
+        // store's rewrite of the shard.
+        let now = stored.shard(shard).bounded_union(sessions);
+        stored.add_shard(shard, &now);
+        Ok(())
+    }
+
+    async fn add_active_customers(
+        &self,
+        bucket: &crate::analytics::Bucket,
+        shard: u32,
+        customers: &std::collections::BTreeSet<crate::ids::CustomerId>,
+    ) -> Result<(), OrderError> {
+        let mut state = lock(&self.state);
+        let stored = &mut state.views.entry(*bucket).or_default().customers;
+        let now = stored.shard(shard).bounded_union(customers);
+        stored.add_shard(shard, &now);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::ActivityReader for MemoryActivity {
+    async fn activity(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+    ) -> Result<Vec<crate::activity::ActivityView>, OrderError> {
+        Ok(buckets
+            .iter()
+            .map(|b| {
+                let mut view = self.view(b);
+                view.products.clear();
+                view
+            })
+            .collect())
+    }
+
+    async fn product_activity(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+        product: &ProductId,
+    ) -> Result<Vec<crate::activity::Counts>, OrderError> {
+        Ok(buckets
+            .iter()
+            .map(|b| self.view(b).products.remove(product).unwrap_or_default())
+            .collect())
     }
 }

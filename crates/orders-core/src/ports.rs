@@ -304,6 +304,87 @@ pub trait AnalyticsReader: Send + Sync {
     ) -> Result<Vec<crate::distinct::Distinct>, OrderError>;
 }
 
+/// Storage of the storefront activity analytics ([`crate::activity`]): the order analytics'
+/// exactly-once scheme over other items — watermarked counter items (`totals`,
+/// `products#NN`), claims per session and minute, and bounded distinct sets.
+#[async_trait]
+pub trait ActivityStore: Send + Sync {
+    /// Claims events of one claim group ([`crate::activity::ActivityEvent::claim_group`])
+    /// for the records carrying them: `(eventId, position)` pairs; for each, true when that
+    /// record is the event's first occurrence on the stream. One write per group per batch.
+    async fn claim_activity(
+        &self,
+        group: &str,
+        claims: &[(String, String)],
+    ) -> Result<Vec<bool>, OrderError>;
+
+    /// As [`AnalyticsStore::add_counters`], for an activity counter item.
+    async fn add_activity(
+        &self,
+        item: &crate::analytics::CounterItem,
+        shard: &str,
+        first: &str,
+        last: &str,
+        delta: &crate::activity::ActivityDelta,
+    ) -> Result<CountersApplied, OrderError>;
+
+    /// As [`AnalyticsStore::add_counters_after`], for an activity counter item.
+    async fn add_activity_after(
+        &self,
+        item: &crate::analytics::CounterItem,
+        shard: &str,
+        watermark: &str,
+        last: &str,
+        delta: &crate::activity::ActivityDelta,
+    ) -> Result<bool, OrderError>;
+
+    /// Adds sessions to one shard of a bucket's session set, in its bounded form;
+    /// idempotent.
+    async fn add_sessions(
+        &self,
+        bucket: &crate::analytics::Bucket,
+        set: crate::activity::SessionSet,
+        shard: u32,
+        sessions: &std::collections::BTreeSet<crate::ids::SessionId>,
+    ) -> Result<(), OrderError>;
+
+    /// Adds signed-in customers seen in the storefront to one shard of a bucket's set;
+    /// idempotent.
+    async fn add_active_customers(
+        &self,
+        bucket: &crate::analytics::Bucket,
+        shard: u32,
+        customers: &std::collections::BTreeSet<crate::ids::CustomerId>,
+    ) -> Result<(), OrderError>;
+}
+
+/// Reads of the activity analytics; as [`AnalyticsReader`], one entry per bucket asked.
+#[async_trait]
+pub trait ActivityReader: Send + Sync {
+    /// Totals and distinct sets of each bucket (not the per-product counters).
+    async fn activity(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+    ) -> Result<Vec<crate::activity::ActivityView>, OrderError>;
+
+    /// One product's activity counters in each bucket.
+    async fn product_activity(
+        &self,
+        buckets: &[crate::analytics::Bucket],
+        product: &ProductId,
+    ) -> Result<Vec<crate::activity::Counts>, OrderError>;
+}
+
+/// Puts accepted storefront events on the activity stream.
+#[async_trait]
+pub trait ActivityPublisher: Send + Sync {
+    /// Every event, one outcome each (in order); a failed one can be sent again as is.
+    async fn publish_activity(
+        &self,
+        events: &[crate::activity::ActivityEnvelope],
+    ) -> Vec<Result<(), OrderError>>;
+}
+
 /// Open sockets, their subscriptions and the tickets that open them (see [`crate::live`]).
 #[async_trait]
 pub trait LiveConnections: Send + Sync {

@@ -251,6 +251,12 @@ impl SalesReport {
     }
 }
 
+/// `total / n` in minor units rounded half up (an average order value); 0 when `n` is not
+/// positive.
+pub fn average_half_up(total: i64, n: i64) -> i64 {
+    if n > 0 { (2 * total + n) / (2 * n) } else { 0 }
+}
+
 /// `GET /analytics/summary`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -283,11 +289,7 @@ impl Summary {
         let with_revenue = count(OrderStatus::Processed)
             + count(OrderStatus::Shipped)
             + count(OrderStatus::Delivered);
-        let average_order_value = if with_revenue > 0 {
-            (2 * totals.revenue + with_revenue) / (2 * with_revenue)
-        } else {
-            0
-        };
+        let average_order_value = average_half_up(totals.revenue, with_revenue);
         let decided = totals.processed + totals.failed;
         let failure_rate = if decided > 0 {
             // Four decimals: a rate, not a measurement of the floating-point unit.

@@ -186,7 +186,7 @@ impl From<OrderError> for ApiError {
                     ..ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "throttled",
-                        "the service is busy; retry shortly (a POST with the same Idempotency-Key)",
+                        "the service is busy; retry shortly with the same request (a POST with its Idempotency-Key, a batch of events unchanged)",
                     )
                 }
             }
@@ -197,7 +197,7 @@ impl From<OrderError> for ApiError {
                     ..ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "unavailable",
-                        "a dependency is unavailable; retry shortly (a POST with the same Idempotency-Key)",
+                        "a dependency is unavailable; retry shortly with the same request (a POST with its Idempotency-Key, a batch of events unchanged)",
                     )
                 }
             }

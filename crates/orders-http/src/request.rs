@@ -13,21 +13,26 @@ use serde_json::Value;
 /// a client from making us parse megabytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The body as JSON, after the checks a client can get wrong: size (413), content type
-/// (415), syntax (400).
+/// The body as JSON, after the checks a client can get wrong: size (413, over
+/// [`MAX_BODY_BYTES`]), content type (415), syntax (400).
 pub fn json_body(request: &Request) -> Result<Value, ApiError> {
+    json_body_within(request, MAX_BODY_BYTES)
+}
+
+/// [`json_body`] with a route's own size limit (a batch route takes more than one order).
+pub fn json_body_within(request: &Request, max_bytes: usize) -> Result<Value, ApiError> {
     let bytes: &[u8] = match request.body() {
         Body::Empty => &[],
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,
         _ => &[],
     };
-    if bytes.len() > MAX_BODY_BYTES {
+    if bytes.len() > max_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!(
-                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                "the body is {} bytes; the limit is {max_bytes}",
                 bytes.len()
             ),
         ));

@@ -12,6 +12,8 @@ pub struct Config {
     pub currency: Currency,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl_hours: u32,
+    /// The stream `POST /events` puts storefront activity on.
+    pub activity_stream_name: String,
 }
 
 impl Config {
@@ -20,6 +22,7 @@ impl Config {
             orders_table: required("ORDERS_TABLE")?,
             products_table: required("PRODUCTS_TABLE")?,
             idempotency_table: required("IDEMPOTENCY_TABLE")?,
+            activity_stream_name: required("ACTIVITY_STREAM_NAME")?,
             currency: optional(
                 "DEFAULT_CURRENCY",
                 Currency::parse("USD").expect("USD is valid"),

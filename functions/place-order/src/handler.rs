@@ -1,35 +1,40 @@
 //! HTTP entry point: routes on API Gateway's decision, parses at the edge, and renders
 //! results and errors (through `orders_http::ApiError`, the one error mapping).
 
+use crate::activity::ActivityService;
 use crate::commands::{CommandService, Keyed};
 use crate::service::PlaceOrderService;
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{IF_MATCH, LOCATION};
 use orders_aws::telemetry::metric;
-use orders_core::ports::{Catalog, IdempotencyStore, OrderCommands, OrderStore};
+use orders_core::ports::{ActivityPublisher, Catalog, IdempotencyStore, OrderCommands, OrderStore};
 use orders_core::validation::parse_place_order_for;
 use orders_core::{
     Caller, FieldError, IdempotencyKey, Order, OrderId, OrderStatus, ProductId, PutProduct,
     RetryOrder, StockAdjustment,
 };
-use orders_http::request::{caller, header, json_body, path_parameter, route_key, subject};
+use orders_http::request::{
+    caller, header, json_body, json_body_within, path_parameter, route_key, subject,
+};
 use orders_http::response::{raw_json, versioned_json};
 use orders_http::{ApiError, Body, Request, Response};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// Everything the command side serves.
-pub struct App<S, I, C, K> {
+pub struct App<S, I, C, K, P> {
     pub place: PlaceOrderService<S, I, K>,
     pub commands: CommandService<C, K>,
+    pub activity: ActivityService<P>,
 }
 
-pub async fn handle<S, I, C, K>(app: &App<S, I, C, K>, request: Request) -> Response<Body>
+pub async fn handle<S, I, C, K, P>(app: &App<S, I, C, K, P>, request: Request) -> Response<Body>
 where
     S: OrderStore,
     I: IdempotencyStore,
     C: OrderCommands,
     K: Catalog,
+    P: ActivityPublisher,
 {
     let result = match route_key(&request).as_deref() {
         Some("POST /orders") => post_order(&app.place, &request).await.inspect_err(|e| {
@@ -40,6 +45,7 @@ where
         Some("PATCH /orders/{orderId}") => patch_order(&app.commands, &request).await,
         Some("PUT /products/{productId}") => put_product(&app.commands, &request).await,
         Some("POST /products/{productId}/stock") => adjust_stock(&app.commands, &request).await,
+        Some("POST /events") => post_events(&app.activity, &request).await,
         other => Err(ApiError::not_found(format!(
             "no such route on place-order: {}",
             other.unwrap_or("(none)")
@@ -100,6 +106,24 @@ fn order_response(order: &Order) -> Response<Body> {
     versioned_json(StatusCode::OK, order, order.version)
 }
 
+/// Largest `POST /events` body: 500 events of ~2 KB (a checkout naming a large cart is
+/// several KB, a view ~200 bytes), far inside Lambda's 6 MB request payload.
+pub const MAX_EVENTS_BODY_BYTES: usize = 1024 * 1024;
+
+/// `POST /events`: `202 {"accepted": n}` once every event is on the activity stream.
+async fn post_events<P: ActivityPublisher>(
+    activity: &ActivityService<P>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = caller(request)?;
+    let body = json_body_within(request, MAX_EVENTS_BODY_BYTES)?;
+    let accepted = activity.accept(&body, &caller).await?;
+    Ok(raw_json(
+        StatusCode::ACCEPTED,
+        serde_json::json!({ "accepted": accepted }).to_string(),
+    ))
+}
+
 async fn cancel_order<C: OrderCommands, K: Catalog>(
     commands: &CommandService<C, K>,
     request: &Request,
@@ -114,8 +138,8 @@ async fn cancel_order<C: OrderCommands, K: Catalog>(
 
 /// `POST /orders/{orderId}/retry`, with an optional body (`{"expectedTotal": 4498}`): an
 /// empty one needs no `Content-Type`.
-async fn retry_order<S, I, C, K>(
-    app: &App<S, I, C, K>,
+async fn retry_order<S, I, C, K, P>(
+    app: &App<S, I, C, K, P>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError>
 where

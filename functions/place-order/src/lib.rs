@@ -1,6 +1,7 @@
 //! `place-order`: the command side of the HTTP API — placing orders, changing their
 //! status (`PATCH`/`DELETE /orders/{id}`, `POST /orders/{id}/retry` for a failed one, see
-//! [`commands`]) and writing the catalog (`PUT /products/{id}`).
+//! [`commands`]), writing the catalog (`PUT /products/{id}`) and taking storefront
+//! activity (`POST /events`, [`activity`]).
 //!
 //! `POST /orders` validates the body, stores the order (`PENDING`, version 1) with a
 //! conditional write and answers `201`. Nothing here publishes: the orders table's change
@@ -16,11 +17,13 @@
 //! a retried request never creates a second order. Concurrent duplicates race on the same
 //! conditional writes and converge on one order.
 
+pub mod activity;
 pub mod commands;
 pub mod config;
 pub mod handler;
 pub mod service;
 
+pub use activity::ActivityService;
 pub use commands::CommandService;
 pub use config::Config;
 pub use handler::{App, handle};

@@ -2,9 +2,11 @@
 
 use lambda_http::{Error, service_fn};
 use orders_aws::metrics::{format_counts, take_request_counts};
-use orders_aws::{DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore};
+use orders_aws::{
+    DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore, KinesisPublisher,
+};
 use orders_core::ports::{SystemClock, UlidIds};
-use place_order::{App, CommandService, Config, PlaceOrderService, handle};
+use place_order::{ActivityService, App, CommandService, Config, PlaceOrderService, handle};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -31,6 +33,10 @@ async fn main() -> Result<(), Error> {
                 &config.products_table,
             ),
             catalog: DynamoCatalog::from_sdk(&sdk, &config.products_table),
+            clock: Arc::new(SystemClock),
+        },
+        activity: ActivityService {
+            publisher: KinesisPublisher::from_sdk(&sdk, &config.activity_stream_name),
             clock: Arc::new(SystemClock),
         },
     });

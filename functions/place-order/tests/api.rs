@@ -7,11 +7,12 @@
 use futures::future::join_all;
 use orders_aws::{DynamoCatalog, DynamoIdempotencyStore, DynamoOrderCommands, DynamoOrderStore};
 use orders_core::Currency;
+use orders_core::memory::RecordingActivity;
 use orders_core::ports::Catalog;
 use orders_core::ports::{SystemClock, UlidIds};
 use orders_tests::Emulator;
 use orders_tests::RecordedMetrics;
-use place_order::{App, CommandService, PlaceOrderService, handle};
+use place_order::{ActivityService, App, CommandService, PlaceOrderService, handle};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -21,7 +22,13 @@ struct Stack {
     emulator: Emulator,
     orders_table: String,
     idempotency_table: String,
-    app: App<DynamoOrderStore, DynamoIdempotencyStore, DynamoOrderCommands, DynamoCatalog>,
+    app: App<
+        DynamoOrderStore,
+        DynamoIdempotencyStore,
+        DynamoOrderCommands,
+        DynamoCatalog,
+        RecordingActivity,
+    >,
 }
 
 struct Reply {
@@ -61,7 +68,14 @@ async fn spawn_stack() -> Stack {
         emulator,
         orders_table,
         idempotency_table,
-        app: App { place, commands },
+        app: App {
+            place,
+            commands,
+            activity: ActivityService {
+                publisher: RecordingActivity::new(),
+                clock: Arc::new(SystemClock),
+            },
+        },
     }
 }
 

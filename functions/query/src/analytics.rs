@@ -18,10 +18,11 @@
 use crate::handler::{QueryService, etag_of, if_none_match};
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
+use orders_core::activity::{ActivityReport, ActivitySeries, ActivityView, Counts, FunnelReport};
 use orders_core::analytics::Granularity;
 use orders_core::analytics::{Bucket, ProductTotals, Totals};
 use orders_core::distinct::Distinct;
-use orders_core::ports::{AnalyticsReader, Catalog, OrderStore};
+use orders_core::ports::{ActivityReader, AnalyticsReader, Catalog, OrderStore};
 use orders_core::report::{
     ActiveCustomers, DEFAULT_TOP_PRODUCTS, MAX_TOP_PRODUCTS, RankBy, SalesReport, Summary,
     TopProduct, TopProducts, Window, parse_granularity, rank_products,
@@ -54,6 +55,9 @@ enum Report {
     TopProducts(Window, RankBy, usize),
     Customers(Window),
     Summary(Window),
+    /// Storefront activity over the window, or per bucket of a granularity.
+    Activity(Window, Option<Granularity>),
+    Funnel(Window, ProductId),
 }
 
 impl Report {
@@ -64,8 +68,9 @@ impl Report {
         now: orders_core::Timestamp,
     ) -> Result<Self, ApiError> {
         let allowed: &[&str] = match route {
-            "sales" => &["from", "to", "granularity"],
+            "sales" | "activity" => &["from", "to", "granularity"],
             "top-products" => &["from", "to", "limit", "by"],
+            "funnel" => &["from", "to", "productId"],
             _ => &["from", "to"],
         };
         let mut errors = Vec::new();
@@ -86,6 +91,16 @@ impl Report {
         let granularity = parse_granularity(params.get("granularity").unwrap_or(&"hour"))
             .map_err(|e| errors.push(e))
             .ok();
+        let product = match (route, params.get("productId")) {
+            ("funnel", None) => {
+                errors.push(FieldError::new("productId", "is required"));
+                None
+            }
+            ("funnel", Some(id)) => ProductId::parse(id)
+                .map_err(|e| errors.push(FieldError::new("productId", e.0)))
+                .ok(),
+            _ => None,
+        };
         let by = RankBy::parse(params.get("by").unwrap_or(&"revenue"))
             .map_err(|e| errors.push(e))
             .ok();
@@ -102,10 +117,15 @@ impl Report {
         };
         match (window, granularity, by, limit) {
             (Some(window), Some(granularity), Some(by), Some(limit)) if errors.is_empty() => {
-                Ok(match route {
-                    "sales" => Report::Sales(window, granularity),
-                    "top-products" => Report::TopProducts(window, by, limit),
-                    "customers" => Report::Customers(window),
+                Ok(match (route, product) {
+                    ("sales", _) => Report::Sales(window, granularity),
+                    ("top-products", _) => Report::TopProducts(window, by, limit),
+                    ("customers", _) => Report::Customers(window),
+                    ("activity", _) => Report::Activity(
+                        window,
+                        params.contains_key("granularity").then_some(granularity),
+                    ),
+                    ("funnel", Some(product)) => Report::Funnel(window, product),
                     _ => Report::Summary(window),
                 })
             }
@@ -122,6 +142,7 @@ pub struct ReportCache {
     entries: Mutex<HashMap<Report, (Instant, Arc<String>)>>,
     products: Settled<BTreeMap<ProductId, ProductTotals>>,
     customers: Settled<Distinct>,
+    activity: Settled<ActivityView>,
 }
 
 /// Per-bucket values of settled buckets.
@@ -211,7 +232,7 @@ impl ReportCache {
 
 /// `GET /analytics/{route}`.
 #[instrument(skip(service, request))]
-pub async fn report<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+pub async fn report<S: OrderStore, K: Catalog, A: AnalyticsReader + ActivityReader>(
     service: &QueryService<S, K, A>,
     request: &Request,
     route: &str,
@@ -242,7 +263,7 @@ pub async fn report<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         .expect("a valid response"))
 }
 
-async fn compute<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+async fn compute<S: OrderStore, K: Catalog, A: AnalyticsReader + ActivityReader>(
     service: &QueryService<S, K, A>,
     report: &Report,
 ) -> Result<String, ApiError> {
@@ -282,6 +303,59 @@ async fn compute<S: OrderStore, K: Catalog, A: AnalyticsReader>(
                 active_customers: count.value,
                 approximate: count.approximate,
             })
+        }
+        Report::Activity(window, None) => {
+            let views = service
+                .cache
+                .activity
+                .get(&window.cover(), now, |b| async move {
+                    analytics.activity(&b).await
+                })
+                .await?;
+            let mut merged = ActivityView::default();
+            for view in views.iter() {
+                merged.merge(view);
+            }
+            serde_json::to_string(&ActivityReport::for_window(window, &merged))
+        }
+        Report::Activity(window, Some(granularity)) => {
+            let buckets = window
+                .buckets(*granularity)
+                .map_err(|e| ApiError::validation(vec![e]))?;
+            let views = service
+                .cache
+                .activity
+                .get(
+                    &buckets,
+                    now,
+                    |b| async move { analytics.activity(&b).await },
+                )
+                .await?;
+            let views: Vec<ActivityView> = views.iter().map(|v| (**v).clone()).collect();
+            serde_json::to_string(&ActivitySeries::new(*granularity, &buckets, &views))
+        }
+        Report::Funnel(window, product) => {
+            let cover = window.cover();
+            let mut activity = Counts::default();
+            for counts in analytics.product_activity(&cover, product).await? {
+                activity.add(&counts);
+            }
+            let busy = occupied(analytics, &cover, |t| t.processed != 0).await?;
+            let maps = service
+                .cache
+                .products
+                .get(&busy, now, |b| async move { analytics.products(&b).await })
+                .await?;
+            let mut orders = ProductTotals::default();
+            for p in maps.iter().filter_map(|m| m.get(product)) {
+                orders.add(p);
+            }
+            serde_json::to_string(&FunnelReport::new(
+                window,
+                product.clone(),
+                &activity,
+                &orders,
+            ))
         }
         Report::TopProducts(window, by, limit) => {
             let cover = window.cover();

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 const DOCUMENT: &str = include_str!("../../../api/asyncapi.json");
 
 /// Every file of `api/events/` (a test keeps the list complete): `(file name, contents)`.
-const EVENT_SCHEMAS: [(&str, &str); 8] = [
+const EVENT_SCHEMAS: [(&str, &str); 12] = [
     (
         "common.schema.json",
         include_str!("../../../api/events/common.schema.json"),
@@ -41,6 +41,22 @@ const EVENT_SCHEMAS: [(&str, &str); 8] = [
     (
         "OrderDelivered.schema.json",
         include_str!("../../../api/events/OrderDelivered.schema.json"),
+    ),
+    (
+        "ProductViewed.schema.json",
+        include_str!("../../../api/events/ProductViewed.schema.json"),
+    ),
+    (
+        "AddedToCart.schema.json",
+        include_str!("../../../api/events/AddedToCart.schema.json"),
+    ),
+    (
+        "RemovedFromCart.schema.json",
+        include_str!("../../../api/events/RemovedFromCart.schema.json"),
+    ),
+    (
+        "CheckoutStarted.schema.json",
+        include_str!("../../../api/events/CheckoutStarted.schema.json"),
     ),
 ];
 
@@ -218,6 +234,64 @@ mod tests {
                 message["payload"]["$ref"],
                 format!("#/components/schemas/{event_type}")
             );
+        }
+    }
+
+    #[test]
+    fn the_activity_stream_carries_every_activity_event_type_with_its_schema() {
+        let doc = served();
+        let known: BTreeSet<&str> = orders_core::activity::ACTIVITY_EVENT_TYPES
+            .into_iter()
+            .collect();
+        let types: BTreeSet<&str> = doc["channels"]["activity"]["messages"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(types, known);
+        for operation in ["publishActivity", "consumeActivity"] {
+            let listed: BTreeSet<&str> = doc["operations"][operation]["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["$ref"].as_str().unwrap())
+                .collect();
+            let expected: BTreeSet<String> = known
+                .iter()
+                .map(|t| format!("#/channels/activity/messages/{t}"))
+                .collect();
+            assert_eq!(
+                listed,
+                expected.iter().map(String::as_str).collect(),
+                "{operation}"
+            );
+        }
+        let base = "urn:orders:asyncapi";
+        let registry = jsonschema::Registry::new()
+            .draft(jsonschema::Draft::Draft202012)
+            .add(base, doc.clone())
+            .unwrap()
+            .prepare()
+            .unwrap();
+        for envelope in orders_tests::event_samples::every_activity_event() {
+            let event_type = envelope.event.kind.event_type();
+            let message = &doc["components"]["messages"][event_type];
+            assert_eq!(
+                message["payload"]["$ref"],
+                format!("#/components/schemas/{event_type}")
+            );
+            let v = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .with_registry(&registry)
+                .should_validate_formats(true)
+                .build(&serde_json::json!({"$ref": format!("{base}#/components/schemas/{event_type}")}))
+                .unwrap();
+            let json: Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+            assert!(v.is_valid(&json), "{json}");
+            let mut broken = json.clone();
+            broken["schemaVersion"] = 2.into();
+            assert!(!v.is_valid(&broken), "{broken}");
         }
     }
 

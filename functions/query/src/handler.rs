@@ -4,9 +4,12 @@ use crate::analytics::{ReportCache, report};
 use crate::dashboard::Dashboard;
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use orders_core::customer::summarize;
 use orders_core::listing::{ListOrders, ListProducts, encode_cursor, encode_product_cursor};
-use orders_core::ports::{AnalyticsReader, Catalog, Clock, OrderStore, SystemClock};
-use orders_core::{FieldError, Order, OrderError, OrderId, Product, ProductId};
+use orders_core::ports::{
+    ActivityReader, AnalyticsReader, Catalog, Clock, OrderStore, SystemClock,
+};
+use orders_core::{CustomerId, FieldError, Order, OrderError, OrderId, Product, ProductId};
 use orders_http::request::{caller, path_parameter, query_pairs, route_key};
 use orders_http::response::{json, versioned_json};
 use orders_http::{ApiError, Body, Request, Response};
@@ -42,7 +45,7 @@ impl<S, K, A> QueryService<S, K, A> {
     }
 }
 
-pub async fn handle<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+pub async fn handle<S: OrderStore, K: Catalog, A: AnalyticsReader + ActivityReader>(
     service: &QueryService<S, K, A>,
     request: Request,
 ) -> Response<Body> {
@@ -51,11 +54,14 @@ pub async fn handle<S: OrderStore, K: Catalog, A: AnalyticsReader>(
         Some("GET /orders") => list_orders(service, &request).await,
         Some("GET /products/{productId}") => get_product(service, &request).await,
         Some("GET /products") => list_products(service, &request).await,
+        Some("GET /customers/{customerId}") => get_customer(service, &request).await,
         Some("GET /health") => health(service).await,
         Some("GET /analytics/sales") => report(service, &request, "sales").await,
         Some("GET /analytics/top-products") => report(service, &request, "top-products").await,
         Some("GET /analytics/customers") => report(service, &request, "customers").await,
         Some("GET /analytics/summary") => report(service, &request, "summary").await,
+        Some("GET /analytics/activity") => report(service, &request, "activity").await,
+        Some("GET /analytics/funnel") => report(service, &request, "funnel").await,
         Some("GET /") => Ok(dashboard(service, &request)),
         Some("GET /openapi.json") => Ok(asset(&request, OPENAPI, "application/json")),
         Some("GET /asyncapi.json") => Ok(asset(
@@ -121,6 +127,29 @@ async fn list_orders<S: OrderStore, K: Catalog, A: AnalyticsReader>(
                 .map(|last| encode_cursor(last, &query.window)),
         },
     ))
+}
+
+/// `GET /customers/{customerId}`: the customer's history from its orders; a customer
+/// reads only its own, and a customer without orders is not found.
+#[instrument(skip_all)]
+async fn get_customer<S: OrderStore, K: Catalog, A: AnalyticsReader>(
+    service: &QueryService<S, K, A>,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let raw = path_parameter(request, "customerId").unwrap_or_default();
+    let id = CustomerId::parse(&raw)
+        .map_err(|e| ApiError::validation(vec![FieldError::new("customerId", e.0)]))?;
+    caller(request)?.require_self(&id)?;
+    let summary = summarize(&service.store, &id).await?;
+    if summary.orders == 0 {
+        return Err(ApiError::not_found(format!("customer {id} has no orders")));
+    }
+    let mut response = json(StatusCode::OK, &summary);
+    // Its orders change status within seconds: revalidate, do not cache.
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, "no-cache".parse().expect("static header"));
+    Ok(response)
 }
 
 /// Any failure to reach the table is "not ready" (503), whatever its cause: a load balancer

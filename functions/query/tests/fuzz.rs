@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use query::handler::{QueryService, handle};
 use serde_json::{Map, Value, json};
 
-const ROUTES: [(&str, &str); 11] = [
+const ROUTES: [(&str, &str); 13] = [
     ("GET /orders", "/orders"),
     ("GET /orders/{orderId}", "/orders/{orderId}"),
     ("GET /products", "/products"),
@@ -16,6 +16,8 @@ const ROUTES: [(&str, &str); 11] = [
     ("GET /analytics/top-products", "/analytics/top-products"),
     ("GET /analytics/customers", "/analytics/customers"),
     ("GET /analytics/summary", "/analytics/summary"),
+    ("GET /analytics/activity", "/analytics/activity"),
+    ("GET /analytics/funnel", "/analytics/funnel"),
     ("GET /health", "/health"),
     ("GET /openapi.json", "/openapi.json"),
     ("GET /asyncapi.json", "/asyncapi.json"),

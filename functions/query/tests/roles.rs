@@ -48,6 +48,9 @@ async fn get(
     if let Some(id) = path.strip_prefix("/orders/") {
         event["pathParameters"] = serde_json::json!({"orderId": id});
     }
+    if let Some(id) = path.strip_prefix("/customers/") {
+        event["pathParameters"] = serde_json::json!({"customerId": id});
+    }
     if !query.is_empty() {
         event["rawQueryString"] = query.into();
         let pairs: serde_json::Map<String, Value> = query
@@ -169,4 +172,31 @@ async fn a_customer_reads_only_its_own_orders_and_no_analytics() {
     };
     let (status, _) = get(&service, "GET /analytics/summary", summary, "", &grouped).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_customer_reads_only_its_own_summary_and_staff_anyones() {
+    let service = Service::new(
+        MemoryOrderStore::new(),
+        MemoryCatalog::new(),
+        MemoryAnalytics::new(),
+    );
+    order_of(&service, "alice", 1).await;
+    order_of(&service, "alice", 2).await;
+    order_of(&service, "bob", 3).await;
+    const ROUTE: &str = "GET /customers/{customerId}";
+    let (status, mine) = get(&service, ROUTE, "/customers/alice", "", &ALICE).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["orders"], 2);
+    assert_eq!(mine["byStatus"]["PENDING"], 2);
+    assert_eq!(mine["revenue"], 0, "pending orders hold no revenue");
+    assert_eq!(mine["firstOrderAt"], "2026-11-21T10:00:00.000Z");
+    let (status, _) = get(&service, ROUTE, "/customers/bob", "", &ALICE).await;
+    assert_eq!(status, 403);
+    let (status, bob) = get(&service, ROUTE, "/customers/bob", "", &STAFF).await;
+    assert_eq!((status, bob["orders"].clone()), (200, 1.into()));
+    let (status, _) = get(&service, ROUTE, "/customers/carol", "", &STAFF).await;
+    assert_eq!(status, 404, "a customer without orders");
+    let (status, body) = get(&service, ROUTE, "/customers/not%20an%20id", "", &STAFF).await;
+    assert_eq!(status, 400, "{body}");
 }

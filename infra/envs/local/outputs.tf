@@ -17,3 +17,5 @@ output "notify_dlq_url" { value = module.orders.notify_dlq_url }
 output "function_names" { value = module.orders.function_names }
 output "endpoint" { value = var.endpoint }
 output "region" { value = var.region }
+output "activity_stream_name" { value = module.orders.activity_stream_name }
+output "aggregate_activity_dlq_url" { value = module.orders.aggregate_activity_dlq_url }

@@ -34,7 +34,13 @@ resource "aws_iam_role" "fn" {
 locals {
   # What a Kinesis event source mapping does with the function's role: Lambda, not our code,
   # reads the stream (and sends on-failure records to the mapping's destination).
-  stream_read_statements = [
+  stream_read_statements = {
+    "process-order"      = local.order_stream_read_statements
+    "aggregate"          = local.order_stream_read_statements
+    "notify"             = local.order_stream_read_statements
+    "aggregate-activity" = local.activity_stream_read_statements
+  }
+  order_stream_read_statements = [
     {
       Sid    = "EventSourceMappingReadsOrderEvents"
       Effect = "Allow"
@@ -47,14 +53,30 @@ locals {
       ]
       Resource = [aws_kinesis_stream.events.arn]
     },
-    {
-      # ListStreams is account-level: it has no resource type to name.
-      Sid      = "EventSourceMappingListsStreams"
-      Effect   = "Allow"
-      Action   = ["kinesis:ListStreams"]
-      Resource = ["*"]
-    },
+    local.list_streams_statement,
   ]
+  activity_stream_read_statements = [
+    {
+      Sid    = "EventSourceMappingReadsActivity"
+      Effect = "Allow"
+      Action = [
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+      ]
+      Resource = [aws_kinesis_stream.activity.arn]
+    },
+    local.list_streams_statement,
+  ]
+  list_streams_statement = {
+    # ListStreams is account-level: it has no resource type to name.
+    Sid      = "EventSourceMappingListsStreams"
+    Effect   = "Allow"
+    Action   = ["kinesis:ListStreams"]
+    Resource = ["*"]
+  }
 
   # What the mapping of the orders table's change stream does with the relay's role.
   change_read_statements = [
@@ -99,9 +121,17 @@ locals {
         Resource = [aws_dynamodb_table.idempotency.arn]
       },
       {
-        Sid      = "TablesKey"
+        # POST /events: one batch put of a storefront's events.
+        Sid      = "PublishActivity"
         Effect   = "Allow"
-        Action   = ["kms:Decrypt"]
+        Action   = ["kinesis:PutRecords"]
+        Resource = [aws_kinesis_stream.activity.arn]
+      },
+      {
+        # The tables' key; the activity stream is encrypted with it too.
+        Sid      = "TablesAndStreamKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
         Resource = [local.kms_key_arn]
       },
     ]
@@ -173,7 +203,7 @@ locals {
         Action   = ["kms:Decrypt"]
         Resource = [local.kms_key_arn]
       },
-    ], local.stream_read_statements)
+    ], local.stream_read_statements["process-order"])
 
     "relay" = concat([
       {
@@ -226,7 +256,37 @@ locals {
         Action   = ["kms:Decrypt"]
         Resource = [local.kms_key_arn]
       },
-    ], local.stream_read_statements)
+    ], local.stream_read_statements["aggregate"])
+
+    "aggregate-activity" = concat([
+      {
+        # Activity counters with per-shard watermarks (conditional ADD) and set shards,
+        # beside the orders' in the analytics table; read back on a refused update.
+        Sid      = "Analytics"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Resource = [aws_dynamodb_table.analytics.arn]
+      },
+      {
+        # First claim of each event (SET if_not_exists, one item per session and minute).
+        Sid      = "EventClaims"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = [aws_dynamodb_table.event_claims.arn]
+      },
+      {
+        Sid      = "DeadLetters"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [aws_sqs_queue.dlq["aggregate-activity"].arn]
+      },
+      {
+        Sid      = "TablesAndStreamKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = [local.kms_key_arn]
+      },
+    ], local.stream_read_statements["aggregate-activity"])
 
     "live" = [
       {
@@ -278,7 +338,7 @@ locals {
         Action   = ["kms:Decrypt"]
         Resource = [local.kms_key_arn]
       },
-    ], local.stream_read_statements)
+    ], local.stream_read_statements["notify"])
   }
 
   # X-Ray has no resource-level permissions: "*" is the only resource these actions take.

@@ -66,7 +66,7 @@ resource "aws_lambda_event_source_mapping" "stream" {
   for_each = local.stream_consumers
 
   function_name     = aws_lambda_function.fn[each.key].arn
-  event_source_arn  = aws_kinesis_stream.events.arn
+  event_source_arn  = local.stream_sources[each.key]
   starting_position = "TRIM_HORIZON"
 
   batch_size                         = local.stream_mappings[each.key].batch_size

@@ -9,6 +9,7 @@ locals {
     "POST /products/{productId}/stock" = "place-order"
     "GET /orders"                      = "query"
     "GET /orders/{orderId}"            = "query"
+    "GET /customers/{customerId}"      = "query"
     "GET /products"                    = "query"
     "GET /products/{productId}"        = "query"
     "GET /health"                      = "query"
@@ -20,6 +21,9 @@ locals {
     "GET /asyncapi.json"               = "query"
     "GET /"                            = "query"
     "POST /live/tickets"               = "live"
+    "POST /events"                     = "place-order"
+    "GET /analytics/activity"          = "query"
+    "GET /analytics/funnel"            = "query"
   }
 
   # Order attributes the listing indexes carry: everything a listing returns.
@@ -30,9 +34,19 @@ locals {
 
   # Kinesis consumers (event source mappings): binary => its DLQ key.
   stream_consumers = {
-    "process-order" = "process-order"
-    "aggregate"     = "aggregate"
-    "notify"        = "notify"
+    "process-order"      = "process-order"
+    "aggregate"          = "aggregate"
+    "notify"             = "notify"
+    "aggregate-activity" = "aggregate-activity"
+  }
+
+  # The stream each consumer reads: order events, or storefront activity (its own stream,
+  # so storefront volume never delays or throttles the orders' consumers).
+  stream_sources = {
+    "process-order"      = aws_kinesis_stream.events.arn
+    "aggregate"          = aws_kinesis_stream.events.arn
+    "notify"             = aws_kinesis_stream.events.arn
+    "aggregate-activity" = aws_kinesis_stream.activity.arn
   }
 
   # Per-consumer mapping settings; each is what the consumer's code relies on.
@@ -49,6 +63,13 @@ locals {
     # its per-shard watermarks need one consumer per shard (parallelization factor 1) and
     # make every retry exact. Bigger batches mean fewer writes per order.
     "aggregate" = {
+      batch_size         = 500
+      batching_window    = 1
+      retry_attempts     = -1
+      record_age_seconds = -1
+    }
+    # As the aggregate: exact counters need every batch, one consumer per shard.
+    "aggregate-activity" = {
       batch_size         = 500
       batching_window    = 1
       retry_attempts     = -1
@@ -72,6 +93,10 @@ locals {
   # after they expired would count the event again.
   event_claim_hours = var.kinesis_retention_hours + ceil(local.dlq_retention_seconds / 3600) + 24
 
+  # Storefront events are accepted up to 24 h after they happened, and a client may resend
+  # one that long: their claims outlive that too.
+  activity_claim_hours = local.event_claim_hours + 24
+
   # Consumers of the orders table's change stream (the outbox): binary => its DLQ key.
   change_consumers = {
     "relay" = "relay"
@@ -92,11 +117,13 @@ locals {
     "POST /orders"                     = local.customer_scopes
     "GET /orders"                      = local.customer_scopes
     "GET /orders/{orderId}"            = local.customer_scopes
+    "GET /customers/{customerId}"      = local.customer_scopes
     "DELETE /orders/{orderId}"         = local.customer_scopes
     "POST /orders/{orderId}/retry"     = local.customer_scopes
     "GET /products"                    = local.customer_scopes
     "GET /products/{productId}"        = local.customer_scopes
     "POST /live/tickets"               = local.customer_scopes
+    "POST /events"                     = local.customer_scopes
     "PATCH /orders/{orderId}"          = local.staff_scopes
     "PUT /products/{productId}"        = local.staff_scopes
     "POST /products/{productId}/stock" = local.staff_scopes
@@ -104,6 +131,8 @@ locals {
     "GET /analytics/top-products"      = local.staff_scopes
     "GET /analytics/customers"         = local.staff_scopes
     "GET /analytics/summary"           = local.staff_scopes
+    "GET /analytics/activity"          = local.staff_scopes
+    "GET /analytics/funnel"            = local.staff_scopes
   }
   protected_routes = { for route, bin in local.routes : route => bin if contains(keys(local.route_scopes), route) }
   public_routes    = { for route, bin in local.routes : route => bin if !contains(keys(local.route_scopes), route) }
@@ -121,6 +150,7 @@ locals {
         IDEMPOTENCY_TABLE     = aws_dynamodb_table.idempotency.name
         DEFAULT_CURRENCY      = var.currency
         IDEMPOTENCY_TTL_HOURS = tostring(var.idempotency_ttl_hours)
+        ACTIVITY_STREAM_NAME  = aws_kinesis_stream.activity.name
       })
     }
     "query" = {
@@ -176,6 +206,15 @@ locals {
         DEDUP_TABLE     = aws_dynamodb_table.event_claims.name
         DEDUP_TTL_HOURS = tostring(local.event_claim_hours)
         DLQ_URL         = aws_sqs_queue.dlq["aggregate"].url
+      })
+    }
+    "aggregate-activity" = {
+      timeout = var.stream_timeout
+      environment = merge(local.log_env, {
+        ANALYTICS_TABLE = aws_dynamodb_table.analytics.name
+        DEDUP_TABLE     = aws_dynamodb_table.event_claims.name
+        DEDUP_TTL_HOURS = tostring(local.activity_claim_hours)
+        DLQ_URL         = aws_sqs_queue.dlq["aggregate-activity"].url
       })
     }
   }

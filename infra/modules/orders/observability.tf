@@ -336,15 +336,17 @@ locals {
 locals {
   # One EMF metric of one function: [namespace, name, dimension, value, (more dimensions), options].
   emf = {
-    placed        = [local.metrics_namespace, "OrdersPlaced", local.metrics_dimension, local.fn_name["place-order"], { stat = "Sum", label = "placed" }]
-    replayed      = [local.metrics_namespace, "IdempotentReplays", local.metrics_dimension, local.fn_name["place-order"], { stat = "Sum", label = "idempotent replays" }]
-    processed     = [local.metrics_namespace, "OrdersProcessed", local.metrics_dimension, local.fn_name["process-order"], { stat = "Sum", label = "processed" }]
-    out_of_stock  = [local.metrics_namespace, "OrdersFailed", local.metrics_dimension, local.fn_name["process-order"], "reason", "out_of_stock", { stat = "Sum", label = "failed: out of stock" }]
-    unknown       = [local.metrics_namespace, "OrdersFailed", local.metrics_dimension, local.fn_name["process-order"], "reason", "unknown_product", { stat = "Sum", label = "failed: unknown product" }]
-    counter_items = [local.metrics_namespace, "AggregateWrites", local.metrics_dimension, local.fn_name["aggregate"], "kind", "counter", { stat = "Sum", label = "counter items" }]
-    customer_sets = [local.metrics_namespace, "AggregateWrites", local.metrics_dimension, local.fn_name["aggregate"], "kind", "customers", { stat = "Sum", label = "customer sets" }]
-    pushes        = [local.metrics_namespace, "Pushes", local.metrics_dimension, local.fn_name["notify"], { stat = "Sum", label = "frames pushed" }]
-    gone          = [local.metrics_namespace, "ConnectionsGone", local.metrics_dimension, local.fn_name["notify"], { stat = "Sum", label = "sockets found closed" }]
+    placed         = [local.metrics_namespace, "OrdersPlaced", local.metrics_dimension, local.fn_name["place-order"], { stat = "Sum", label = "placed" }]
+    replayed       = [local.metrics_namespace, "IdempotentReplays", local.metrics_dimension, local.fn_name["place-order"], { stat = "Sum", label = "idempotent replays" }]
+    processed      = [local.metrics_namespace, "OrdersProcessed", local.metrics_dimension, local.fn_name["process-order"], { stat = "Sum", label = "processed" }]
+    out_of_stock   = [local.metrics_namespace, "OrdersFailed", local.metrics_dimension, local.fn_name["process-order"], "reason", "out_of_stock", { stat = "Sum", label = "failed: out of stock" }]
+    unknown        = [local.metrics_namespace, "OrdersFailed", local.metrics_dimension, local.fn_name["process-order"], "reason", "unknown_product", { stat = "Sum", label = "failed: unknown product" }]
+    counter_items  = [local.metrics_namespace, "AggregateWrites", local.metrics_dimension, local.fn_name["aggregate"], "kind", "counter", { stat = "Sum", label = "counter items" }]
+    customer_sets  = [local.metrics_namespace, "AggregateWrites", local.metrics_dimension, local.fn_name["aggregate"], "kind", "customers", { stat = "Sum", label = "customer sets" }]
+    activity_items = [local.metrics_namespace, "AggregateWrites", local.metrics_dimension, local.fn_name["aggregate-activity"], "kind", "activity", { stat = "Sum", label = "activity counter items" }]
+    activity_sets  = [local.metrics_namespace, "AggregateWrites", local.metrics_dimension, local.fn_name["aggregate-activity"], "kind", "activity-sets", { stat = "Sum", label = "activity set shards" }]
+    pushes         = [local.metrics_namespace, "Pushes", local.metrics_dimension, local.fn_name["notify"], { stat = "Sum", label = "frames pushed" }]
+    gone           = [local.metrics_namespace, "ConnectionsGone", local.metrics_dimension, local.fn_name["notify"], { stat = "Sum", label = "sockets found closed" }]
   }
 
   api_metric = { for name in ["Count", "4xx", "5xx", "Latency", "IntegrationLatency"] : name => ["AWS/ApiGateway", name, "ApiId", aws_apigatewayv2_api.http.id] }
@@ -391,7 +393,7 @@ locals {
     },
     {
       title   = "Aggregate writes"
-      metrics = [local.emf.counter_items, local.emf.customer_sets]
+      metrics = [local.emf.counter_items, local.emf.customer_sets, local.emf.activity_items, local.emf.activity_sets]
     },
     {
       # What API Gateway bills for sockets: messages (the pushes) and connections.

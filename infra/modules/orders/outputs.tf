@@ -107,3 +107,13 @@ output "notify_dlq_url" {
   description = "Dead letters of notify (records that are not events, pushes given up)."
   value       = aws_sqs_queue.dlq["notify"].url
 }
+
+output "activity_stream_name" {
+  description = "Stream of storefront activity (POST /events)."
+  value       = aws_kinesis_stream.activity.name
+}
+
+output "aggregate_activity_dlq_url" {
+  description = "Dead letters of aggregate-activity."
+  value       = aws_sqs_queue.dlq["aggregate-activity"].url
+}

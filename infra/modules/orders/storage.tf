@@ -197,6 +197,23 @@ resource "aws_kinesis_stream" "events" {
   tags = var.tags
 }
 
+# Storefront activity (POST /events), partitioned by session: a stream of its own, so a
+# storefront's volume never delays or throttles the order events' consumers.
+resource "aws_kinesis_stream" "activity" {
+  name             = "${var.name_prefix}-activity"
+  retention_period = var.kinesis_retention_hours
+  shard_count      = var.kinesis_stream_mode == "PROVISIONED" ? var.kinesis_shard_count : null
+
+  stream_mode_details {
+    stream_mode = var.kinesis_stream_mode
+  }
+
+  encryption_type = "KMS"
+  kms_key_id      = local.kms_key_arn
+
+  tags = var.tags
+}
+
 # --------------------------------------------------------------------- SQS
 
 resource "aws_sqs_queue" "dlq" {

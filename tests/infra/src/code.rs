@@ -721,6 +721,22 @@ fn member(m: &syn::Member) -> String {
     }
 }
 
+/// `file` without its `#[cfg(test)]` items: tests call ports the deployed code never does.
+fn without_tests(mut file: syn::File) -> syn::File {
+    let is_test = |attrs: &[syn::Attribute]| {
+        attrs.iter().any(|a| {
+            a.path().is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test")
+        })
+    };
+    file.items.retain(|item| match item {
+        Item::Mod(m) => !is_test(&m.attrs),
+        Item::Fn(f) => !is_test(&f.attrs),
+        Item::Impl(i) => !is_test(&i.attrs),
+        _ => true,
+    });
+    file
+}
+
 fn parse(path: &Path) -> Result<syn::File> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -852,7 +868,7 @@ impl Function {
         for module in modules {
             let path = orders_core_src.join(format!("{module}.rs"));
             if path.is_file() {
-                sources.push(parse(&path)?);
+                sources.push(without_tests(parse(&path)?));
             }
         }
         let mut calls = CallReader {

@@ -725,6 +725,8 @@ const ON_FAILURE: &[(&str, OnFailure)] = &[
     // Per-shard watermarks make every retry exact, and a skipped batch would leave its events
     // out of the totals forever.
     ("aggregate", OnFailure::NeverSkip),
+    // The same watermarks and the same reason, over storefront activity.
+    ("aggregate-activity", OnFailure::NeverSkip),
     // A poison record must not block the orders behind it; orders-admin replays dead letters.
     ("process-order", OnFailure::GiveUp),
     // A push is a notice, not the record: orders and analytics stay in their tables, which

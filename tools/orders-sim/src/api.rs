@@ -1,6 +1,10 @@
 //! The orders API as the sim sees it: typed requests and responses (per the API docs and the
 //! analytics contract), and retries that are safe because they repeat an `Idempotency-Key`
-//! or an `If-Match`.
+//! or an `If-Match`. Storefront activity (`POST /events`, its reports): [`activity`].
+
+pub mod activity;
+
+pub use activity::{ActivityView, FunnelView, Posted};
 
 use anyhow::{Context as _, bail};
 use reqwest::{Client, Method, Response, StatusCode};

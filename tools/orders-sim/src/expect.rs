@@ -5,6 +5,10 @@
 //! `createdAt`; `processed` / `failed` / `cancelled` count orders that reached that status;
 //! `revenue`, `units` and the per-product figures are those of processed orders not later
 //! cancelled; `byStatus` is the current status; `activeCustomers` counts distinct customers.
+//!
+//! Storefront activity (`/analytics/activity`, `/analytics/funnel`): [`activity`].
+
+pub mod activity;
 
 use crate::api::{CustomersView, OrderView, SalesBucketView, SummaryView, TopProductsView};
 use crate::window::{Window, format, minute_of, minute_start, parse_time};

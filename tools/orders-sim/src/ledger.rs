@@ -1,8 +1,12 @@
 //! What the sim placed and what it expects of each order: the reconcile's source of truth.
 //! Saved with `--ledger FILE` so a later `--reconcile-ledger FILE` can check a run after
 //! operators have replayed dead letters.
+//!
+//! Orders of storefront sessions are entries like the traffic's (their `seq` from
+//! `traffic::sessions::SESSION_ORDER_SEQ`); the sessions' events are kept as sent.
 
 use crate::expect::Facts;
+use crate::traffic::sessions::Event;
 use crate::traffic::{FollowUp, Line, Product};
 use crate::window::{minute_of, parse_time};
 use serde::{Deserialize, Serialize};
@@ -73,6 +77,10 @@ pub struct Ledger {
     /// Stock each product was loaded with.
     pub stock: u64,
     pub orders: Vec<Entry>,
+    /// Storefront events the API acknowledged (`202`), each once, as sent: the activity
+    /// analytics must count exactly these. Absent from ledgers of runs without sessions.
+    #[serde(default)]
+    pub events: Vec<Event>,
     /// Requests whose outcome contradicts the plan (an invalid request accepted, a valid one
     /// refused): each is a difference in the reconcile.
     pub unexpected: Vec<String>,

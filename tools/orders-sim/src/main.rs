@@ -8,6 +8,7 @@ use orders_sim::reconcile::{ReconcileReport, reconcile};
 use orders_sim::run::{RunPlan, RunReport, run};
 use orders_sim::stats::write_table;
 use orders_sim::traffic::Settings;
+use orders_sim::traffic::sessions::SessionSettings;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// analytics equal what was placed.
 ///
 /// Traffic is bounded by --orders and/or --duration (100 requests when neither is given).
+/// After it, --sessions storefront sessions (20 by default; 0: none) send their events to
+/// POST /events in batches (--event-batch, some delivered again with --redeliver-ratio), and
+/// the carts of some checkouts are ordered; --reconcile then also checks /analytics/activity
+/// and /analytics/funnel against the events sent.
 /// Exit status: 0 when all went as planned, 1 when the reconcile found differences.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
@@ -70,6 +75,28 @@ struct Cli {
     /// Fraction of processed orders then shipped, half of them delivered too (PATCH with If-Match).
     #[arg(long, default_value_t = 0.0)]
     ship_ratio: f64,
+    /// Storefront sessions, sent after the orders as fast as --concurrency allows: shoppers
+    /// view products (as popular as the orders'), add to and remove from a cart, some start
+    /// a checkout and some order the cart. Their events go to POST /events in batches. 0: none.
+    #[arg(long, default_value_t = 20)]
+    sessions: usize,
+    /// Fraction of sessions signed in: their events carry one of the run's customers.
+    #[arg(long, default_value_t = 0.4)]
+    signed_in_ratio: f64,
+    /// Fraction of sessions ending with a non-empty cart that start a checkout.
+    #[arg(long, default_value_t = 0.5)]
+    checkout_ratio: f64,
+    /// Fraction of checkouts whose cart is then ordered (POST /orders, with follow-ups as
+    /// drawn by --cancel-ratio and --ship-ratio).
+    #[arg(long, default_value_t = 0.6)]
+    session_order_ratio: f64,
+    /// Events per POST /events at most (batch sizes vary from 1 to this).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=500))]
+    event_batch: u16,
+    /// Fraction of event batches delivered again later, half unchanged and half regrouped
+    /// (the same events split differently): the server must count each event once.
+    #[arg(long, default_value_t = 0.0)]
+    redeliver_ratio: f64,
     /// Product ids are `<prefix>-p00000`…: one catalog shared by runs with the same prefix.
     #[arg(long, default_value = "sim")]
     catalog_prefix: String,
@@ -84,7 +111,7 @@ struct Cli {
     #[arg(long)]
     reconcile: bool,
     /// Reconcile a run saved with --ledger instead of sending traffic.
-    #[arg(long, conflicts_with_all = ["orders", "duration", "rate", "reconcile"])]
+    #[arg(long, conflicts_with_all = ["orders", "duration", "rate", "reconcile", "sessions"])]
     reconcile_ledger: Option<PathBuf>,
     /// How long the reconcile may wait for processing and for the analytics to catch up.
     #[arg(long, default_value = "180s", value_parser = parse_duration)]
@@ -169,6 +196,14 @@ async fn main_inner() -> anyhow::Result<ExitCode> {
             unknown_product_ratio: cli.unknown_product_ratio,
             cancel_ratio: cli.cancel_ratio,
             ship_ratio: cli.ship_ratio,
+            sessions: SessionSettings {
+                sessions: cli.sessions,
+                signed_in_ratio: cli.signed_in_ratio,
+                checkout_ratio: cli.checkout_ratio,
+                order_ratio: cli.session_order_ratio,
+                batch_events: usize::from(cli.event_batch),
+                redeliver_ratio: cli.redeliver_ratio,
+            },
         };
         if let Err(why) = settings.check() {
             bail!(why);
@@ -198,8 +233,9 @@ async fn main_inner() -> anyhow::Result<ExitCode> {
     if let Some(path) = &cli.ledger {
         ledger.save(path)?;
         eprintln!(
-            "ledger: {} orders -> {}",
+            "ledger: {} orders, {} events -> {}",
             ledger.orders.len(),
+            ledger.events.len(),
             path.display()
         );
     }
@@ -207,8 +243,9 @@ async fn main_inner() -> anyhow::Result<ExitCode> {
     let reconciled = if cli.reconcile || cli.reconcile_ledger.is_some() {
         if !cli.json {
             eprintln!(
-                "reconciling {} orders (up to {:?})…",
+                "reconciling {} orders and {} storefront events (up to {:?})…",
                 ledger.orders.len(),
+                ledger.events.len(),
                 cli.reconcile_timeout
             );
         }
@@ -242,15 +279,10 @@ fn print_run(r: &RunReport) -> anyhow::Result<()> {
         "run {} against {} (seed {}): {} requests in {:.1} s",
         r.run_id, r.base_url, r.seed, r.sent, r.elapsed_seconds
     );
-    let statuses: Vec<String> = r
-        .by_status
-        .iter()
-        .map(|(s, n)| format!("{s}: {n}"))
-        .collect();
     println!(
         "  accepted {}, answers by status {{{}}}, retries {}",
         r.accepted,
-        statuses.join(", "),
+        by_status(&r.by_status),
         r.retries
     );
     println!(
@@ -269,10 +301,25 @@ fn print_run(r: &RunReport) -> anyhow::Result<()> {
         "  follow-ups: {} cancelled, {} shipped, {} delivered, {} out of stock, {} errors",
         f.cancelled, f.shipped, f.delivered, f.out_of_stock, f.errors
     );
-    write_table(
-        &mut std::io::stdout().lock(),
-        std::slice::from_ref(&r.latency),
-    )?;
+    let mut latencies = vec![r.latency.clone()];
+    if let Some(s) = &r.sessions {
+        println!(
+            "  sessions: {} ({} signed in, {} checkouts), {} events, {} acknowledged",
+            s.sessions, s.signed_in, s.checkouts, s.events, s.events_acknowledged
+        );
+        println!(
+            "  event batches: {} ({} resent, {} regrouped), answers by status {{{}}}, retries {}; \
+             session orders by status {{{}}}",
+            s.batches,
+            s.resent,
+            s.regrouped,
+            by_status(&s.by_status),
+            s.retries,
+            by_status(&s.orders_by_status)
+        );
+        latencies.push(s.latency.clone());
+    }
+    write_table(&mut std::io::stdout().lock(), &latencies)?;
     for u in r.unexpected.iter().take(20) {
         println!("  unexpected: {u}");
     }
@@ -283,6 +330,11 @@ fn print_run(r: &RunReport) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn by_status(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let statuses: Vec<String> = counts.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    statuses.join(", ")
 }
 
 fn print_reconcile(r: &ReconcileReport) {
@@ -297,6 +349,12 @@ fn print_reconcile(r: &ReconcileReport) {
         r.attempts,
         r.match_seconds
     );
+    if let Some(window) = &r.activity_window {
+        println!(
+            "  storefront: window {window}, {} events of this run",
+            r.own_events
+        );
+    }
     for d in &r.own_differences {
         println!("  difference: {d}");
     }

@@ -18,6 +18,11 @@
 //!
 //! Analytics trail the tables (pipeline + a short in-function cache), so the comparison is
 //! repeated until it matches or the timeout ends; only then are differences reported.
+//!
+//! A run with storefront sessions is also checked against the activity routes, in the same
+//! rounds: see `reconcile/activity.rs`.
+
+mod activity;
 
 use crate::api::{Api, OrderView};
 use crate::expect::{Expected, Facts};
@@ -48,13 +53,20 @@ pub struct ReconcileReport {
     /// Until the analytics matched (or the timeout).
     pub match_seconds: f64,
     pub attempts: u32,
-    /// Differences in what only this run feeds: its orders, and the figures of products no
-    /// other client ordered in the window. Exact whoever else writes.
+    /// The storefront's window (the run's events and orders), when the run had sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_window: Option<String>,
+    /// Storefront events of the run the API acknowledged.
+    pub own_events: usize,
+    /// Differences in what only this run feeds: its orders, the figures of products no
+    /// other client ordered in the window, and activity figures short of the run's events.
+    /// Exact whoever else writes.
     pub own_differences: Vec<String>,
     /// Differences in figures other clients' orders feed too (the window's totals, buckets
     /// and customers, shared products). Exact when the run had its minutes to itself; with
     /// other writers about, they can also come from records that are not orders at all (a
-    /// test's `OrderPlaced` for an order it never stored is counted, but never listed).
+    /// test's `OrderPlaced` for an order it never stored is counted, but never listed), and
+    /// activity figures above the run's (other clients' events, or copies counted twice).
     pub shared_differences: Vec<String>,
 }
 
@@ -146,6 +158,8 @@ pub async fn reconcile(api: &Api, ledger: &mut Ledger, timeout: Duration) -> Rec
         settle_seconds: 0.0,
         match_seconds: 0.0,
         attempts: 0,
+        activity_window: None,
+        own_events: ledger.events.len(),
         own_differences: ledger.unexpected.clone(),
         shared_differences: Vec::new(),
     };
@@ -161,6 +175,8 @@ pub async fn reconcile(api: &Api, ledger: &mut Ledger, timeout: Duration) -> Rec
             .push("some createdAt of the run is not RFC 3339".into());
     }
     report.window = Some(window.to_string());
+    let activity_window = activity::window(ledger);
+    report.activity_window = activity_window.map(|w| w.to_string());
     let sells_out = may_sell_out(ledger, ledger.stock);
     let names: BTreeMap<String, String> = ledger
         .catalog
@@ -236,12 +252,24 @@ pub async fn reconcile(api: &Api, ledger: &mut Ledger, timeout: Duration) -> Rec
     loop {
         report.attempts += 1;
         let found = compare(api, ledger, window, &names).await;
+        let (activity_own, activity_shared) = match activity_window {
+            Some(w) => activity::compare(api, ledger, w).await,
+            None => (Vec::new(), Vec::new()),
+        };
         report.foreign_orders = found.foreign_orders;
-        let done = found.own.is_empty() && found.shared.is_empty()
+        let done = found.own.is_empty()
+            && found.shared.is_empty()
+            && activity_own.is_empty()
+            && activity_shared.is_empty()
             || Instant::now() > deadline
             || !settled;
-        report.own_differences = base.iter().cloned().chain(found.own).collect();
-        report.shared_differences = found.shared;
+        report.own_differences = base
+            .iter()
+            .cloned()
+            .chain(found.own)
+            .chain(activity_own)
+            .collect();
+        report.shared_differences = found.shared.into_iter().chain(activity_shared).collect();
         if done {
             break;
         }
@@ -420,6 +448,7 @@ mod tests {
             catalog: Vec::new(),
             stock: 1_000,
             orders,
+            events: Vec::new(),
             unexpected: Vec::new(),
         }
     }

@@ -1,11 +1,17 @@
 //! Driving the traffic: load the catalog, send requests at a rate (open loop, at most
 //! `concurrency` in flight) or as fast as `concurrency` allows (closed loop), follow up on
-//! processed orders (cancel, ship, deliver), and count everything.
+//! processed orders (cancel, ship, deliver), and count everything. Storefront sessions are
+//! sent after the order traffic: see `run/sessions.rs`.
+
+mod sessions;
+
+pub use sessions::SessionReport;
 
 use crate::api::{Api, OrderView, Placed};
 use crate::ledger::{Entry, Ledger};
 use crate::stats::Summary;
-use crate::traffic::{FollowUp, Generator, Product, Request, Settings};
+use crate::traffic::sessions::Event;
+use crate::traffic::{FollowUp, Generator, OrderPlan, Product, Request, Settings};
 use futures::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -73,6 +79,9 @@ pub struct RunReport {
     /// Requests sent per second of the sending phase.
     pub sent_rate: f64,
     pub follow_ups: FollowUpTally,
+    /// The storefront sessions, when there were any (not in the figures above).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionReport>,
     /// Outcomes that contradict the plan (see `Ledger::unexpected`).
     pub unexpected: Vec<String>,
 }
@@ -88,9 +97,21 @@ struct Tally {
     follow_ups: FollowUpTally,
     orders: BTreeMap<u64, Entry>,
     unexpected: Vec<String>,
+    sessions: sessions::SessionTally,
+    /// Storefront events acknowledged by the API, in the order they happened.
+    events: Vec<Event>,
 }
 
 type Shared = Arc<Mutex<Tally>>;
+type FollowUps = Mutex<Vec<JoinHandle<()>>>;
+
+/// Which figures an order placement counts in: the traffic's (`sent`, `accepted`, latency)
+/// or the sessions'. Its ledger entry and follow-up are the same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Traffic,
+    Session,
+}
 
 fn lock(tally: &Shared) -> std::sync::MutexGuard<'_, Tally> {
     tally
@@ -138,11 +159,12 @@ pub async fn run(api: &Api, plan: &RunPlan) -> anyhow::Result<(RunReport, Ledger
     }
     let tally: Shared = Arc::default();
     let permits = Arc::new(Semaphore::new(plan.concurrency.max(1)));
-    let follow_ups: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+    let follow_ups: Arc<FollowUps> = Arc::default();
     let bar = progress_bar(plan);
     let by_count = plan.requests.is_some();
 
     let start = Instant::now();
+    let started_at = orders_core::Timestamp::now().unix_millis();
     let mut sending = Vec::new();
     let mut n: u64 = 0;
     loop {
@@ -189,6 +211,10 @@ pub async fn run(api: &Api, plan: &RunPlan) -> anyhow::Result<(RunReport, Ledger
         task.await?;
     }
     let elapsed = start.elapsed();
+    if plan.settings.sessions.sessions > 0 {
+        bar.set_message("storefront sessions");
+        sessions::send(api, plan, started_at, &tally, &follow_ups).await;
+    }
     bar.set_message("waiting for follow-ups");
     loop {
         let pending: Vec<JoinHandle<()>> = std::mem::take(
@@ -224,6 +250,7 @@ pub async fn run(api: &Api, plan: &RunPlan) -> anyhow::Result<(RunReport, Ledger
         achieved_rate: t.accepted as f64 / seconds,
         sent_rate: t.sent as f64 / seconds,
         follow_ups: t.follow_ups,
+        sessions: (plan.settings.sessions.sessions > 0).then(|| t.sessions.report()),
         unexpected: t.unexpected.clone(),
     };
     let ledger = Ledger {
@@ -234,6 +261,7 @@ pub async fn run(api: &Api, plan: &RunPlan) -> anyhow::Result<(RunReport, Ledger
         catalog,
         stock: plan.settings.stock,
         orders: t.orders.into_values().collect(),
+        events: t.events,
         unexpected: t.unexpected,
     };
     Ok((report, ledger))
@@ -243,7 +271,7 @@ async fn send(
     api: &Api,
     request: Request,
     tally: &Shared,
-    follow_ups: &Mutex<Vec<JoinHandle<()>>>,
+    follow_ups: &FollowUps,
     follow_up_timeout: Duration,
 ) {
     match request {
@@ -266,64 +294,94 @@ async fn send(
             }
         }
         Request::Order(order) => {
-            let placed = api.place(&order.body(), &order.idempotency_key).await;
-            let mut t = lock(tally);
-            t.sent += 1;
-            t.latencies.push(placed.latency);
-            t.retries += u64::from(placed.retries);
-            match placed.value {
-                Placed::Created(view) => {
-                    *t.by_status.entry("201".into()).or_default() += 1;
-                    t.accepted += 1;
-                    if view.total != order.total() || view.customer_id != order.customer_id {
-                        t.unexpected.push(format!(
-                            "order {} (#{}) was stored as {view:?}",
-                            view.order_id, order.seq
-                        ));
-                    }
-                    t.orders.insert(
-                        order.seq,
-                        Entry {
-                            seq: order.seq,
-                            order_id: view.order_id.clone(),
-                            customer_id: order.customer_id.clone(),
-                            created_at: view.created_at.clone(),
-                            lines: order.lines.clone(),
-                            expect_failure: order.expect_failure,
-                            follow_up: order.follow_up,
-                            follow_up_done: false,
-                            out_of_stock: false,
-                        },
-                    );
-                    drop(t);
-                    if order.follow_up != FollowUp::None {
-                        let (api, tally) = (api.clone(), Arc::clone(tally));
-                        let task = tokio::spawn(async move {
-                            let outcome =
-                                follow_up(&api, view, order.follow_up, follow_up_timeout).await;
-                            record_follow_up(&tally, order.seq, order.follow_up, outcome);
-                        });
-                        follow_ups
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .push(task);
-                    }
-                }
-                Placed::Refused { status, body } => {
-                    *t.by_status.entry(status.to_string()).or_default() += 1;
-                    t.unexpected.push(format!(
-                        "valid order #{} refused with {status}: {body}",
-                        order.seq
-                    ));
-                }
-                Placed::Unreachable(err) => {
-                    *t.by_status.entry("unreachable".into()).or_default() += 1;
-                    t.unexpected.push(format!(
-                        "valid order #{} (key {}) got no answer: {err}",
-                        order.seq, order.idempotency_key
-                    ));
-                }
+            place_order(
+                api,
+                order,
+                tally,
+                follow_ups,
+                follow_up_timeout,
+                Source::Traffic,
+            )
+            .await
+        }
+    }
+}
+
+/// Places `order` (`Idempotency-Key`), enters it in the ledger when created, and starts its
+/// follow-up.
+async fn place_order(
+    api: &Api,
+    order: OrderPlan,
+    tally: &Shared,
+    follow_ups: &FollowUps,
+    follow_up_timeout: Duration,
+    source: Source,
+) {
+    let placed = api.place(&order.body(), &order.idempotency_key).await;
+    let mut t = lock(tally);
+    let status = |t: &mut Tally, key: &str| match source {
+        Source::Traffic => *t.by_status.entry(key.to_owned()).or_default() += 1,
+        Source::Session => t.sessions.order_answer(key),
+    };
+    if source == Source::Traffic {
+        t.sent += 1;
+        t.latencies.push(placed.latency);
+        t.retries += u64::from(placed.retries);
+    }
+    let what = match source {
+        Source::Traffic => "valid order",
+        Source::Session => "session order",
+    };
+    match placed.value {
+        Placed::Created(view) => {
+            status(&mut t, "201");
+            if source == Source::Traffic {
+                t.accepted += 1;
             }
+            if view.total != order.total() || view.customer_id != order.customer_id {
+                t.unexpected.push(format!(
+                    "order {} (#{}) was stored as {view:?}",
+                    view.order_id, order.seq
+                ));
+            }
+            t.orders.insert(
+                order.seq,
+                Entry {
+                    seq: order.seq,
+                    order_id: view.order_id.clone(),
+                    customer_id: order.customer_id.clone(),
+                    created_at: view.created_at.clone(),
+                    lines: order.lines.clone(),
+                    expect_failure: order.expect_failure,
+                    follow_up: order.follow_up,
+                    follow_up_done: false,
+                    out_of_stock: false,
+                },
+            );
+            drop(t);
+            if order.follow_up != FollowUp::None {
+                let (api, tally) = (api.clone(), Arc::clone(tally));
+                let task = tokio::spawn(async move {
+                    let outcome = follow_up(&api, view, order.follow_up, follow_up_timeout).await;
+                    record_follow_up(&tally, order.seq, order.follow_up, outcome);
+                });
+                follow_ups
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(task);
+            }
+        }
+        Placed::Refused { status: code, body } => {
+            status(&mut t, &code.to_string());
+            t.unexpected
+                .push(format!("{what} #{} refused with {code}: {body}", order.seq));
+        }
+        Placed::Unreachable(err) => {
+            status(&mut t, "unreachable");
+            t.unexpected.push(format!(
+                "{what} #{} (key {}) got no answer: {err}",
+                order.seq, order.idempotency_key
+            ));
         }
     }
 }

@@ -5,12 +5,19 @@
 //! The shape follows what a shop sees: a few products sell most (Zipf-like popularity, rank
 //! `r` drawn with weight `1 / r^s`), most customers come back (a returning customer is drawn
 //! from those who ordered before), most baskets hold one or two lines. Pure: no I/O, no clock.
+//!
+//! Storefront sessions (what shoppers do before they order) are drawn in [`sessions`], and
+//! grouped into `POST /events` batches, redelivered copies included, in [`batches`].
+
+pub mod batches;
+pub mod sessions;
 
 use orders_core::shard::stable_hash;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sessions::SessionSettings;
 
 /// Relative weights of basket sizes 1..=10 lines.
 const BASKET_WEIGHTS: [f64; 10] = [45.0, 25.0, 14.0, 7.0, 4.0, 2.0, 1.2, 0.8, 0.6, 0.4];
@@ -41,6 +48,8 @@ pub struct Settings {
     pub cancel_ratio: f64,
     /// Of the orders expected to be processed: shipped afterwards (half of them delivered too).
     pub ship_ratio: f64,
+    /// The storefront sessions sent besides the orders (none when `sessions.sessions` is 0).
+    pub sessions: SessionSettings,
 }
 
 impl Settings {
@@ -65,7 +74,7 @@ impl Settings {
         if !(self.zipf_exponent >= 0.0 && self.zipf_exponent.is_finite()) {
             return Err("the Zipf exponent must be a finite number >= 0".into());
         }
-        Ok(())
+        self.sessions.check(&self.run_id)
     }
 }
 
@@ -199,6 +208,36 @@ pub fn product_id(prefix: &str, i: usize) -> String {
     format!("{prefix}-p{i:05}")
 }
 
+/// Customer `c` of the run: orders and signed-in sessions draw from the same population.
+pub fn customer_id(run_id: &str, c: usize) -> String {
+    format!("{run_id}-c{c:05}")
+}
+
+/// Units of an order line or of a cart addition: mostly one, sometimes two, rarely 3 to 5.
+pub(crate) fn quantity(rng: &mut impl Rng) -> u32 {
+    match rng.random_range(0..100) {
+        0..70 => 1,
+        70..90 => 2,
+        _ => rng.random_range(3..=5),
+    }
+}
+
+/// What becomes of an order expected to be processed, drawn with the settings' ratios.
+pub(crate) fn follow_up(rng: &mut impl Rng, settings: &Settings) -> FollowUp {
+    let u = rng.random::<f64>();
+    if u < settings.cancel_ratio {
+        FollowUp::Cancel
+    } else if u < settings.cancel_ratio + settings.ship_ratio {
+        if rng.random_bool(0.5) {
+            FollowUp::Deliver
+        } else {
+            FollowUp::Ship
+        }
+    } else {
+        FollowUp::None
+    }
+}
+
 /// Draws ranks 0..n with probability proportional to `1 / (rank + 1)^s`.
 #[derive(Debug, Clone)]
 pub struct Zipf {
@@ -272,11 +311,7 @@ impl Generator {
     }
 
     fn quantity(&mut self) -> u32 {
-        match self.rng.random_range(0..100) {
-            0..70 => 1,
-            70..90 => 2,
-            _ => self.rng.random_range(3..=5),
-        }
+        quantity(&mut self.rng)
     }
 
     fn customer(&mut self) -> usize {
@@ -292,7 +327,7 @@ impl Generator {
     }
 
     fn customer_id(&self, c: usize) -> String {
-        format!("{}-c{c:05}", self.settings.run_id)
+        customer_id(&self.settings.run_id, c)
     }
 
     fn order(&mut self, seq: u64) -> OrderPlan {
@@ -328,18 +363,7 @@ impl Generator {
         let follow_up = if expect_failure {
             FollowUp::None
         } else {
-            let u = self.rng.random::<f64>();
-            if u < self.settings.cancel_ratio {
-                FollowUp::Cancel
-            } else if u < self.settings.cancel_ratio + self.settings.ship_ratio {
-                if self.rng.random_bool(0.5) {
-                    FollowUp::Deliver
-                } else {
-                    FollowUp::Ship
-                }
-            } else {
-                FollowUp::None
-            }
+            follow_up(&mut self.rng, &self.settings)
         };
         OrderPlan {
             seq,
@@ -453,6 +477,7 @@ mod tests {
             unknown_product_ratio: 0.02,
             cancel_ratio: 0.1,
             ship_ratio: 0.2,
+            sessions: SessionSettings::default(),
         }
     }
 

@@ -1,11 +1,13 @@
 //! A short simulated run through the live local stack (`ORDERS_API_URL`, as `make test`
 //! sets it), reconciled: every order processed, cancelled or shipped as planned, and the
-//! analytics routes equal to what was placed.
+//! analytics routes equal to what was placed; a few storefront sessions, some of their event
+//! batches delivered twice or regrouped, and the activity routes equal to what was sent.
 
 use orders_sim::api::Api;
 use orders_sim::reconcile::reconcile;
 use orders_sim::run::{RunPlan, run};
 use orders_sim::traffic::Settings;
+use orders_sim::traffic::sessions::{SESSION_ORDER_SEQ, SessionSettings};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[tokio::test]
@@ -32,6 +34,12 @@ async fn a_small_run_reconciles_with_the_analytics() {
             unknown_product_ratio: 0.1,
             cancel_ratio: 0.15,
             ship_ratio: 0.2,
+            sessions: SessionSettings {
+                sessions: 12,
+                batch_events: 20,
+                redeliver_ratio: 0.4,
+                ..SessionSettings::default()
+            },
         },
         requests: Some(60),
         duration: Some(Duration::from_secs(30)),
@@ -46,7 +54,23 @@ async fn a_small_run_reconciles_with_the_analytics() {
     assert!(report.unexpected.is_empty(), "{:#?}", report.unexpected);
     assert_eq!(report.invalid.refused, report.invalid.sent);
     assert!(report.invalid.sent > 0, "seed 7 draws invalid requests");
-    assert_eq!(report.accepted as usize, ledger.orders.len());
+    let traffic_orders = ledger
+        .orders
+        .iter()
+        .filter(|o| o.seq < SESSION_ORDER_SEQ)
+        .count();
+    assert_eq!(report.accepted as usize, traffic_orders);
+    let sessions = report.sessions.as_ref().expect("sessions were sent");
+    assert_eq!(
+        sessions.events_acknowledged, sessions.events,
+        "{sessions:#?}"
+    );
+    assert_eq!(ledger.events.len() as u64, sessions.events);
+    assert!(
+        sessions.resent + sessions.regrouped > 0,
+        "seed 7 redelivers"
+    );
+    assert!(ledger.orders.len() > traffic_orders, "seed 7 orders a cart");
     assert!(report.follow_ups.cancelled > 0 && report.follow_ups.shipped > 0);
     assert!(ledger.orders.iter().any(|o| o.expect_failure));
 

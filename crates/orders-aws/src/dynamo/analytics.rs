@@ -14,14 +14,19 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use orders_core::activity::{ActivityDelta, ActivityView, Counts, SessionSet};
 use orders_core::analytics::{
     Bucket, BucketView, CounterItem, ItemDelta, MAX_COUNTERS_PER_WRITE, PRODUCT_SHARDS,
     ProductTotals, Totals,
 };
-use orders_core::distinct::{self, Distinct, Registers, ShardSet};
-use orders_core::ports::{AnalyticsReader, AnalyticsStore, CountersApplied};
+use orders_core::distinct::{self, Distinct, Member, Registers, ShardSet, ShardSetOf};
+use orders_core::ports::{
+    ActivityReader, ActivityStore, AnalyticsReader, AnalyticsStore, CountersApplied,
+};
 use orders_core::shard::shard_of;
-use orders_core::{CustomerId, EventId, OrderError, OrderId, ProductId, Timestamp, sequence};
+use orders_core::{
+    CustomerId, EventId, OrderError, OrderId, ProductId, SessionId, Timestamp, sequence,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -69,19 +74,19 @@ impl DynamoAnalytics {
             .cloned()
     }
 
-    fn remember_sketch(&self, key: &str, set: &ShardSet) {
+    fn remember_sketch<T>(&self, key: &str, set: &ShardSetOf<T>) {
         let mut sketches = self
             .sketches
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match set {
-            ShardSet::Sketch(registers) => {
+            ShardSetOf::Sketch(registers) => {
                 if sketches.len() >= REMEMBERED_SKETCHES {
                     sketches.clear();
                 }
                 sketches.insert(key.to_owned(), registers.clone());
             }
-            ShardSet::Exact(_) => {
+            ShardSetOf::Exact(_) => {
                 sketches.remove(key);
             }
         }
@@ -92,16 +97,16 @@ impl DynamoAnalytics {
     /// [`MAX_COUNTERS_PER_WRITE`], so this is a bug, never retried into success.
     async fn write_chain(
         &self,
-        item: &CounterItem,
+        bucket: &Bucket,
+        name: &str,
         counters: &[(String, i64)],
         guard: Guard<'_>,
     ) -> Result<Outcome, OrderError> {
         if counters.len() > MAX_COUNTERS_PER_WRITE {
             return Err(OrderError::Unexpected(
                 format!(
-                    "{} counters in one write to {}; at most {MAX_COUNTERS_PER_WRITE}",
+                    "{} counters in one write to {name}; at most {MAX_COUNTERS_PER_WRITE}",
                     counters.len(),
-                    item.sort_key()
                 )
                 .into(),
             ));
@@ -110,8 +115,8 @@ impl DynamoAnalytics {
             client: &self.client,
             table: &self.table,
             chains: &self.chains,
-            prefix: &format!("{}/", item.bucket()),
-            name: &item.sort_key(),
+            prefix: &format!("{bucket}/"),
+            name,
             counters,
             guard,
         }
@@ -163,8 +168,20 @@ impl DynamoAnalytics {
     /// each now (the position of its first claimant).
     async fn claim(
         &self,
-        order_id: &OrderId,
-        claims: &[(EventId, String)],
+        key: &str,
+        claims: &[(String, String)],
+    ) -> Result<Vec<Option<String>>, OrderError> {
+        let mut owners = Vec::with_capacity(claims.len());
+        for chunk in claims.chunks(CLAIMS_PER_WRITE) {
+            owners.extend(self.claim_chunk(key, chunk).await?);
+        }
+        Ok(owners)
+    }
+
+    async fn claim_chunk(
+        &self,
+        key: &str,
+        claims: &[(String, String)],
     ) -> Result<Vec<Option<String>>, OrderError> {
         if claims.is_empty() {
             return Ok(Vec::new());
@@ -183,7 +200,7 @@ impl DynamoAnalytics {
             .client
             .update_item()
             .table_name(&self.claims_table)
-            .key("orderId", AttributeValue::S(order_id.to_string()))
+            .key("orderId", AttributeValue::S(key.to_owned()))
             .update_expression(format!("SET {}", sets.join(", ")))
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
@@ -211,12 +228,12 @@ impl DynamoAnalytics {
         order_id: &OrderId,
         events: &[EventId],
     ) -> Result<Vec<Option<String>>, OrderError> {
-        let claims: Vec<(EventId, String)> = events
+        let claims: Vec<(String, String)> = events
             .iter()
-            .map(|id| (*id, REBUILD_POSITION.to_owned()))
+            .map(|id| (id.to_string(), REBUILD_POSITION.to_owned()))
             .collect();
         Ok(self
-            .claim(order_id, &claims)
+            .claim(&order_id.to_string(), &claims)
             .await?
             .into_iter()
             .map(|owner| owner.filter(|p| p != REBUILD_POSITION))
@@ -287,7 +304,11 @@ impl DynamoAnalytics {
                 shards,
                 fresh,
             };
-            if self.write_chain(item, chunk, guard).await? != Outcome::Applied {
+            if self
+                .write_chain(&item.bucket(), &item.sort_key(), chunk, guard)
+                .await?
+                != Outcome::Applied
+            {
                 return Ok(Replaced::Moved);
             }
             // Later chunks find the link this one created (or the one it moved on to).
@@ -303,8 +324,8 @@ impl DynamoAnalytics {
         Ok(Replaced::Written)
     }
 
-    /// A customer shard item, read consistently (empty when it does not exist yet).
-    async fn customer_item(&self, key: &Item) -> Result<Item, OrderError> {
+    /// A set shard item, read consistently (empty when it does not exist yet).
+    async fn set_item(&self, key: &Item) -> Result<Item, OrderError> {
         let output = self
             .client
             .get_item()
@@ -403,6 +424,129 @@ impl AnalyticsReader for DynamoAnalyticsReader {
     }
 }
 
+#[async_trait]
+impl ActivityReader for DynamoAnalyticsReader {
+    /// Two rounds: every bucket's totals, then the 256 set shards of the buckets that
+    /// hold any event (a quiet minute has none, and reads nothing more).
+    async fn activity(&self, buckets: &[Bucket]) -> Result<Vec<ActivityView>, OrderError> {
+        let totals = format!("{ACTIVITY}totals");
+        let mut by_bucket = self
+            .activity_items(buckets.iter().map(|b| pk(b, &totals)).collect())
+            .await?;
+        let sets: Vec<String> = (0..distinct::SHARDS)
+            .flat_map(|shard| {
+                SessionSet::ALL
+                    .iter()
+                    .map(move |set| format!("{ACTIVITY}{}", set.sort_key(shard)))
+                    .chain(std::iter::once(format!(
+                        "{ACTIVITY}{}",
+                        customer_item(shard)
+                    )))
+            })
+            .collect();
+        let busy: Vec<Item> = buckets
+            .iter()
+            .filter(|b| {
+                by_bucket
+                    .get(&b.to_string())
+                    .is_some_and(|v| !v.totals.is_zero())
+            })
+            .flat_map(|b| sets.iter().map(move |name| pk(b, name)))
+            .collect();
+        for (bucket, view) in self.activity_items(busy).await? {
+            by_bucket.entry(bucket).or_default().merge(&view);
+        }
+        Ok(buckets
+            .iter()
+            .map(|b| by_bucket.remove(&b.to_string()).unwrap_or_default())
+            .collect())
+    }
+
+    async fn product_activity(
+        &self,
+        buckets: &[Bucket],
+        product: &ProductId,
+    ) -> Result<Vec<Counts>, OrderError> {
+        let shard = shard_of(product.as_str(), PRODUCT_SHARDS);
+        let keys = buckets
+            .iter()
+            .map(|b| pk(b, &activity_item(&CounterItem::Products(*b, shard))))
+            .collect();
+        let mut by_bucket: HashMap<String, ActivityView> = HashMap::new();
+        for item in read_chains(&self.client, &self.table, keys, false).await? {
+            let Some(AttributeValue::S(key)) = item.get("pk") else {
+                continue;
+            };
+            let bucket = key.split_once('/').map_or("", |(b, _)| b).to_owned();
+            add_counters_of(by_bucket.entry(bucket).or_default(), item)?;
+        }
+        Ok(buckets
+            .iter()
+            .map(|b| {
+                by_bucket
+                    .remove(&b.to_string())
+                    .and_then(|mut view| view.products.remove(product))
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+}
+
+impl DynamoAnalyticsReader {
+    /// The activity items of `keys`, folded into one view per bucket (by its name).
+    async fn activity_items(
+        &self,
+        keys: Vec<Item>,
+    ) -> Result<HashMap<String, ActivityView>, OrderError> {
+        let mut by_bucket: HashMap<String, ActivityView> = HashMap::new();
+        for item in read_chains(&self.client, &self.table, keys, false).await? {
+            let Some(AttributeValue::S(key)) = item.get("pk") else {
+                continue;
+            };
+            let Some((bucket, name)) = key.split_once('/') else {
+                continue;
+            };
+            let view = by_bucket.entry(bucket.to_owned()).or_default();
+            add_activity_item(view, name.strip_prefix(ACTIVITY).unwrap_or(name), &item)?;
+        }
+        Ok(by_bucket)
+    }
+}
+
+/// Adds one stored activity item (`name` without its prefix) to `view`: a set shard
+/// (`sessions#07`, `customers#07`, …) or counters.
+fn add_activity_item(view: &mut ActivityView, name: &str, item: &Item) -> Result<(), OrderError> {
+    if let Some((set, shard)) = name.split_once('#')
+        && let Ok(shard) = shard.parse::<u32>()
+    {
+        if set == "customers" {
+            view.customers.add_shard(shard, &stored_set(item, IDS)?);
+        } else if let Some(set) = SessionSet::ALL
+            .into_iter()
+            .find(|s| s.sort_key(shard) == name)
+        {
+            view.session_set(set)
+                .add_shard(shard, &stored_set(item, IDS)?);
+        }
+        return Ok(());
+    }
+    add_counters_of(view, item.clone())
+}
+
+/// Adds an activity counter item's numbers to `view` (bookkeeping attributes are not
+/// counters and are ignored by name).
+fn add_counters_of(view: &mut ActivityView, item: Item) -> Result<(), OrderError> {
+    for (name, value) in item {
+        if let AttributeValue::N(n) = value {
+            let n = n
+                .parse::<i64>()
+                .map_err(|e| corrupt("reading a counter", e))?;
+            view.add_counter(&name, n);
+        }
+    }
+    Ok(())
+}
+
 /// Every item of `bucket` as `view` would be stored, by item name (`totals`,
 /// `products#NN`, `products#NN.1`, `customers#NN`), without keys or watermarks; items with
 /// nothing to hold are left out.
@@ -447,34 +591,39 @@ fn stored_items(bucket: &Bucket, view: &BucketView) -> BTreeMap<String, Item> {
 
 /// A customer shard as stored: `customers` (a string set) or `hll` (the sketch's registers).
 fn customer_attributes(set: &ShardSet) -> Item {
+    set_attributes(set, CUSTOMERS)
+}
+
+/// A stored customer shard read back; `Err` when it holds neither form's valid value.
+fn customer_shard(item: &Item) -> Result<ShardSet, OrderError> {
+    stored_set(item, CUSTOMERS)
+}
+
+/// A distinct-set shard as stored: its ids under `ids` (a string set) or `hll` (the
+/// sketch's registers).
+fn set_attributes<T: Member>(set: &ShardSetOf<T>, ids: &str) -> Item {
     match set {
-        ShardSet::Exact(ids) if ids.is_empty() => Item::new(),
-        ShardSet::Exact(ids) => Item::from([(
-            CUSTOMERS.to_owned(),
-            AttributeValue::Ss(ids.iter().map(|c| c.to_string()).collect()),
-        )]),
-        ShardSet::Sketch(registers) => Item::from([(
+        ShardSetOf::Exact(members) if members.is_empty() => Item::new(),
+        ShardSetOf::Exact(members) => Item::from([(ids.to_owned(), ids_value(members))]),
+        ShardSetOf::Sketch(registers) => Item::from([(
             SKETCH.to_owned(),
             AttributeValue::B(Blob::new(registers.as_bytes())),
         )]),
     }
 }
 
-/// A stored customer shard read back; `Err` when it holds neither form's valid value.
-fn customer_shard(item: &Item) -> Result<ShardSet, OrderError> {
+/// A stored set shard read back; `Err` when it holds neither form's valid value.
+fn stored_set<T: Member>(item: &Item, ids: &str) -> Result<ShardSetOf<T>, OrderError> {
     if let Some(value) = item.get(SKETCH) {
         let bytes = value
             .as_b()
             .map_err(|_| OrderError::Unexpected("hll is not binary".into()))?;
         return Registers::from_bytes(bytes.as_ref())
-            .map(ShardSet::Sketch)
+            .map(ShardSetOf::Sketch)
             .ok_or_else(|| OrderError::Unexpected("hll has the wrong length".into()));
     }
-    Ok(ShardSet::Exact(match item.get(CUSTOMERS) {
-        Some(AttributeValue::Ss(ids)) => ids
-            .iter()
-            .filter_map(|id| CustomerId::parse(id).ok())
-            .collect(),
+    Ok(ShardSetOf::Exact(match item.get(ids) {
+        Some(AttributeValue::Ss(keys)) => keys.iter().filter_map(|k| T::from_key(k)).collect(),
         _ => BTreeSet::new(),
     }))
 }
@@ -583,6 +732,23 @@ fn counter_items(bucket: &Bucket) -> impl Iterator<Item = CounterItem> + '_ {
         .chain((0..PRODUCT_SHARDS).map(|s| CounterItem::Products(*bucket, s)))
 }
 
+/// Claims per UpdateItem: DynamoDB refuses expressions over 4 KB (the emulator does not),
+/// and a clause (`#e63 = if_not_exists(#e63, :p63), `) is ≤ 36 bytes.
+const CLAIMS_PER_WRITE: usize = 64;
+
+/// Storefront activity's items live in the analytics table beside the orders' (same
+/// bucket partition keys, names prefixed): the same access pattern (known keys, each its
+/// own partition), grants, backups and alarms. `activity.totals`, `activity.products#NN`,
+/// `activity.sessions#NN`, `activity.carted#NN`, `activity.checkedOut#NN`,
+/// `activity.customers#NN`.
+const ACTIVITY: &str = "activity.";
+/// The ids attribute of an activity set shard.
+const IDS: &str = "ids";
+
+fn activity_item(item: &CounterItem) -> String {
+    format!("{ACTIVITY}{}", item.sort_key())
+}
+
 /// Attribute names of a customer shard item.
 const CUSTOMERS: &str = "customers";
 const SKETCH: &str = "hll";
@@ -630,7 +796,11 @@ impl AnalyticsStore for DynamoAnalytics {
         order_id: &OrderId,
         claims: &[(EventId, String)],
     ) -> Result<Vec<bool>, OrderError> {
-        let owners = self.claim(order_id, claims).await?;
+        let named: Vec<(String, String)> = claims
+            .iter()
+            .map(|(id, position)| (id.to_string(), position.clone()))
+            .collect();
+        let owners = self.claim(&order_id.to_string(), &named).await?;
         Ok(claims
             .iter()
             .zip(owners)
@@ -646,19 +816,9 @@ impl AnalyticsStore for DynamoAnalytics {
         last: &str,
         delta: &ItemDelta,
     ) -> Result<CountersApplied, OrderError> {
-        let (first, last) = (sequence::pad(first), sequence::pad(last));
-        let guard = Guard::After {
-            shard,
-            first: &first,
-            last: &last,
-        };
-        match self.write_chain(item, &delta.attributes(), guard).await? {
-            Outcome::Applied => Ok(CountersApplied::Done),
-            Outcome::Refused(Some(watermark)) => Ok(CountersApplied::Behind(watermark)),
-            Outcome::Refused(None) => Err(OrderError::Unavailable(
-                "a counter item refused a write but holds no watermark for its shard".into(),
-            )),
-        }
+        let counters = delta.attributes();
+        self.add_after(item, &item.sort_key(), shard, (first, last), &counters)
+            .await
     }
 
     async fn add_counters_after(
@@ -669,13 +829,9 @@ impl AnalyticsStore for DynamoAnalytics {
         last: &str,
         delta: &ItemDelta,
     ) -> Result<bool, OrderError> {
-        let (expected, last) = (sequence::pad(watermark), sequence::pad(last));
-        let guard = Guard::At {
-            shard,
-            expected: &expected,
-            last: &last,
-        };
-        Ok(self.write_chain(item, &delta.attributes(), guard).await? == Outcome::Applied)
+        let counters = delta.attributes();
+        self.add_at(item, &item.sort_key(), shard, (watermark, last), &counters)
+            .await
     }
 
     async fn add_customers(
@@ -684,17 +840,150 @@ impl AnalyticsStore for DynamoAnalytics {
         shard: u32,
         customers: &BTreeSet<CustomerId>,
     ) -> Result<(), OrderError> {
-        if customers.is_empty() {
+        self.add_set(bucket, &customer_item(shard), CUSTOMERS, customers)
+            .await
+    }
+}
+
+#[async_trait]
+impl ActivityStore for DynamoAnalytics {
+    async fn claim_activity(
+        &self,
+        group: &str,
+        claims: &[(String, String)],
+    ) -> Result<Vec<bool>, OrderError> {
+        let owners = self.claim(group, claims).await?;
+        Ok(claims
+            .iter()
+            .zip(owners)
+            .map(|((_, position), owner)| owner.as_ref() == Some(position))
+            .collect())
+    }
+
+    async fn add_activity(
+        &self,
+        item: &CounterItem,
+        shard: &str,
+        first: &str,
+        last: &str,
+        delta: &ActivityDelta,
+    ) -> Result<CountersApplied, OrderError> {
+        let counters = delta.attributes();
+        self.add_after(item, &activity_item(item), shard, (first, last), &counters)
+            .await
+    }
+
+    async fn add_activity_after(
+        &self,
+        item: &CounterItem,
+        shard: &str,
+        watermark: &str,
+        last: &str,
+        delta: &ActivityDelta,
+    ) -> Result<bool, OrderError> {
+        let counters = delta.attributes();
+        self.add_at(
+            item,
+            &activity_item(item),
+            shard,
+            (watermark, last),
+            &counters,
+        )
+        .await
+    }
+
+    async fn add_sessions(
+        &self,
+        bucket: &Bucket,
+        set: SessionSet,
+        shard: u32,
+        sessions: &BTreeSet<SessionId>,
+    ) -> Result<(), OrderError> {
+        let item = format!("{ACTIVITY}{}", set.sort_key(shard));
+        self.add_set(bucket, &item, IDS, sessions).await
+    }
+
+    async fn add_active_customers(
+        &self,
+        bucket: &Bucket,
+        shard: u32,
+        customers: &BTreeSet<CustomerId>,
+    ) -> Result<(), OrderError> {
+        let item = format!("{ACTIVITY}{}", customer_item(shard));
+        self.add_set(bucket, &item, IDS, customers).await
+    }
+}
+
+impl DynamoAnalytics {
+    /// Adds `counters` to the counter item `name` of `item`'s bucket and moves the shard's
+    /// watermark to `last`, unless it has reached `first` already (then says where it is).
+    async fn add_after(
+        &self,
+        item: &CounterItem,
+        name: &str,
+        shard: &str,
+        (first, last): (&str, &str),
+        counters: &[(String, i64)],
+    ) -> Result<CountersApplied, OrderError> {
+        let (first, last) = (sequence::pad(first), sequence::pad(last));
+        let guard = Guard::After {
+            shard,
+            first: &first,
+            last: &last,
+        };
+        match self
+            .write_chain(&item.bucket(), name, counters, guard)
+            .await?
+        {
+            Outcome::Applied => Ok(CountersApplied::Done),
+            Outcome::Refused(Some(watermark)) => Ok(CountersApplied::Behind(watermark)),
+            Outcome::Refused(None) => Err(OrderError::Unavailable(
+                "a counter item refused a write but holds no watermark for its shard".into(),
+            )),
+        }
+    }
+
+    /// Adds `counters` if the shard's watermark on the item is exactly `watermark`.
+    async fn add_at(
+        &self,
+        item: &CounterItem,
+        name: &str,
+        shard: &str,
+        (watermark, last): (&str, &str),
+        counters: &[(String, i64)],
+    ) -> Result<bool, OrderError> {
+        let (expected, last) = (sequence::pad(watermark), sequence::pad(last));
+        let guard = Guard::At {
+            shard,
+            expected: &expected,
+            last: &last,
+        };
+        Ok(self
+            .write_chain(&item.bucket(), name, counters, guard)
+            .await?
+            == Outcome::Applied)
+    }
+
+    /// Adds `ids` to the set shard `item` of `bucket` (its ids under the attribute
+    /// `attr`), keeping the shard in its bounded form; idempotent.
+    async fn add_set<T: Member>(
+        &self,
+        bucket: &Bucket,
+        item: &str,
+        attr: &str,
+        ids: &BTreeSet<T>,
+    ) -> Result<(), OrderError> {
+        if ids.is_empty() {
             return Ok(());
         }
-        let key = pk(bucket, &customer_item(shard));
-        let name = format!("{bucket}/{}", customer_item(shard));
+        let key = pk(bucket, item);
+        let name = format!("{bucket}/{item}");
         let remembered = self.remembered_sketch(&name);
         // The common case, one request: add to an exact set that stays within its limit.
         let mut stored = if let Some(registers) = remembered {
-            Some(customer_attributes(&ShardSet::Sketch(registers)))
-        } else if customers.len() <= distinct::EXACT_LIMIT {
-            let room = distinct::EXACT_LIMIT - customers.len();
+            Some(set_attributes::<T>(&ShardSetOf::Sketch(registers), attr))
+        } else if ids.len() <= distinct::EXACT_LIMIT {
+            let room = distinct::EXACT_LIMIT - ids.len();
             let result = self
                 .client
                 .update_item()
@@ -704,9 +993,9 @@ impl AnalyticsStore for DynamoAnalytics {
                 .condition_expression(
                     "attribute_not_exists(#h) AND (attribute_not_exists(#c) OR size(#c) <= :room)",
                 )
-                .expression_attribute_names("#c", CUSTOMERS)
+                .expression_attribute_names("#c", attr)
                 .expression_attribute_names("#h", SKETCH)
-                .expression_attribute_values(":ids", ids_value(customers))
+                .expression_attribute_values(":ids", ids_value(ids))
                 .expression_attribute_values(":room", AttributeValue::N(room.to_string()))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
@@ -729,10 +1018,10 @@ impl AnalyticsStore for DynamoAnalytics {
         for _ in 0..SHARD_REWRITES {
             let current = match stored.take() {
                 Some(item) => item,
-                None => self.customer_item(&key).await?,
+                None => self.set_item(&key).await?,
             };
-            let before = customer_shard(&current)?;
-            let after = before.bounded_union(customers);
+            let before: ShardSetOf<T> = stored_set(&current, attr)?;
+            let after = before.bounded_union(ids);
             if after == before {
                 self.remember_sketch(&name, &after);
                 return Ok(());
@@ -742,16 +1031,16 @@ impl AnalyticsStore for DynamoAnalytics {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key.clone()))
-                .expression_attribute_names("#c", CUSTOMERS)
+                .expression_attribute_names("#c", attr)
                 .expression_attribute_names("#h", SKETCH)
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 );
             update = match &after {
-                ShardSet::Exact(ids) => update
+                ShardSetOf::Exact(members) => update
                     .update_expression("SET #c = :new")
-                    .expression_attribute_values(":new", ids_value(ids)),
-                ShardSet::Sketch(registers) => update
+                    .expression_attribute_values(":new", ids_value(members)),
+                ShardSetOf::Sketch(registers) => update
                     .update_expression("SET #h = :new REMOVE #c")
                     .expression_attribute_values(
                         ":new",
@@ -760,12 +1049,15 @@ impl AnalyticsStore for DynamoAnalytics {
             };
             // Sets only grow, so an exact set of the same size is the same set.
             update = match &before {
-                ShardSet::Exact(ids) if ids.is_empty() => update
+                ShardSetOf::Exact(members) if members.is_empty() => update
                     .condition_expression("attribute_not_exists(#h) AND attribute_not_exists(#c)"),
-                ShardSet::Exact(ids) => update
+                ShardSetOf::Exact(members) => update
                     .condition_expression("attribute_not_exists(#h) AND size(#c) = :n")
-                    .expression_attribute_values(":n", AttributeValue::N(ids.len().to_string())),
-                ShardSet::Sketch(registers) => update
+                    .expression_attribute_values(
+                        ":n",
+                        AttributeValue::N(members.len().to_string()),
+                    ),
+                ShardSetOf::Sketch(registers) => update
                     .condition_expression("#h = :old")
                     .expression_attribute_values(
                         ":old",
@@ -787,11 +1079,11 @@ impl AnalyticsStore for DynamoAnalytics {
             }
         }
         Err(OrderError::Unavailable(
-            "customer shard kept changing while being rewritten".into(),
+            "set shard kept changing while being rewritten".into(),
         ))
     }
 }
 
-fn ids_value(ids: &BTreeSet<CustomerId>) -> AttributeValue {
-    AttributeValue::Ss(ids.iter().map(|c| c.to_string()).collect())
+fn ids_value<T: Member>(ids: &BTreeSet<T>) -> AttributeValue {
+    AttributeValue::Ss(ids.iter().map(|id| id.key().to_owned()).collect())
 }

@@ -2,15 +2,17 @@
 
 use orders_core::memory::{
     FixedClock, MemoryCatalog, MemoryCommands, MemoryIdempotencyStore, MemoryOrderStore,
-    SequentialIds,
+    RecordingActivity, SequentialIds,
 };
 use orders_core::{Currency, Timestamp};
+use place_order::activity::ActivityService;
 use place_order::commands::CommandService;
 use place_order::handler::App;
 use place_order::service::PlaceOrderService;
 use std::sync::Arc;
 
-pub type MemoryApp = App<MemoryOrderStore, MemoryIdempotencyStore, MemoryCommands, MemoryCatalog>;
+pub type MemoryApp =
+    App<MemoryOrderStore, MemoryIdempotencyStore, MemoryCommands, MemoryCatalog, RecordingActivity>;
 
 pub fn app() -> MemoryApp {
     let clock = Arc::new(FixedClock(
@@ -34,6 +36,10 @@ pub fn app() -> MemoryApp {
                 catalog: catalog.clone(),
             },
             catalog,
+            clock: clock.clone(),
+        },
+        activity: ActivityService {
+            publisher: RecordingActivity::new(),
             clock,
         },
     }
