@@ -20,6 +20,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod counters;
 pub mod deadline;
 pub mod dynamo;
 pub mod errors;

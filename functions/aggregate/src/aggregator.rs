@@ -1,20 +1,20 @@
 //! The batch handler: decode, claim, fold, write.
 
+use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::streams::KinesisEventResponse;
 use futures::stream::{self, StreamExt};
 use orders_aws::batch::{DeadLetters, RetryPoint, kinesis_shard};
+use orders_aws::counters::{self, Counters, WriteFailure, near_deadline};
 use orders_aws::deadline::Deadline;
 use orders_aws::metrics::{format_counts, take_request_counts};
 use orders_aws::telemetry::metric;
-use orders_core::analytics::{
-    CounterItem, Effect, Fold, ItemDelta, MAX_COUNTERS_PER_WRITE, position,
-};
+use orders_core::analytics::{CounterItem, Effect, Fold, ItemDelta, position};
 use orders_core::ports::{AnalyticsStore, Clock, CountersApplied, DeadLetterQueue};
 use orders_core::sequence;
 use orders_core::{EventEnvelope, EventId, OrderError, OrderId};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::{info, warn};
 
@@ -39,38 +39,6 @@ struct Contribution {
     shard: String,
     sequence: String,
     effect: Effect,
-}
-
-/// A step not started because the invocation is about to end (retryable: it comes again).
-fn near_deadline() -> OrderError {
-    OrderError::Unavailable("the invocation's deadline is near; not started".into())
-}
-
-/// Why a write did not land.
-enum WriteFailure {
-    /// Worth another attempt: redeliver from this record (the item's first in the batch).
-    Retry(String),
-    /// The store refused the write as sent (a limit, a bug): the records that touched it.
-    Refused {
-        sequences: Vec<String>,
-        error: String,
-    },
-}
-
-impl WriteFailure {
-    /// One rule for every write: [`OrderError::is_retryable`].
-    fn of(err: OrderError, sequences: Vec<String>, item: &str) -> Self {
-        if err.is_retryable() {
-            warn!(error = %err, item, "write failed; will retry");
-            WriteFailure::Retry(sequences.into_iter().next().unwrap_or_default())
-        } else {
-            warn!(error = %err, detail = ?err, item, "write refused; dead-lettering its records");
-            WriteFailure::Refused {
-                sequences,
-                error: format!("{item}: {err}"),
-            }
-        }
-    }
 }
 
 impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
@@ -306,83 +274,16 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
         deadline: Deadline,
     ) -> Result<(), WriteFailure> {
         let records: Vec<&Contribution> = indexes.iter().map(|&i| &all[i]).collect();
-        let result = if deadline.allows_more() {
-            self.try_write_item(shard, item, &records).await
-        } else {
-            Err(near_deadline())
-        };
-        result.map_err(|err| {
-            let sequences = records.iter().map(|c| c.sequence.clone()).collect();
-            let name = format!("{}/{}", item.bucket(), item.sort_key());
-            WriteFailure::of(err, sequences, &name)
-        })
-    }
-
-    async fn try_write_item(
-        &self,
-        shard: &str,
-        item: &CounterItem,
-        records: &[&Contribution],
-    ) -> Result<(), OrderError> {
-        let delta = delta_for(item, records.iter().copied());
-        if delta.counter_count() <= MAX_COUNTERS_PER_WRITE {
-            return self.write_run(shard, item, records, delta).await;
-        }
-        // Too many counters for one update expression: consecutive runs of records, each
-        // its own conditional write. The watermark makes each run exactly-once on its own.
-        for run in runs(item, records) {
-            let delta = delta_for(item, run.iter().copied());
-            self.write_run(shard, item, &run, delta).await?;
-        }
-        Ok(())
-    }
-
-    /// Adds `delta`, the change `records` make to `item`, unless the item has seen them.
-    async fn write_run(
-        &self,
-        shard: &str,
-        item: &CounterItem,
-        records: &[&Contribution],
-        delta: ItemDelta,
-    ) -> Result<(), OrderError> {
-        let (Some(first), Some(last)) = (records.first(), records.last()) else {
-            return Ok(());
-        };
-        match self
-            .store
-            .add_counters(item, shard, &first.sequence, &last.sequence, &delta)
-            .await?
-        {
-            CountersApplied::Done => {
-                count_counter_write();
-                Ok(())
-            }
-            CountersApplied::Behind(watermark) => {
-                // Redelivery: keep only what the item has not seen yet.
-                let newer: Vec<&Contribution> = records
-                    .iter()
-                    .copied()
-                    .filter(|c| sequence::compare(&c.sequence, &watermark) == Ordering::Greater)
-                    .collect();
-                if newer.is_empty() {
-                    return Ok(());
-                }
-                let delta = delta_for(item, newer.iter().copied());
-                if self
-                    .store
-                    .add_counters_after(item, shard, &watermark, &last.sequence, &delta)
-                    .await?
-                {
-                    count_counter_write();
-                    Ok(())
-                } else {
-                    Err(OrderError::Unavailable(
-                        "counter item changed concurrently (more than one consumer per shard?)"
-                            .into(),
-                    ))
-                }
-            }
-        }
+        let name = format!("{}/{}", item.bucket(), item.sort_key());
+        counters::write_item(
+            &OrderCounters(&self.store),
+            shard,
+            item,
+            &records,
+            deadline,
+            &name,
+        )
+        .await
     }
 
     fn letters(&self) -> DeadLetters<'_, D> {
@@ -394,39 +295,59 @@ impl<A: AnalyticsStore, D: DeadLetterQueue> Aggregator<A, D> {
     }
 }
 
-fn count_counter_write() {
-    metrics::counter!(metric::AGGREGATE_WRITES, "kind" => "counter").increment(1);
-}
+/// The order analytics' counter items, for [`counters::write_item`].
+struct OrderCounters<'a, A>(&'a A);
 
-/// The part of `records`' effects that lands in `item`.
-fn delta_for<'a>(item: &CounterItem, records: impl Iterator<Item = &'a Contribution>) -> ItemDelta {
-    let mut fold = Fold::default();
-    for contribution in records {
-        fold.add(&contribution.effect);
+#[async_trait]
+impl<A: AnalyticsStore> Counters for OrderCounters<'_, A> {
+    type Record = Contribution;
+    type Delta = ItemDelta;
+
+    fn sequence(record: &Contribution) -> &str {
+        &record.sequence
     }
-    fold.counters.remove(item).unwrap_or_default()
-}
 
-/// Consecutive runs of `records` whose changes to `item` fit one write each (a record alone
-/// always does: see [`MAX_COUNTERS_PER_WRITE`]).
-fn runs<'a>(item: &CounterItem, records: &[&'a Contribution]) -> Vec<Vec<&'a Contribution>> {
-    let mut out: Vec<Vec<&Contribution>> = Vec::new();
-    let mut names: BTreeSet<String> = BTreeSet::new();
-    for &record in records {
-        let mine: Vec<String> = delta_for(item, std::iter::once(record))
+    fn delta(item: &CounterItem, records: &[&Contribution]) -> ItemDelta {
+        let mut fold = Fold::default();
+        for contribution in records {
+            fold.add(&contribution.effect);
+        }
+        fold.counters.remove(item).unwrap_or_default()
+    }
+
+    fn names(delta: &ItemDelta) -> Vec<String> {
+        delta
             .attributes()
             .into_iter()
             .map(|(name, _)| name)
-            .collect();
-        let added = mine.iter().filter(|n| !names.contains(*n)).count();
-        match out.last_mut() {
-            Some(run) if names.len() + added <= MAX_COUNTERS_PER_WRITE => run.push(record),
-            _ => {
-                out.push(vec![record]);
-                names.clear();
-            }
-        }
-        names.extend(mine);
+            .collect()
     }
-    out
+
+    async fn add(
+        &self,
+        item: &CounterItem,
+        shard: &str,
+        first: &str,
+        last: &str,
+        delta: &ItemDelta,
+    ) -> Result<CountersApplied, OrderError> {
+        self.0.add_counters(item, shard, first, last, delta).await
+    }
+
+    async fn add_after(
+        &self,
+        item: &CounterItem,
+        shard: &str,
+        watermark: &str,
+        last: &str,
+        delta: &ItemDelta,
+    ) -> Result<bool, OrderError> {
+        self.0
+            .add_counters_after(item, shard, watermark, last, delta)
+            .await
+    }
+
+    fn written(&self) {
+        metrics::counter!(metric::AGGREGATE_WRITES, "kind" => "counter").increment(1);
+    }
 }
