@@ -233,6 +233,10 @@ pub(crate) fn required_integer(
             errors.push(FieldError::new(field, "is too large"));
             None
         }
+        Some(Value::Number(_)) if key == "quantity" => {
+            errors.push(FieldError::new(field, "must be a whole number of units"));
+            None
+        }
         Some(Value::Number(_)) => {
             errors.push(FieldError::new(
                 field,
@@ -315,6 +319,28 @@ mod tests {
         ];
         want.sort();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_decimal_is_refused_with_what_the_field_counts() {
+        let body = json!({"customerId": "c", "items": [
+            {"productId": "p", "quantity": 2.0, "unitPrice": 19.99}
+        ]});
+        let Err(errors) = parse_place_order(&body, &usd()) else {
+            panic!("decimals are refused");
+        };
+        let message = |field: &str| {
+            errors
+                .iter()
+                .find(|e| e.field == field)
+                .map(|e| e.message.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            message("items[0].quantity"),
+            "must be a whole number of units"
+        );
+        assert!(message("items[0].unitPrice").contains("minor unit"));
     }
 
     #[test]
