@@ -39,7 +39,7 @@ struct State {
     claims: HashMap<String, String>,
     counters: BTreeMap<CounterItem, (HashMap<String, String>, ItemDelta)>,
     customers: BTreeMap<(Bucket, u32), BTreeSet<CustomerId>>,
-    /// Fail this many upcoming writes (counter or customer) with a transient error.
+    /// Fail the n-th upcoming write (claim, counter or customer) with a transient error.
     fail_writes: usize,
 }
 
@@ -110,12 +110,20 @@ impl MemoryAnalytics {
         }
     }
 
+    /// Fails the `fail_writes`-th write from now, once: a failure after some of the batch's
+    /// writes landed (claims first, then counter items and sets), as a throttled table does.
     fn injected_failure(state: &mut State) -> Result<(), OrderError> {
-        if state.fail_writes > 0 {
-            state.fail_writes -= 1;
-            return Err(OrderError::Throttled("injected write failure".into()));
+        match state.fail_writes {
+            0 => Ok(()),
+            1 => {
+                state.fail_writes = 0;
+                Err(OrderError::Throttled("injected write failure".into()))
+            }
+            _ => {
+                state.fail_writes -= 1;
+                Ok(())
+            }
         }
-        Ok(())
     }
 }
 
@@ -334,7 +342,7 @@ enum Action {
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        4 => (1usize..9, prop_oneof![3 => Just(0usize), 1 => 1usize..4]).prop_map(|(n, fail)| Action::Next { n, fail }),
+        4 => (1usize..9, prop_oneof![3 => Just(0usize), 1 => 1usize..4, 1 => 4usize..24]).prop_map(|(n, fail)| Action::Next { n, fail }),
         1 => (1usize..12, 1usize..9).prop_map(|(back, n)| Action::Again { back, n }),
     ]
 }
