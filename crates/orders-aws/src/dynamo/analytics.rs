@@ -521,15 +521,18 @@ fn add_activity_item(view: &mut ActivityView, name: &str, item: &Item) -> Result
     {
         if set == "customers" {
             view.customers.add_shard(shard, &stored_set(item, IDS)?);
-        } else if let Some(set) = SessionSet::ALL
+            return Ok(());
+        }
+        if let Some(set) = SessionSet::ALL
             .into_iter()
             .find(|s| s.sort_key(shard) == name)
         {
             view.session_set(set)
                 .add_shard(shard, &stored_set(item, IDS)?);
+            return Ok(());
         }
-        return Ok(());
     }
+    // `totals`, `products#NN` and their links.
     add_counters_of(view, item.clone())
 }
 
