@@ -164,6 +164,21 @@ impl DynamoAnalytics {
         Ok(items)
     }
 
+    /// Claims each event for its position; for each, whether that position owns it (is
+    /// its first claimant, now or on an earlier delivery of the same record).
+    async fn claim_first(
+        &self,
+        key: &str,
+        claims: &[(String, String)],
+    ) -> Result<Vec<bool>, OrderError> {
+        let owners = self.claim(key, claims).await?;
+        Ok(claims
+            .iter()
+            .zip(owners)
+            .map(|((_, position), owner)| owner.as_ref() == Some(position))
+            .collect())
+    }
+
     /// Claims each event for `position` unless someone claimed it first; returns who owns
     /// each now (the position of its first claimant).
     async fn claim(
@@ -472,14 +487,7 @@ impl ActivityReader for DynamoAnalyticsReader {
             .iter()
             .map(|b| pk(b, &activity_item(&CounterItem::Products(*b, shard))))
             .collect();
-        let mut by_bucket: HashMap<String, ActivityView> = HashMap::new();
-        for item in read_chains(&self.client, &self.table, keys, false).await? {
-            let Some(AttributeValue::S(key)) = item.get("pk") else {
-                continue;
-            };
-            let bucket = key.split_once('/').map_or("", |(b, _)| b).to_owned();
-            add_counters_of(by_bucket.entry(bucket).or_default(), item)?;
-        }
+        let mut by_bucket = self.activity_items(keys).await?;
         Ok(buckets
             .iter()
             .map(|b| {
@@ -533,21 +541,26 @@ fn add_activity_item(view: &mut ActivityView, name: &str, item: &Item) -> Result
         }
     }
     // `totals`, `products#NN` and their links.
-    add_counters_of(view, item.clone())
-}
-
-/// Adds an activity counter item's numbers to `view` (bookkeeping attributes are not
-/// counters and are ignored by name).
-fn add_counters_of(view: &mut ActivityView, item: Item) -> Result<(), OrderError> {
-    for (name, value) in item {
-        if let AttributeValue::N(n) = value {
-            let n = n
-                .parse::<i64>()
-                .map_err(|e| corrupt("reading a counter", e))?;
-            view.add_counter(&name, n);
-        }
+    for (name, n) in counters_of(item)? {
+        view.add_counter(name, n);
     }
     Ok(())
+}
+
+/// The counters a stored counter link holds, `(name, value)`: its number attributes
+/// (`itemBytes` is one too, and every view ignores names it does not count).
+fn counters_of(item: &Item) -> Result<Vec<(&str, i64)>, OrderError> {
+    item.iter()
+        .filter_map(|(name, value)| match value {
+            AttributeValue::N(n) => Some((name.as_str(), n)),
+            _ => None,
+        })
+        .map(|(name, n)| {
+            n.parse::<i64>()
+                .map(|n| (name, n))
+                .map_err(|e| corrupt("reading a counter", e))
+        })
+        .collect()
 }
 
 /// Every item of `bucket` as `view` would be stored, by item name (`totals`,
@@ -781,13 +794,8 @@ fn add_item(view: &mut BucketView, item: Item) -> Result<(), OrderError> {
         view.customers.add_shard(shard, &customer_shard(&item)?);
         return Ok(());
     }
-    for (name, value) in item {
-        if let AttributeValue::N(n) = value {
-            let n = n
-                .parse::<i64>()
-                .map_err(|e| corrupt("reading a counter", e))?;
-            view.add_counter(&name, n);
-        }
+    for (name, n) in counters_of(&item)? {
+        view.add_counter(name, n);
     }
     Ok(())
 }
@@ -803,12 +811,7 @@ impl AnalyticsStore for DynamoAnalytics {
             .iter()
             .map(|(id, position)| (id.to_string(), position.clone()))
             .collect();
-        let owners = self.claim(&order_id.to_string(), &named).await?;
-        Ok(claims
-            .iter()
-            .zip(owners)
-            .map(|((_, position), owner)| owner.as_ref() == Some(position))
-            .collect())
+        self.claim_first(&order_id.to_string(), &named).await
     }
 
     async fn add_counters(
@@ -855,12 +858,7 @@ impl ActivityStore for DynamoAnalytics {
         group: &str,
         claims: &[(String, String)],
     ) -> Result<Vec<bool>, OrderError> {
-        let owners = self.claim(group, claims).await?;
-        Ok(claims
-            .iter()
-            .zip(owners)
-            .map(|((_, position), owner)| owner.as_ref() == Some(position))
-            .collect())
+        self.claim_first(group, claims).await
     }
 
     async fn add_activity(
